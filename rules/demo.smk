@@ -1,0 +1,17 @@
+# The synthetic demo dataset; a checkpoint because its audio files are only known once written.
+
+
+checkpoint make_demo:
+    output:
+        audio=directory(f"{demo_dir(config)}/train_audio"),
+        metadata=f"{demo_dir(config)}/train_metadata.csv",
+        soundscapes=directory(f"{demo_dir(config)}/soundscapes"),
+        soundscape_labels=f"{demo_dir(config)}/soundscape_labels.csv",
+    params:
+        demo=config["demo"],
+    log:
+        f"{LOGS}/make_demo.log",
+    benchmark:
+        f"{BENCHMARKS}/make_demo.tsv"
+    script:
+        "../workflow_scripts/make_demo.py"

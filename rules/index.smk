@@ -1,0 +1,20 @@
+# Audio indexing: decode-check every listed recording -> recordings table, classes, rejected files.
+
+
+rule index_audio:
+    input:
+        audio=all_audio,
+        metadata=metadata_input,
+    output:
+        recordings=INDEX_TABLE,
+        classes=CLASSES_TABLE,
+        rejected=REJECTED_TABLE,
+    params:
+        data=DATA,
+    threads: 2
+    log:
+        f"{LOGS}/index_audio.log",
+    benchmark:
+        f"{BENCHMARKS}/index_audio.tsv"
+    script:
+        "../workflow_scripts/index_audio.py"

@@ -1,0 +1,56 @@
+"""Checks of the configuration that a JSON schema cannot express, and derived settings.
+
+Standard library only (the Snakefile runs this while it parses).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+DEMO_COLUMNS = {"filename": "filename", "label": "primary_label", "secondary_labels": "secondary_labels"}
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot work; the message names the key and the fix."""
+
+
+def demo_dir(config: dict[str, Any]) -> Path:
+    return Path(config["results_dir"]) / "demo"
+
+
+def effective_data(config: dict[str, Any]) -> dict[str, Any]:
+    """The data section with the demo's own paths and columns filled in for layout 'demo'."""
+    data = dict(config["data"])
+    if data["layout"] == "demo":
+        data.update(
+            audio_dir=str(demo_dir(config) / "train_audio"),
+            metadata_csv=str(demo_dir(config) / "train_metadata.csv"),
+            columns=dict(DEMO_COLUMNS),
+        )
+    return data
+
+
+def check_config(config: dict[str, Any]) -> None:
+    """Raise ConfigError for values the schema accepts but the workflow cannot use."""
+    mel, rate = config["mel"], config["audio"]["sample_rate"]
+    problems = []
+    if mel["hop_length"] > mel["n_fft"]:
+        problems.append(f"mel.hop_length ({mel['hop_length']}) exceeds mel.n_fft ({mel['n_fft']}): frames would skip audio; use hop_length <= n_fft")
+    if mel["fmax"] > rate / 2:
+        problems.append(f"mel.fmax ({mel['fmax']}) is above the Nyquist frequency of audio.sample_rate {rate} ({rate / 2:g}); lower mel.fmax or raise audio.sample_rate")
+    if mel["fmin"] >= mel["fmax"]:
+        problems.append(f"mel.fmin ({mel['fmin']}) must be below mel.fmax ({mel['fmax']})")
+    demo = config["demo"]
+    if demo["min_seconds"] > demo["max_seconds"]:
+        problems.append(f"demo.min_seconds ({demo['min_seconds']}) exceeds demo.max_seconds ({demo['max_seconds']})")
+    data = config["data"]
+    if data["layout"] != "demo":
+        if not Path(data["audio_dir"]).is_dir():
+            problems.append(f"data.audio_dir: folder '{data['audio_dir']}' does not exist; set it to the folder holding your recordings")
+        if data["layout"] == "metadata" and not Path(data["metadata_csv"]).is_file():
+            problems.append(f"data.metadata_csv: file '{data['metadata_csv']}' does not exist; set it to your metadata table or use data.layout: folders")
+        if data["layout"] == "folders" and config["folds"]["group_column"]:
+            problems.append("folds.group_column needs a metadata table; a folder tree has no metadata columns (set it to null)")
+    if problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))

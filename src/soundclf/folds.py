@@ -1,0 +1,81 @@
+"""Cross-validation fold assignment: seeded, stratified, group-aware, multi-label aware."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+log = logging.getLogger(__name__)
+
+
+class FoldError(ValueError):
+    pass
+
+
+def multi_hot(index: pd.DataFrame, n_classes: int) -> np.ndarray:
+    """(recordings, classes) 0/1 matrix of primary and secondary labels."""
+    y = np.zeros((len(index), n_classes), dtype=np.int8)
+    y[np.arange(len(index)), index["class_id"].to_numpy()] = 1
+    for row, ids in enumerate(index["secondary_class_ids"]):
+        y[row, list(ids)] = 1
+    return y
+
+
+def assign_folds(
+    index: pd.DataFrame,
+    n_folds: int,
+    seed: int,
+    group_column: str | None = None,
+    multilabel: bool = False,
+) -> pd.Series:
+    """Fold number (0..n_folds-1) of every recording, aligned with `index`.
+
+    - with a group column: StratifiedGroupKFold on the primary label, so no group spans folds;
+    - else with `multilabel` and secondary labels present: iterative stratification on the
+      multi-hot labels (Sechidis et al. 2011, via the iterative-stratification package);
+    - else StratifiedKFold on the primary label.
+    Classes with fewer recordings than folds are spread over as many folds as they have
+    recordings (the other folds hold none of them in validation).
+    """
+    if n_folds < 2:
+        raise FoldError(f"folds.n_folds is {n_folds}; cross-validation needs at least 2")
+    if len(index) < n_folds:
+        raise FoldError(f"folds.n_folds is {n_folds} but only {len(index)} recordings were indexed; lower folds.n_folds")
+    labels = index["class_id"].to_numpy()
+    counts = pd.Series(labels).value_counts()
+    rare = sorted(index.loc[index["class_id"].isin(counts[counts < n_folds].index), "primary_label"].unique())
+    if rare:
+        log.warning("classes with fewer recordings than folds (absent from some validation folds): %s", ", ".join(rare))
+
+    dummy = np.zeros(len(index))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The least populated class")
+        if group_column:
+            groups = index[group_column].astype(str).to_numpy()
+            if len(set(groups)) < n_folds:
+                raise FoldError(
+                    f"folds.group_column '{group_column}' has {len(set(groups))} distinct values, fewer than "
+                    f"folds.n_folds={n_folds}; lower n_folds or set group_column: null"
+                )
+            splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+            splits = splitter.split(dummy, labels, groups)
+            method = f"StratifiedGroupKFold (groups: {group_column})"
+        elif multilabel and index["secondary_class_ids"].map(len).any():
+            from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
+
+            y = multi_hot(index, int(labels.max()) + 1)
+            splits = MultilabelStratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(dummy, y)
+            method = "MultilabelStratifiedKFold (iterative stratification)"
+        else:
+            splits = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(dummy, labels)
+            method = "StratifiedKFold"
+        fold = np.full(len(index), -1, dtype=int)
+        for k, (_, valid) in enumerate(splits):
+            fold[valid] = k
+    sizes = np.bincount(fold, minlength=n_folds)
+    log.info("%s: %d folds of sizes %s", method, n_folds, sizes.tolist())
+    return pd.Series(fold, index=index.index, name="fold")

@@ -1,0 +1,99 @@
+"""Log-mel spectrograms with torchaudio, computed in bounded-size chunks along time."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+import torchaudio.functional as AF
+from torch import nn
+from torchaudio.transforms import MelSpectrogram
+
+
+@dataclass(frozen=True)
+class MelParams:
+    """Everything that determines the cached log-mel values (and so the cache's identity).
+
+    The defaults follow librosa's convention (slaney mel scale and area norm, zero padding),
+    so a cache matches `librosa.feature.melspectrogram` + `power_to_db` to ~0.05 dB.
+    """
+
+    sample_rate: int = 32000
+    n_fft: int = 2048
+    hop_length: int = 512
+    n_mels: int = 128
+    fmin: float = 50.0
+    fmax: float = 14000.0
+    power: float = 2.0
+    top_db: float | None = 80.0
+    mel_scale: str = "slaney"
+    norm: str | None = "slaney"
+
+    @classmethod
+    def from_config(cls, audio: dict[str, Any], mel: dict[str, Any]) -> "MelParams":
+        names = {f.name for f in fields(cls)}
+        values = {k: v for k, v in mel.items() if k in names}
+        return cls(sample_rate=int(audio["sample_rate"]), **values)
+
+    def n_frames(self, n_samples: int) -> int:
+        """Frames a centred STFT yields for n_samples of audio."""
+        return 1 + n_samples // self.hop_length
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.sample_rate / self.hop_length
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class LogMel(nn.Module):
+    """Waveform (..., samples) -> log-mel in dB (..., n_mels, frames).
+
+    Equal to torchaudio's MelSpectrogram(center=True, pad_mode="constant") followed by
+    AmplitudeToDB(top_db) applied to each clip separately, but the STFT runs over
+    `chunk_frames` frames at a time so an hour-long recording needs no multi-GB buffer.
+    """
+
+    def __init__(self, params: MelParams, chunk_frames: int = 8192):
+        super().__init__()
+        self.params = params
+        self.chunk_frames = chunk_frames
+        self.mel = MelSpectrogram(
+            sample_rate=params.sample_rate,
+            n_fft=params.n_fft,
+            hop_length=params.hop_length,
+            f_min=params.fmin,
+            f_max=params.fmax,
+            n_mels=params.n_mels,
+            power=params.power,
+            center=False,  # centring done here, once, so chunks line up with full-signal frames
+            mel_scale=params.mel_scale,
+            norm=params.norm,
+        )
+
+    def power_mel(self, wave: torch.Tensor) -> torch.Tensor:
+        p = self.params
+        half = p.n_fft // 2
+        padded = F.pad(wave, (half, half))
+        n_frames = p.n_frames(wave.shape[-1])
+        chunks = []
+        for first in range(0, n_frames, self.chunk_frames):
+            last = min(first + self.chunk_frames, n_frames)
+            span = padded[..., first * p.hop_length : (last - 1) * p.hop_length + p.n_fft]
+            chunks.append(self.mel(span))
+        return torch.cat(chunks, dim=-1)
+
+    def to_db(self, power_mel: torch.Tensor) -> torch.Tensor:
+        """dB with the top_db floor taken per clip (torchaudio would share one floor across a
+        3-D batch)."""
+        multiplier = 10.0 if self.params.power == 2.0 else 20.0
+        shape = power_mel.shape
+        per_clip = power_mel.reshape(-1, 1, shape[-2], shape[-1])
+        db = AF.amplitude_to_DB(per_clip, multiplier, amin=1e-10, db_multiplier=0.0, top_db=self.params.top_db)
+        return db.reshape(shape)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        return self.to_db(self.power_mel(wave))

@@ -1,0 +1,15 @@
+"""Rule index_audio: decode-check every recording, write recordings / classes / rejected tables."""
+from soundclf.atomic import write_csv
+from soundclf.indexing import build_index
+from soundclf.logs import setup_logging
+from soundclf.sources import list_recordings
+
+setup_logging(snakemake.log[0])
+data = snakemake.params.data
+columns = data["columns"] if data["layout"] != "folders" else {}
+index, classes, rejected = build_index(
+    list_recordings(data), columns, on_bad_audio=data["on_bad_audio"], threads=snakemake.threads
+)
+write_csv(rejected, snakemake.output.rejected)
+write_csv(classes, snakemake.output.classes)
+write_csv(index, snakemake.output.recordings)
