@@ -1,4 +1,5 @@
 # soundclf: audio indexing -> folds -> log-mel HDF5 cache (-> training, evaluation, prediction)
+import os
 import sys
 from pathlib import Path
 
@@ -6,19 +7,23 @@ from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
-# The package holds all real logic; make it importable even when it is not installed.
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+# The package holds all real logic; make it importable here and in every job (local, conda or
+# SLURM: jobs inherit the environment) even when it is not installed.
+SRC = str(Path(workflow.basedir) / "src")
+sys.path.insert(0, SRC)
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
 from soundclf import sources
 from soundclf.config import check_config, demo_dir, effective_data
 
 
-configfile: "config.yaml"
+configfile: Path(workflow.basedir) / "config.yaml"
 
 
 validate(config, "schemas/config.schema.yaml", set_default=True)
 check_config(config)
 
 RESULTS = config["results_dir"]
+CONDA_ENV = "../envs/soundclf.yaml"  # relative to rules/, where the rules live
 DATA = effective_data(config)
 
 

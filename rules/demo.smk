@@ -9,6 +9,8 @@ checkpoint make_demo:
         soundscape_labels=f"{demo_dir(config)}/soundscape_labels.csv",
     params:
         demo=config["demo"],
+    conda:
+        CONDA_ENV
     log:
         f"{LOGS}/make_demo.log",
     benchmark:

@@ -8,6 +8,8 @@ rule assign_folds:
         folds=FOLDS_TABLE,
     params:
         folds=config["folds"],
+    conda:
+        CONDA_ENV
     log:
         f"{LOGS}/assign_folds.log",
     benchmark:

@@ -12,6 +12,8 @@ rule index_audio:
     params:
         data=DATA,
     threads: 2
+    conda:
+        CONDA_ENV
     log:
         f"{LOGS}/index_audio.log",
     benchmark:

@@ -15,6 +15,8 @@ rule mel_shard:
         on_bad_audio=DATA["on_bad_audio"],
     wildcard_constraints:
         shard=r"\d{3}",
+    conda:
+        CONDA_ENV
     log:
         f"{LOGS}/mel_shard/{{shard}}.log",
     benchmark:

@@ -1,6 +1,6 @@
 """Rule index_audio: decode-check every recording, write recordings / classes / rejected tables."""
 from soundclf.atomic import write_csv
-from soundclf.indexing import build_index
+from soundclf.indexing import build_index, write_index
 from soundclf.logs import setup_logging
 from soundclf.sources import list_recordings
 
@@ -12,4 +12,4 @@ index, classes, rejected = build_index(
 )
 write_csv(rejected, snakemake.output.rejected)
 write_csv(classes, snakemake.output.classes)
-write_csv(index, snakemake.output.recordings)
+write_index(index, snakemake.output.recordings)

@@ -259,7 +259,7 @@ def generate(out_dir: str | Path, cfg: DemoConfig = DemoConfig(), progress: bool
         n = cfg.soundscape_seconds * sr
         scene = coloured_noise(n, rng.uniform(0.8, 1.5), rng) * rng.uniform(0.005, 0.015)
         events: list[tuple[str, float, float]] = []
-        for sp in rng.choice(species, size=int(rng.integers(3, 6)), replace=False):
+        for sp in rng.choice(species, size=min(len(species), int(rng.integers(3, 6))), replace=False):
             # each species calls in one or two bouts, leaving windows without it
             for _ in range(int(rng.integers(1, 3))):
                 t0 = rng.uniform(0, cfg.soundscape_seconds - 8)

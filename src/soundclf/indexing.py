@@ -117,13 +117,12 @@ def build_index(
     index["class_id"] = index["primary_label"].map(class_id)
     index["secondary_labels"] = [[s for s in sec if s in class_id and s != p]
                                  for sec, p in zip(index["secondary_labels"], index["primary_label"])]
-    index["secondary_class_ids"] = [json.dumps([class_id[s] for s in sec]) for sec in index["secondary_labels"]]
-    index["secondary_labels"] = [json.dumps(sec) for sec in index["secondary_labels"]]
+    index["secondary_class_ids"] = [[class_id[s] for s in sec] for sec in index["secondary_labels"]]
     extra = [c for c in index.columns if c not in INDEX_COLUMNS]
     index = index[INDEX_COLUMNS + extra].sort_values("key").reset_index(drop=True)
 
     counts = index["primary_label"].value_counts()
-    secondary_counts = pd.Series([s for ids in index["secondary_labels"] for s in json.loads(ids)]).value_counts()
+    secondary_counts = pd.Series([s for sec in index["secondary_labels"] for s in sec]).value_counts()
     classes_df = pd.DataFrame({
         "class_id": range(len(classes)),
         "class": classes,
@@ -164,6 +163,6 @@ def write_index(index: pd.DataFrame, path: str) -> None:
     """Inverse of read_index, written atomically."""
     out = index.copy()
     for column in LIST_COLUMNS:
-        out[column] = [json.dumps(v) if not isinstance(v, str) else v for v in out[column]]
+        out[column] = [json.dumps(list(v)) for v in out[column]]
     write_csv(out, path)
 

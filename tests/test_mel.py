@@ -1,0 +1,95 @@
+"""Log-mels: equal to a direct torchaudio computation, to librosa's convention, and the cache
+returns exactly the slices it stored."""
+import h5py
+import numpy as np
+import pytest
+import torch
+import torchaudio
+
+from soundclf.mel import LogMel, MelParams
+from soundclf.mel_cache import MelCache, shard_path, write_shard
+from soundclf.sources import shard_of
+from conftest import write
+
+PARAMS = MelParams(sample_rate=32000, n_fft=1024, hop_length=320, n_mels=64, fmin=50, fmax=14000)
+
+
+def noisy_chirp(seconds=3.0, sr=32000, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    return (0.3 * np.sin(2 * np.pi * (500 + 2000 * t) * t) + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+def direct_torchaudio(wave, p: MelParams):
+    mel = torchaudio.transforms.MelSpectrogram(
+        sample_rate=p.sample_rate, n_fft=p.n_fft, hop_length=p.hop_length, f_min=p.fmin, f_max=p.fmax,
+        n_mels=p.n_mels, power=p.power, center=True, pad_mode="constant", mel_scale=p.mel_scale, norm=p.norm)
+    return torchaudio.transforms.AmplitudeToDB("power", top_db=p.top_db)(mel(torch.from_numpy(wave))).numpy()
+
+
+@pytest.mark.parametrize("chunk_frames", [7, 8192])
+def test_logmel_equals_direct_torchaudio(chunk_frames):
+    wave = noisy_chirp()
+    ours = LogMel(PARAMS, chunk_frames=chunk_frames)(torch.from_numpy(wave)).numpy()
+    ref = direct_torchaudio(wave, PARAMS)
+    assert ours.shape == ref.shape == (64, PARAMS.n_frames(len(wave)))
+    np.testing.assert_allclose(ours, ref, atol=1e-3)
+
+
+def test_top_db_floor_is_per_clip_in_a_batch():
+    loud, quiet = noisy_chirp(1.0), noisy_chirp(1.0, seed=1) * 1e-3
+    batch = LogMel(PARAMS)(torch.from_numpy(np.stack([loud, quiet]))).numpy()
+    alone = LogMel(PARAMS)(torch.from_numpy(quiet)).numpy()
+    np.testing.assert_allclose(batch[1], alone, atol=1e-3)
+    assert batch[1].max() - batch[1].min() <= PARAMS.top_db + 1e-3
+
+
+def test_matches_librosa_slaney_mel():
+    librosa = pytest.importorskip("librosa")
+    wave = noisy_chirp()
+    p = MelParams(sample_rate=32000, n_fft=2048, hop_length=512, n_mels=128, fmin=50, fmax=14000, top_db=None)
+    ours = LogMel(p)(torch.from_numpy(wave)).numpy()
+    ref = librosa.power_to_db(librosa.feature.melspectrogram(
+        y=wave, sr=32000, n_fft=2048, hop_length=512, n_mels=128, fmin=50, fmax=14000, power=2.0,
+        pad_mode="constant"), ref=1.0, amin=1e-10, top_db=None)
+    assert ours.shape == ref.shape
+    diff = np.abs(ours - ref)
+    assert diff.mean() < 0.05 and np.percentile(diff, 99) < 0.2  # README: "within 0.05 dB on average"
+
+
+@pytest.mark.parametrize("dtype,atol", [("float32", 1e-4), ("float16", 0.05)])
+def test_cache_window_equals_slice_of_direct_mel(tmp_path, dtype, atol):
+    waves = {f"sp{i}/rec {i}.wav": noisy_chirp(2.0 + i, seed=i) for i in range(3)}
+    recs = [(k, str(write(tmp_path / "audio" / k, w, 32000, subtype="FLOAT"))) for k, w in waves.items()]
+    n_shards = 2
+    for s in range(n_shards):
+        write_shard(shard_path(tmp_path / "mels", s), [r for r in recs if shard_of(r[0], n_shards) == s],
+                    PARAMS, dtype=dtype, chunk_frames=32)
+    cache = MelCache(tmp_path / "mels", n_shards)
+    for key, wave in waves.items():
+        ref = direct_torchaudio(wave, PARAMS)
+        assert cache.n_frames(key) == ref.shape[1]
+        np.testing.assert_allclose(cache.full(key), ref, atol=atol)
+        window = cache.window(key, 40, 100)
+        np.testing.assert_array_equal(window, cache.full(key)[:, 40:140])
+    assert cache.mel_params(key)["n_mels"] == 64
+    cache.close()
+
+
+def test_shard_written_atomically_on_failure(tmp_path):
+    out = tmp_path / "shard_000.h5"
+    bad = tmp_path / "bad.wav"
+    bad.write_text("not audio")
+    with pytest.raises(Exception):
+        write_shard(out, [("bad.wav", str(bad))], PARAMS, on_bad_audio="fail")
+    assert not out.exists() and list(tmp_path.glob(".shard_000*")) == []
+
+
+def test_skipped_file_is_reported(tmp_path):
+    bad = tmp_path / "bad.wav"
+    bad.write_text("not audio")
+    good = write(tmp_path / "good.wav", noisy_chirp(1.0), 32000)
+    skipped = write_shard(tmp_path / "s.h5", [("bad.wav", str(bad)), ("good.wav", str(good))], PARAMS)
+    assert [s[0] for s in skipped] == ["bad.wav"]
+    with h5py.File(tmp_path / "s.h5") as h5:
+        assert list(h5) == ["good.wav"]

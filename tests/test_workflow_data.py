@@ -1,0 +1,142 @@
+"""Snakemake runs of the data stages on small generated datasets: real runs and the rerun
+contracts (what a dry run plans after each kind of change)."""
+import re
+import shutil
+
+import h5py
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import TINY_DEMO, run_snakemake, tone, write
+
+pytestmark = [pytest.mark.workflow, pytest.mark.slow]
+
+SMALL = {
+    "folds": {"n_folds": 2},
+    "mel": {"n_mels": 32, "n_fft": 1024, "hop_length": 512},
+    "cache": {"n_shards": 4},
+}
+
+
+def planned_jobs(result) -> dict[str, int]:
+    """Job counts from a dry run's 'Job stats' table ({} when nothing is to be done)."""
+    text = result.stdout + result.stderr
+    if "Nothing to be done" in text:
+        return {}
+    table = text.split("Job stats:", 1)[1].split("total", 1)[0]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M)}
+
+
+def write_config(workdir, extra=None, name="config.test.yaml"):
+    config = {"data": {"layout": "metadata", "audio_dir": "data/train_audio",
+                       "metadata_csv": "data/train_metadata.csv"}} | SMALL | (extra or {})
+    (workdir / name).write_text(yaml.safe_dump(config))
+    return name
+
+
+@pytest.fixture(scope="module")
+def built_workdir(tmp_path_factory, tiny_dataset):
+    """A working directory whose data stages have run once."""
+    workdir = tmp_path_factory.mktemp("built")
+    shutil.copytree(tiny_dataset, workdir / "data")
+    run_snakemake(workdir, "--configfile", write_config(workdir))
+    return workdir
+
+
+@pytest.fixture
+def workdir(built_workdir, tmp_path):
+    """A private copy (mtimes and Snakemake's metadata included) for a test to change."""
+    copy = tmp_path / "w"
+    shutil.copytree(built_workdir, copy, symlinks=True)
+    return copy
+
+
+def dry_run(workdir, *configfiles):
+    args = [a for c in configfiles for a in ("--configfile", c)]
+    return planned_jobs(run_snakemake(workdir, "-n", *args))
+
+
+def test_outputs_are_complete(built_workdir):
+    folds = pd.read_csv(built_workdir / "results/folds/folds.csv")
+    meta = pd.read_csv(built_workdir / "data/train_metadata.csv")
+    assert len(folds) == len(meta) and set(folds["fold"]) == {0, 1}
+    keys = set()
+    for shard in sorted((built_workdir / "results/mels").glob("shard_*.h5")):
+        with h5py.File(shard) as h5:
+            h5.visititems(lambda name, obj: keys.add(name) if isinstance(obj, h5py.Dataset) else None)
+            assert all(h5[k].shape[0] == 32 for k in keys if k in h5)
+    assert keys == set(folds["key"])
+    for rule in ("index_audio", "assign_folds", "mel_shard/000"):
+        assert (built_workdir / f"results/logs/{rule}.log").stat().st_size > 0
+        assert (built_workdir / f"results/benchmarks/{rule}.tsv").exists()
+
+
+def test_unchanged_workflow_has_nothing_to_do(workdir):
+    assert dry_run(workdir, "config.test.yaml") == {}
+
+
+def test_changing_n_mels_reruns_every_mel_shard_and_no_index(workdir):
+    config = write_config(workdir, {"mel": SMALL["mel"] | {"n_mels": 24}}, "config.mels.yaml")
+    jobs = dry_run(workdir, config)
+    assert jobs.get("mel_shard") == 4
+    assert "index_audio" not in jobs and "assign_folds" not in jobs
+
+
+def test_changing_fold_count_reruns_no_index_or_mel_job(workdir):
+    jobs = dry_run(workdir, write_config(workdir, {"folds": {"n_folds": 3}}, "config.folds.yaml"))
+    assert jobs == {"assign_folds": 1, "all": 1}
+
+
+def test_adding_one_recording_reruns_exactly_one_mel_shard(workdir):
+    meta = pd.read_csv(workdir / "data/train_metadata.csv")
+    first = meta.iloc[0]
+    new_name = first["filename"].rsplit("/", 1)[0] + "/XC_new recording.ogg"
+    write(workdir / "data/train_audio" / new_name, tone(4.0, 32000, 2500.0), 32000, "OGG", "VORBIS")
+    meta = pd.concat([meta, pd.DataFrame([first.to_dict() | {"filename": new_name}])])
+    meta.to_csv(workdir / "data/train_metadata.csv", index=False)
+    jobs = dry_run(workdir, "config.test.yaml")
+    assert jobs.get("mel_shard") == 1
+    assert jobs.get("index_audio") == 1 and jobs.get("assign_folds") == 1
+
+
+def test_bad_files_among_good_ones_are_rejected_and_the_run_finishes(tmp_path):
+    audio = tmp_path / "data/audio"
+    for label in ("owl", "wren"):
+        for i in range(3):
+            write(audio / label / f"{label}_{i}.flac", tone(2.0 + i, 16000, 500.0 * (i + 2)), 16000)
+    ogg = write(audio / "owl/corrupt.ogg", tone(3.0, 16000), 16000, "OGG", "VORBIS")
+    raw = bytearray(ogg.read_bytes())
+    raw[40:] = bytes(len(raw) - 40)
+    ogg.write_bytes(bytes(raw))
+    (audio / "wren/empty.wav").write_bytes(b"")
+    (audio / "wren/notes.wav").write_text("field notes, not audio\n" * 5)
+    config = {"data": {"layout": "folders", "audio_dir": "data/audio"}} | SMALL
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    run_snakemake(tmp_path, "--configfile", "c.yaml")
+    rejected = pd.read_csv(tmp_path / "results/index/rejected.csv")
+    assert set(rejected["key"]) == {"owl/corrupt.ogg", "wren/empty.wav", "wren/notes.wav"}
+    assert rejected["reason"].str.len().min() > 5
+    folds = pd.read_csv(tmp_path / "results/folds/folds.csv")
+    assert len(folds) == 6
+    assert "rejected 3 file(s)" in (tmp_path / "results/logs/index_audio.log").read_text()
+
+
+def test_demo_layout_builds_through_the_checkpoint(tmp_path):
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"demo": TINY_DEMO} | SMALL))
+    run_snakemake(tmp_path, "--configfile", "c.yaml")
+    folds = pd.read_csv(tmp_path / "results/folds/folds.csv")
+    assert len(folds) == TINY_DEMO["n_species"] * TINY_DEMO["recordings_per_species"]
+    assert (tmp_path / "results/demo/soundscape_labels.csv").exists()
+    assert dry_run(tmp_path, "c.yaml") == {}
+
+
+def test_invalid_config_stops_before_any_job_naming_the_key(tmp_path):
+    for bad, named in [({"mel": {"n_mels": "many"}}, "n_mels"),
+                       ({"mel": {"hop_length": 4096, "n_fft": 1024}}, "mel.hop_length"),
+                       ({"mel": {"fmax": 20000}}, "mel.fmax"),
+                       ({"folds": {"n_fold": 3}}, "n_fold")]:
+        (tmp_path / "c.yaml").write_text(yaml.safe_dump(bad))
+        result = run_snakemake(tmp_path, "--configfile", "c.yaml", check=False)
+        assert result.returncode != 0 and named in result.stdout + result.stderr
+        assert not (tmp_path / "results").exists()
