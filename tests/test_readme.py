@@ -1,0 +1,40 @@
+"""The README's commands are the ones CI runs."""
+import re
+
+from conftest import REPO
+
+
+def readme_command(marker: str) -> str:
+    text = (REPO / "README.md").read_text()
+    match = re.search(rf"<!-- {marker} -->\s*```bash\n(.+?)\n```", text, re.S)
+    assert match, f"README has no {marker} block"
+    return match.group(1).strip()
+
+
+def test_ci_runs_the_readme_test_command():
+    ci_lines = [line.strip() for line in (REPO / ".ci/run").read_text().splitlines()]
+    assert readme_command("test-command") in ci_lines
+
+
+def test_ci_installs_like_the_readme_run_command():
+    install = readme_command("run-command").split("&&")[1].strip()
+    ci = (REPO / ".ci/run").read_text()
+    assert install.replace(".venv/bin/pip install", "") .strip() in ci
+
+
+def test_every_config_key_is_documented():
+    import yaml
+
+    schema = yaml.safe_load((REPO / "schemas/config.schema.yaml").read_text())
+    readme = (REPO / "README.md").read_text()
+
+    def keys(node, prefix=""):
+        for name, sub in node.get("properties", {}).items():
+            path = f"{prefix}{name}"
+            if sub.get("type") == "object":
+                yield from keys(sub, path + ".")
+            else:
+                yield path, name
+
+    missing = [path for path, name in keys(schema) if path not in readme and f".{name}" not in readme]
+    assert not missing, f"config keys missing from the README: {missing}"
