@@ -1,0 +1,74 @@
+"""The recipe's network: a timm backbone applied to 5 s segments of a 30 s crop, segment
+feature maps re-joined along time, GeM pooling and one linear head."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class GeM(nn.Module):
+    """Generalised-mean pooling over frequency and time with a learnable exponent."""
+
+    def __init__(self, p: float = 3.0, eps: float = 1e-6):
+        super().__init__()
+        self.p = nn.Parameter(torch.tensor(p))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.clamp(min=self.eps).pow(self.p).mean(dim=(-2, -1)).pow(1.0 / self.p)
+
+
+def split_segments(x: torch.Tensor, n_segments: int) -> torch.Tensor:
+    """(B, C, mels, n*t) -> (B*n, C, mels, t): each segment becomes its own image."""
+    b, c, m, total = x.shape
+    if total % n_segments:
+        raise ValueError(f"{total} frames do not split into {n_segments} equal segments")
+    t = total // n_segments
+    return x.reshape(b, c, m, n_segments, t).permute(0, 3, 1, 2, 4).reshape(b * n_segments, c, m, t)
+
+
+def join_segments(x: torch.Tensor, n_segments: int) -> torch.Tensor:
+    """(B*n, C, f, t) -> (B, C, f, n*t): inverse of split_segments, re-joined along time."""
+    bn, c, f, t = x.shape
+    b = bn // n_segments
+    return x.reshape(b, n_segments, c, f, t).permute(0, 2, 3, 1, 4).reshape(b, c, f, n_segments * t)
+
+
+class SoundClassifier(nn.Module):
+    """Log-mel input (B, 1, mels, frames) -> class logits (B, classes).
+
+    Training passes a 30 s crop with n_segments=6; inference passes one 5 s window with
+    n_segments=1: the same backbone sees 5 s images either way.
+    """
+
+    def __init__(self, backbone: str, n_classes: int, pretrained: bool = False,
+                 pretrained_path: str | None = None, drop_rate: float = 0.0, drop_path_rate: float = 0.0):
+        super().__init__()
+        import timm
+
+        overlay = {"file": pretrained_path} if pretrained_path else None
+        self.backbone = timm.create_model(
+            backbone, pretrained=pretrained or bool(pretrained_path), pretrained_cfg_overlay=overlay,
+            in_chans=1, num_classes=0, global_pool="", drop_rate=drop_rate, drop_path_rate=drop_path_rate,
+        )
+        self.pool = GeM()
+        self.head = nn.Linear(self.backbone.num_features, n_classes)
+
+    def forward(self, x: torch.Tensor, n_segments: int = 1) -> torch.Tensor:
+        features = self.backbone(split_segments(x, n_segments))
+        return self.head(self.pool(join_segments(features, n_segments)))
+
+
+def mixup(x: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor, alpha: float,
+          generator: torch.Generator | None = None):
+    """Mix every crop (all its segments together) with a random other crop of the batch,
+    one Beta(alpha, alpha) coefficient per crop, applied alike to inputs, targets and weights."""
+    b = x.shape[0]
+    perm = torch.randperm(b, generator=generator)
+    lam = torch.distributions.Beta(alpha, alpha).sample((b,)).to(x.device)
+    lam_x = lam.view(b, *([1] * (x.dim() - 1)))
+    mixed_x = lam_x * x + (1 - lam_x) * x[perm]
+    mixed_t = lam[:, None] * targets + (1 - lam[:, None]) * targets[perm]
+    mixed_w = lam * weights + (1 - lam) * weights[perm]
+    return mixed_x, mixed_t, mixed_w, lam, perm

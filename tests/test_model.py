@@ -1,0 +1,61 @@
+"""The network's pieces: segment reshape, mixup, GeM, a learning step."""
+import pytest
+import torch
+
+from soundclf.model import GeM, SoundClassifier, join_segments, mixup, split_segments
+
+
+def test_segments_round_trip_and_keep_time_order():
+    x = torch.arange(2 * 1 * 4 * 30, dtype=torch.float32).reshape(2, 1, 4, 30)
+    seg = split_segments(x, 6)
+    assert seg.shape == (12, 1, 4, 5)
+    assert torch.equal(seg[1], x[0, :, :, 5:10]) and torch.equal(seg[6], x[1, :, :, 0:5])
+    assert torch.equal(join_segments(seg, 6), x)
+    with pytest.raises(ValueError):
+        split_segments(x, 7)
+
+
+def test_mixup_uses_one_coefficient_for_inputs_and_targets_and_keeps_label_mass():
+    g = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    x = torch.randn(8, 1, 4, 12)
+    targets = torch.eye(5)[torch.tensor([0, 1, 2, 3, 4, 0, 1, 2])]
+    mx, mt, mw, lam, perm = mixup(x, targets, torch.ones(8), alpha=0.4, generator=g)
+    assert torch.allclose(mt.sum(dim=1), torch.ones(8))  # one-hot rows stay mass 1
+    for i in range(8):
+        expected = lam[i] * x[i] + (1 - lam[i]) * x[perm[i]]
+        assert torch.allclose(mx[i], expected, atol=1e-6)
+        assert torch.allclose(mt[i], lam[i] * targets[i] + (1 - lam[i]) * targets[perm[i]])
+    assert torch.allclose(mw, torch.ones(8))
+    assert ((lam > 0) & (lam < 1)).all()
+
+
+def test_gem_with_p1_is_mean_pooling():
+    gem = GeM(p=1.0)
+    x = torch.rand(2, 3, 4, 5)
+    assert torch.allclose(gem(x), x.mean(dim=(-2, -1)), atol=1e-6)
+
+
+def test_a_training_step_lowers_the_loss_on_a_tiny_batch():
+    torch.manual_seed(0)
+    model = SoundClassifier("resnet10t", n_classes=3)
+    x = torch.randn(4, 1, 32, 60)
+    y = torch.eye(3)[torch.tensor([0, 1, 2, 0])]
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    losses = []
+    for _ in range(8):
+        loss = loss_fn(model(x, n_segments=6), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] * 0.8
+
+
+def test_five_second_window_and_thirty_second_crop_share_the_backbone():
+    model = SoundClassifier("resnet10t", n_classes=4).eval()
+    crop = torch.randn(1, 1, 32, 60)
+    with torch.no_grad():
+        assert model(crop, n_segments=6).shape == (1, 4)
+        assert model(crop[..., :10], n_segments=1).shape == (1, 4)
