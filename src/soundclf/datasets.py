@@ -1,0 +1,127 @@
+"""Training crops and evaluation windows read from the log-mel cache."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+from torchaudio.transforms import FrequencyMasking, TimeMasking
+
+from .mel import MelParams
+from .mel_cache import MelCache
+
+
+def segment_frames(params: MelParams, segment_seconds: float) -> int:
+    """Frames of one segment: what a centred STFT yields for `segment_seconds` of audio, so
+    a 5 s training segment and a 5 s inference window have the same width."""
+    return params.n_frames(int(round(segment_seconds * params.sample_rate)))
+
+
+def normalise_db(mel: np.ndarray) -> np.ndarray:
+    """The recipe's scaling of dB values to roughly [0, 1]: (dB + 80) / 80."""
+    return (mel + 80.0) / 80.0
+
+
+def multi_hot_targets(table: pd.DataFrame, n_classes: int, secondary_weight: float,
+                      label_smoothing: float) -> np.ndarray:
+    """Primary label 1, secondary labels `secondary_weight`, then binary label smoothing
+    (y * (1 - eps) + eps / 2)."""
+    y = np.zeros((len(table), n_classes), dtype=np.float32)
+    for row, ids in enumerate(table["secondary_class_ids"]):
+        y[row, list(ids)] = secondary_weight
+    y[np.arange(len(table)), table["class_id"].to_numpy()] = 1.0
+    return y * (1 - label_smoothing) + label_smoothing / 2
+
+
+def sample_weights(table: pd.DataFrame, column: str | None) -> np.ndarray:
+    """Per-recording loss weight from a numeric column (e.g. rating), scaled to mean 1;
+    missing or zero values (BirdCLEF's 'unrated') get the mean."""
+    if not column:
+        return np.ones(len(table), dtype=np.float32)
+    values = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=np.float64, copy=True)
+    values[~(values > 0)] = np.nan
+    mean = np.nanmean(values) if np.isfinite(values).any() else 1.0
+    values = np.where(np.isfinite(values), values, mean)
+    return (values / mean).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class SpecAugment:
+    freq_mask: int = 0  # widest frequency mask, in mel bins (0: off)
+    time_mask: int = 0  # widest time mask, in frames (0: off)
+    n_masks: int = 2
+
+    def build(self) -> torch.nn.Module:
+        layers = []
+        for _ in range(self.n_masks):
+            if self.freq_mask:
+                layers.append(FrequencyMasking(self.freq_mask))
+            if self.time_mask:
+                layers.append(TimeMasking(self.time_mask))
+        return torch.nn.Sequential(*layers)
+
+
+class CropDataset(Dataset):
+    """Random `n_segments * seg_frames`-frame crops of whole recordings (the recipe's 30 s),
+    short recordings tiled (looped) to length, with multi-hot targets and a loss weight."""
+
+    def __init__(self, table: pd.DataFrame, cache: MelCache, n_classes: int, seg_frames: int,
+                 n_segments: int, secondary_weight: float = 1.0, label_smoothing: float = 0.0,
+                 weight_column: str | None = None, augment: SpecAugment = SpecAugment()):
+        self.keys = table["key"].tolist()
+        self.cache = cache
+        self.crop_frames = seg_frames * n_segments
+        self.targets = multi_hot_targets(table, n_classes, secondary_weight, label_smoothing)
+        self.weights = sample_weights(table, weight_column)
+        self.augment = augment.build()
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def crop(self, key: str, rng: np.random.Generator) -> np.ndarray:
+        n = self.cache.n_frames(key)
+        if n >= self.crop_frames:
+            start = int(rng.integers(0, n - self.crop_frames + 1))
+            return self.cache.window(key, start, self.crop_frames)
+        full = self.cache.full(key)  # short: it is small, read it whole
+        looped = np.tile(full, (1, -(-self.crop_frames // n) + 1))
+        start = int(rng.integers(0, n))
+        return looped[:, start : start + self.crop_frames]
+
+    def __getitem__(self, i: int):
+        # torch seeds each worker and each epoch differently; draw the crop offset from it
+        rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,)).item()))
+        mel = torch.from_numpy(normalise_db(self.crop(self.keys[i], rng)))[None]
+        return self.augment(mel), torch.from_numpy(self.targets[i]), torch.tensor(self.weights[i])
+
+
+class WindowDataset(Dataset):
+    """Every consecutive `seg_frames`-frame window of each recording, once: window j of a
+    recording starts at frame round(j * window_seconds * frames_per_second); the last,
+    partial window is zero-padded (in dB terms: the floor)."""
+
+    def __init__(self, table: pd.DataFrame, cache: MelCache, params: MelParams,
+                 window_seconds: float, seg_frames: int):
+        self.cache = cache
+        self.seg_frames = seg_frames
+        step = window_seconds * params.frames_per_second
+        rows = []
+        for key, duration in zip(table["key"], table["duration"]):
+            n_windows = max(1, int(np.ceil(duration / window_seconds - 1e-6)))
+            for j in range(n_windows):
+                rows.append((key, j, int(round(j * step)), j * window_seconds, (j + 1) * window_seconds))
+        self.windows = pd.DataFrame(rows, columns=["key", "window", "start_frame", "start", "end"])
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        w = self.windows.iloc[i]
+        mel = self.cache.window(w.key, int(w.start_frame), self.seg_frames)
+        if mel.shape[1] < self.seg_frames:
+            floor = mel.min() if mel.size else -80.0
+            mel = np.pad(mel, ((0, 0), (0, self.seg_frames - mel.shape[1])), constant_values=floor)
+        return torch.from_numpy(normalise_db(mel))[None]

@@ -1,0 +1,76 @@
+"""Training crops and evaluation windows from the cache."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from conftest import tone, write
+from soundclf.datasets import (CropDataset, SpecAugment, WindowDataset, multi_hot_targets, normalise_db,
+                               sample_weights, segment_frames)
+from soundclf.mel import MelParams
+from soundclf.mel_cache import MelCache, shard_path, write_shard
+
+PARAMS = MelParams(sample_rate=16000, n_fft=512, hop_length=256, n_mels=16, fmin=50, fmax=7000)
+
+
+@pytest.fixture
+def cache(tmp_path):
+    recs = []
+    for key, seconds in [("a/long.wav", 13.0), ("a/short.wav", 1.2), ("b/mid.wav", 10.0)]:
+        recs.append((key, str(write(tmp_path / key, tone(seconds, 16000, 800.0), 16000))))
+    write_shard(shard_path(tmp_path / "mels", 0), recs, PARAMS, dtype="float32")
+    table = pd.DataFrame({"key": [r[0] for r in recs], "duration": [13.0, 1.2, 10.0], "class_id": [0, 0, 1],
+                          "secondary_class_ids": [[1], [], []], "rating": [5.0, 0.0, 2.5]})
+    return MelCache(tmp_path / "mels", 1), table
+
+
+def test_segment_frames_match_a_five_second_clip():
+    assert segment_frames(MelParams(), 5) == 313  # 1 + 160000 // 512
+
+
+def test_crops_have_the_crop_length_and_come_from_the_recording(cache):
+    mel_cache, table = cache
+    seg = segment_frames(PARAMS, 1.0)
+    ds = CropDataset(table, mel_cache, n_classes=2, seg_frames=seg, n_segments=6)
+    torch.manual_seed(0)
+    for i, key in enumerate(table["key"]):
+        x, y, w = ds[i]
+        assert x.shape == (1, 16, 6 * seg)
+        full = normalise_db(mel_cache.full(key))
+        if full.shape[1] >= 6 * seg:  # a plain window: must equal some slice of the recording
+            starts = [s for s in range(full.shape[1] - 6 * seg + 1) if np.allclose(full[:, s : s + 6 * seg], x[0])]
+            assert starts
+        else:  # tiled: every frame of the crop is a frame of the short recording
+            assert all(np.isclose(full, x[0, :, [j]].numpy()).all(axis=0).any() for j in range(0, x.shape[-1], 7))
+
+
+def test_targets_secondary_weight_and_smoothing():
+    table = pd.DataFrame({"class_id": [0, 2], "secondary_class_ids": [[1], []]})
+    y = multi_hot_targets(table, 3, secondary_weight=0.5, label_smoothing=0.1)
+    np.testing.assert_allclose(y, [[0.95, 0.5 * 0.9 + 0.05, 0.05], [0.05, 0.05, 0.95]], rtol=1e-6)
+
+
+def test_sample_weights_scale_to_mean_one_and_fill_unrated(cache):
+    _, table = cache
+    w = sample_weights(table, "rating")
+    np.testing.assert_allclose(w, [5 / 3.75, 1.0, 2.5 / 3.75], rtol=1e-6)
+    assert (sample_weights(table, None) == 1).all()
+
+
+def test_windows_cover_each_recording_exactly_once(cache):
+    mel_cache, table = cache
+    ds = WindowDataset(table, mel_cache, PARAMS, window_seconds=5.0, seg_frames=segment_frames(PARAMS, 5.0))
+    for key, duration in zip(table["key"], table["duration"]):
+        w = ds.windows[ds.windows["key"] == key].sort_values("start")
+        assert len(w) == int(np.ceil(duration / 5.0))
+        assert w["start"].iloc[0] == 0 and (w["start"].to_numpy()[1:] == w["end"].to_numpy()[:-1]).all()
+        assert w["end"].iloc[-1] >= duration > w["start"].iloc[-1]
+    assert all(ds[i].shape == (1, 16, segment_frames(PARAMS, 5.0)) for i in range(len(ds)))
+
+
+def test_spec_augment_masks_only_when_configured():
+    x = torch.ones(1, 16, 100)
+    assert torch.equal(SpecAugment().build()(x), x)
+    torch.manual_seed(0)
+    masked = SpecAugment(freq_mask=8, time_mask=30, n_masks=2).build()(x)
+    assert masked.shape == x.shape and (masked == 0).any()
