@@ -11,7 +11,7 @@ MEL_SHARDS = [f"{MEL_DIR}/shard_{s:03d}.h5" for s in range(N_SHARDS)]
 LOGS = f"{RESULTS}/logs"
 BENCHMARKS = f"{RESULTS}/benchmarks"
 
-_recordings_cache = []
+_listing = {}
 
 
 def recordings():
@@ -19,9 +19,9 @@ def recordings():
     the generated demo (its audio does not exist when the Snakefile is parsed)."""
     if DATA["layout"] == "demo":
         checkpoints.make_demo.get()
-    if not _recordings_cache:
-        _recordings_cache.extend(sources.list_recordings(DATA))
-    return _recordings_cache
+    if "all" not in _listing:
+        _listing["all"] = sources.list_recordings(DATA)
+    return _listing["all"]
 
 
 def metadata_input(wildcards):
@@ -32,14 +32,22 @@ def metadata_input(wildcards):
     return DATA["metadata_csv"]
 
 
-def existing_audio(recs):
+def existing_recordings():
     # Missing files are the index's to report (as rejected rows), not a DAG error.
-    return [r.path for r in recs if Path(r.path).is_file()]
+    if "existing" not in _listing:
+        _listing["existing"] = [r for r in recordings() if Path(r.path).is_file()]
+    return _listing["existing"]
 
 
 def all_audio(wildcards):
-    return existing_audio(recordings())
+    return [r.path for r in existing_recordings()]
 
 
 def shard_recordings(shard):
-    return [r for r in recordings() if sources.shard_of(r.key, N_SHARDS) == int(shard)]
+    """The existing recordings of one shard (grouped once for all shards)."""
+    if "by_shard" not in _listing:
+        by_shard = {s: [] for s in range(N_SHARDS)}
+        for r in existing_recordings():
+            by_shard[sources.shard_of(r.key, N_SHARDS)].append(r)
+        _listing["by_shard"] = by_shard
+    return _listing["by_shard"][int(shard)]

@@ -4,11 +4,11 @@
 
 rule mel_shard:
     input:
-        audio=lambda wc: existing_audio(shard_recordings(wc.shard)),
+        audio=lambda wc: [r.path for r in shard_recordings(wc.shard)],
     output:
         f"{MEL_DIR}/shard_{{shard}}.h5",
     params:
-        recordings=lambda wc: [(r.key, r.path) for r in shard_recordings(wc.shard) if Path(r.path).is_file()],
+        recordings=lambda wc: [(r.key, r.path) for r in shard_recordings(wc.shard)],
         sample_rate=config["audio"]["sample_rate"],
         mel=config["mel"],
         cache=config["cache"],
