@@ -1,0 +1,149 @@
+"""The training loop: AdamW, cosine schedule with warm-up, mixup, gradient clipping, mixed
+precision and channels-last on CUDA, atomic per-epoch checkpoints and automatic resume."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from .atomic import atomic_path
+from .model import mixup
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 30
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    warmup_epochs: float = 1.0
+    mixup_alpha: float = 1.0
+    mixup_prob: float = 1.0
+    grad_clip: float = 5.0
+    n_segments: int = 6
+    seed: int = 0
+
+    def fingerprint(self) -> str:
+        return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def pick_device() -> torch.device:
+    """CUDA when a device is really usable (a SLURM GPU request may set CUDA_VISIBLE_DEVICES
+    on a node without one), else CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() and torch.cuda.device_count() > 0 else "cpu")
+
+
+def cosine_with_warmup(optimizer, warmup_steps: int, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def save_checkpoint(path: str | Path, state: dict) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Tensors and plain containers only: a pickle that would run code is refused."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def train(
+    model: nn.Module,
+    loader,
+    cfg: TrainConfig,
+    checkpoint_path: str | Path,
+    history_csv: str | Path,
+    validate: Callable[[nn.Module], dict[str, float]] | None = None,
+    device: torch.device | None = None,
+) -> list[dict]:
+    """Train for cfg.epochs, resuming from `checkpoint_path` when it holds a run of the same
+    config; returns the per-epoch history (also written to `history_csv` each epoch)."""
+    device = device or pick_device()
+    cuda = device.type == "cuda"
+    torch.manual_seed(cfg.seed)
+    model.to(device)
+    if cuda:
+        model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = len(loader)
+    scheduler = cosine_with_warmup(optimizer, int(cfg.warmup_epochs * steps_per_epoch), cfg.epochs * steps_per_epoch)
+    scaler = torch.amp.GradScaler("cuda", enabled=cuda)
+    loss_fn = nn.BCEWithLogitsLoss(reduction="none")
+    history: list[dict] = []
+    start_epoch = 0
+
+    checkpoint_path = Path(checkpoint_path)
+    if checkpoint_path.exists():
+        state = load_checkpoint(checkpoint_path)
+        if state.get("fingerprint") == cfg.fingerprint():
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            scaler.load_state_dict(state["scaler"])
+            torch.set_rng_state(state["rng"])
+            history = json.loads(state["history"])
+            start_epoch = int(state["epoch"])
+            log.info("resumed from %s after epoch %d", checkpoint_path, start_epoch)
+        else:
+            log.info("ignoring %s: it was written with another training config", checkpoint_path)
+
+    for epoch in range(start_epoch, cfg.epochs):
+        model.train()
+        total, count = 0.0, 0
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False)
+        for x, y, w in bar:
+            x, y, w = x.to(device), y.to(device), w.to(device)
+            if cuda:
+                x = x.contiguous(memory_format=torch.channels_last)
+            if cfg.mixup_prob > 0 and torch.rand(1).item() < cfg.mixup_prob:
+                x, y, w, _, _ = mixup(x, y, w, cfg.mixup_alpha)
+            with torch.autocast(device.type, enabled=cuda):
+                logits = model(x, n_segments=cfg.n_segments)
+            loss = (loss_fn(logits.float(), y).mean(dim=1) * w).mean()
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            total, count = total + loss.item() * len(x), count + len(x)
+            bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+        row = {"epoch": epoch + 1, "train_loss": total / max(1, count), "lr": scheduler.get_last_lr()[0]}
+        if validate is not None:
+            model.eval()
+            with torch.no_grad():
+                row.update(validate(model))
+        history.append(row)
+        log.info("epoch %d: %s", epoch + 1, ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
+        _write_history(history, history_csv)
+        save_checkpoint(checkpoint_path, {
+            "fingerprint": cfg.fingerprint(), "epoch": epoch + 1, "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict(), "rng": torch.get_rng_state(), "history": json.dumps(history),
+        })
+    return history
+
+
+def _write_history(history: list[dict], path: str | Path) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(history[-1]))
+        writer.writeheader()
+        writer.writerows(history)

@@ -1,0 +1,101 @@
+"""The training loop: learning, resume from the saved epoch with the same optimizer state,
+safe checkpoint loading."""
+import pickle
+
+import pandas as pd
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from soundclf.model import SoundClassifier
+from soundclf.training import TrainConfig, cosine_with_warmup, load_checkpoint, train
+
+
+def tiny_loader():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(8, 1, 16, 24, generator=g)
+    y = torch.eye(2)[torch.tensor([0, 1] * 4)]
+    x[y[:, 0] == 1, :, :8] += 2.0  # class 0 is louder in the low bins: learnable
+    return DataLoader(TensorDataset(x, y, torch.ones(8)), batch_size=4, shuffle=False)
+
+
+def config(epochs):
+    return TrainConfig(epochs=epochs, lr=3e-3, warmup_epochs=0.5, mixup_prob=0.0, n_segments=2, seed=1)
+
+
+def new_model():
+    torch.manual_seed(0)
+    return SoundClassifier("resnet10t", n_classes=2)
+
+
+def test_loss_falls_and_history_is_written(tmp_path):
+    history = train(new_model(), tiny_loader(), config(6), tmp_path / "ckpt.pt", tmp_path / "h.csv",
+                    device=torch.device("cpu"))
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert pd.read_csv(tmp_path / "h.csv")["epoch"].tolist() == list(range(1, 7))
+
+
+class Killed(Exception):
+    pass
+
+
+def test_resume_continues_from_the_saved_epoch_with_the_same_optimizer_state(tmp_path):
+    cpu = torch.device("cpu")
+    calls = []
+
+    def validate_then_die_in_epoch_3(model):
+        calls.append(1)
+        if len(calls) == 3:  # the job is killed before epoch 3's checkpoint is written
+            raise Killed
+        return {"valid_metric": 0.0}
+
+    with pytest.raises(Killed):
+        train(new_model(), tiny_loader(), config(3), tmp_path / "ckpt.pt", tmp_path / "h.csv",
+              validate=validate_then_die_in_epoch_3, device=cpu)
+    saved = load_checkpoint(tmp_path / "ckpt.pt")
+    assert saved["epoch"] == 2
+    resumed = train(new_model(), tiny_loader(), config(3), tmp_path / "ckpt.pt", tmp_path / "h.csv",
+                    validate=lambda m: {"valid_metric": 1.0}, device=cpu)
+    assert [row["epoch"] for row in resumed] == [1, 2, 3]
+    assert [row["valid_metric"] for row in resumed] == [0.0, 0.0, 1.0]  # only epoch 3 ran again
+    after = load_checkpoint(tmp_path / "ckpt.pt")
+    assert after["optimizer"]["state"][0]["step"] == saved["optimizer"]["state"][0]["step"] + len(tiny_loader())
+    # the resumed run ends where an uninterrupted run ends (CPU, fixed seeds)
+    train(new_model(), tiny_loader(), config(3), tmp_path / "straight.pt", tmp_path / "h2.csv",
+          validate=lambda m: {"valid_metric": 1.0}, device=cpu)
+    straight = load_checkpoint(tmp_path / "straight.pt")
+    for name, value in straight["model"].items():
+        assert torch.allclose(value.float(), after["model"][name].float(), atol=1e-5), name
+
+
+def test_checkpoint_of_another_config_is_not_resumed(tmp_path):
+    cpu = torch.device("cpu")
+    train(new_model(), tiny_loader(), config(1), tmp_path / "ckpt.pt", tmp_path / "h.csv", device=cpu)
+    history = train(new_model(), tiny_loader(), config(2), tmp_path / "ckpt.pt", tmp_path / "h.csv", device=cpu)
+    assert [row["epoch"] for row in history] == [1, 2]
+
+
+class Exploit:
+    def __reduce__(self):
+        return (print, ("this ran code",))
+
+
+def test_a_malicious_pickle_is_refused(tmp_path):
+    path = tmp_path / "evil.pt"
+    with open(path, "wb") as f:
+        pickle.dump({"model": Exploit()}, f, protocol=2)
+    with pytest.raises(pickle.UnpicklingError):
+        load_checkpoint(path)
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero():
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = cosine_with_warmup(opt, warmup_steps=4, total_steps=20)
+    lrs = []
+    for _ in range(20):
+        lrs.append(sched.get_last_lr()[0])
+        opt.step()
+        sched.step()
+    assert lrs[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    assert lrs[4] == pytest.approx(1.0) and lrs[-1] < 0.02
+    assert all(a >= b for a, b in zip(lrs[4:], lrs[5:]))
