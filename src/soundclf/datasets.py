@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import Dataset
 from torchaudio.transforms import FrequencyMasking, TimeMasking
 
+from .folds import multi_hot
 from .mel import MelParams
 from .mel_cache import MelCache
 
@@ -29,10 +30,7 @@ def multi_hot_targets(table: pd.DataFrame, n_classes: int, secondary_weight: flo
                       label_smoothing: float) -> np.ndarray:
     """Primary label 1, secondary labels `secondary_weight`, then binary label smoothing
     (y * (1 - eps) + eps / 2)."""
-    y = np.zeros((len(table), n_classes), dtype=np.float32)
-    for row, ids in enumerate(table["secondary_class_ids"]):
-        y[row, list(ids)] = secondary_weight
-    y[np.arange(len(table)), table["class_id"].to_numpy()] = 1.0
+    y = multi_hot(table, n_classes, secondary_weight)
     return y * (1 - label_smoothing) + label_smoothing / 2
 
 

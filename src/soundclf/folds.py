@@ -16,12 +16,13 @@ class FoldError(ValueError):
     pass
 
 
-def multi_hot(index: pd.DataFrame, n_classes: int) -> np.ndarray:
-    """(recordings, classes) 0/1 matrix of primary and secondary labels."""
-    y = np.zeros((len(index), n_classes), dtype=np.int8)
-    y[np.arange(len(index)), index["class_id"].to_numpy()] = 1
+def multi_hot(index: pd.DataFrame, n_classes: int, secondary_weight: float = 1.0) -> np.ndarray:
+    """(recordings, classes) float32 matrix: 1 for the primary label, `secondary_weight` for
+    secondary labels, 0 elsewhere."""
+    y = np.zeros((len(index), n_classes), dtype=np.float32)
     for row, ids in enumerate(index["secondary_class_ids"]):
-        y[row, list(ids)] = 1
+        y[row, list(ids)] = secondary_weight
+    y[np.arange(len(index)), index["class_id"].to_numpy()] = 1.0
     return y
 
 
