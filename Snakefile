@@ -1,4 +1,5 @@
-# soundclf: audio indexing -> folds -> log-mel HDF5 cache (-> training, evaluation, prediction)
+# soundclf: audio indexing -> folds -> log-mel HDF5 cache -> per-fold training -> evaluation on
+# 5 s windows -> out-of-fold aggregation -> prediction on long recordings
 import os
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
 from soundclf import sources
-from soundclf.config import check_config, demo_dir, effective_data
+from soundclf.config import check_config, demo_dir, effective_data, effective_predict
 
 
 configfile: Path(workflow.basedir) / "config.yaml"
@@ -32,10 +33,17 @@ include: "rules/demo.smk"
 include: "rules/index.smk"
 include: "rules/folds.smk"
 include: "rules/mels.smk"
+include: "rules/train.smk"
+include: "rules/evaluate.smk"
+
+
+if PREDICTION_OUTPUTS:
+
+    include: "rules/predict.smk"
 
 
 rule all:
     input:
-        FOLDS_TABLE,
-        MEL_SHARDS,
+        OOF_OUTPUTS,
+        PREDICTION_OUTPUTS,
     default_target: True

@@ -51,3 +51,31 @@ def shard_recordings(shard):
             by_shard[sources.shard_of(r.key, N_SHARDS)].append(r)
         _listing["by_shard"] = by_shard
     return _listing["by_shard"][int(shard)]
+
+
+MODEL_DIR = f"{RESULTS}/models"
+OOF_DIR = f"{RESULTS}/oof"
+PREDICTIONS_DIR = f"{RESULTS}/predictions"
+FOLDS = list(range(config["folds"]["n_folds"]))
+FOLD_MODELS = [f"{MODEL_DIR}/fold{k}/model.pt" for k in FOLDS]
+OOF_OUTPUTS = [f"{OOF_DIR}/{name}" for name in ("oof_windows.csv", "cv_metrics.json", "per_class.csv")]
+PREDICT = effective_predict(config)
+PREDICTION_OUTPUTS = (
+    [f"{PREDICTIONS_DIR}/submission.csv"]
+    + ([f"{PREDICTIONS_DIR}/metrics.json"] if PREDICT["labels_csv"] else [])
+    if PREDICT["audio_dir"]
+    else []
+)
+
+
+def prediction_audio(wildcards):
+    """The recordings to classify; the demo soundscapes exist only after the checkpoint."""
+    if DATA["layout"] == "demo" and PREDICT["audio_dir"] == str(demo_dir(config) / "soundscapes"):
+        return checkpoints.make_demo.get().output.soundscapes
+    return sources.list_audio_files(PREDICT["audio_dir"], PREDICT["extensions"])
+
+
+def prediction_labels(wildcards):
+    if DATA["layout"] == "demo" and PREDICT["labels_csv"] == str(demo_dir(config) / "soundscape_labels.csv"):
+        return checkpoints.make_demo.get().output.soundscape_labels
+    return PREDICT["labels_csv"] or []

@@ -31,6 +31,21 @@ def effective_data(config: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def effective_predict(config: dict[str, Any]) -> dict[str, Any]:
+    """The predict section with the demo soundscapes and their labels filled in for layout
+    'demo' when no folder is configured."""
+    predict = dict(config["predict"])
+    if config["data"]["layout"] == "demo" and not predict["audio_dir"]:
+        predict["audio_dir"] = str(demo_dir(config) / "soundscapes")
+        predict["labels_csv"] = predict["labels_csv"] or str(demo_dir(config) / "soundscape_labels.csv")
+    return predict
+
+
+def n_segments(train: dict[str, Any]) -> int:
+    """Segments per training crop (the recipe's 30 s / 5 s = 6)."""
+    return round(train["crop_seconds"] / train["segment_seconds"])
+
+
 def check_config(config: dict[str, Any]) -> None:
     """Raise ConfigError for values the schema accepts but the workflow cannot use."""
     mel, rate = config["mel"], config["audio"]["sample_rate"]
@@ -52,5 +67,17 @@ def check_config(config: dict[str, Any]) -> None:
             problems.append(f"data.metadata_csv: file '{data['metadata_csv']}' does not exist; set it to your metadata table or use data.layout: folders")
         if data["layout"] == "folders" and config["folds"]["group_column"]:
             problems.append("folds.group_column needs a metadata table; a folder tree has no metadata columns (set it to null)")
+    train = config["train"]
+    ratio = train["crop_seconds"] / train["segment_seconds"]
+    if abs(ratio - round(ratio)) > 1e-9 or round(ratio) < 1:
+        problems.append(f"train.crop_seconds ({train['crop_seconds']}) must be a whole multiple of train.segment_seconds ({train['segment_seconds']}): the crop is cut into equal segments")
+    model = config["model"]
+    if model["pretrained_path"] and not Path(model["pretrained_path"]).is_file():
+        problems.append(f"model.pretrained_path: file '{model['pretrained_path']}' does not exist; point it at a local weights file or set it to null")
+    predict = config["predict"]
+    if predict["audio_dir"] and not Path(predict["audio_dir"]).is_dir():
+        problems.append(f"predict.audio_dir: folder '{predict['audio_dir']}' does not exist; set it to the recordings to classify or to null")
+    if predict["labels_csv"] and not Path(predict["labels_csv"]).is_file():
+        problems.append(f"predict.labels_csv: file '{predict['labels_csv']}' does not exist; set it to a row_id,birds table or to null")
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))

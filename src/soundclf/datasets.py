@@ -96,21 +96,33 @@ class CropDataset(Dataset):
         return self.augment(mel), torch.from_numpy(self.targets[i]), torch.tensor(self.weights[i])
 
 
+def window_plan(duration: float, window_seconds: float, params: MelParams) -> list[tuple[int, int, float, float]]:
+    """Consecutive windows covering `duration` seconds once: (index, start frame, start s,
+    end s); window j starts at frame round(j * window_seconds * frames_per_second). The last
+    window may run past the end (it is padded)."""
+    step = window_seconds * params.frames_per_second
+    n_windows = max(1, int(np.ceil(duration / window_seconds - 1e-6)))
+    return [(j, int(round(j * step)), j * window_seconds, (j + 1) * window_seconds) for j in range(n_windows)]
+
+
+def pad_window(mel: np.ndarray, n_frames: int) -> np.ndarray:
+    """Pad a short (n_mels, t) window to n_frames with the recording's floor (its quietest dB)."""
+    if mel.shape[1] >= n_frames:
+        return mel
+    floor = mel.min() if mel.size else -80.0
+    return np.pad(mel, ((0, 0), (0, n_frames - mel.shape[1])), constant_values=floor)
+
+
 class WindowDataset(Dataset):
-    """Every consecutive `seg_frames`-frame window of each recording, once: window j of a
-    recording starts at frame round(j * window_seconds * frames_per_second); the last,
-    partial window is zero-padded (in dB terms: the floor)."""
+    """Every consecutive `seg_frames`-frame window of each recording, once (see window_plan);
+    the last, partial window is padded with the floor."""
 
     def __init__(self, table: pd.DataFrame, cache: MelCache, params: MelParams,
                  window_seconds: float, seg_frames: int):
         self.cache = cache
         self.seg_frames = seg_frames
-        step = window_seconds * params.frames_per_second
-        rows = []
-        for key, duration in zip(table["key"], table["duration"]):
-            n_windows = max(1, int(np.ceil(duration / window_seconds - 1e-6)))
-            for j in range(n_windows):
-                rows.append((key, j, int(round(j * step)), j * window_seconds, (j + 1) * window_seconds))
+        rows = [(key, *w) for key, duration in zip(table["key"], table["duration"])
+                for w in window_plan(duration, window_seconds, params)]
         self.windows = pd.DataFrame(rows, columns=["key", "window", "start_frame", "start", "end"])
 
     def __len__(self) -> int:
@@ -118,8 +130,5 @@ class WindowDataset(Dataset):
 
     def __getitem__(self, i: int) -> torch.Tensor:
         w = self.windows.iloc[i]
-        mel = self.cache.window(w.key, int(w.start_frame), self.seg_frames)
-        if mel.shape[1] < self.seg_frames:
-            floor = mel.min() if mel.size else -80.0
-            mel = np.pad(mel, ((0, 0), (0, self.seg_frames - mel.shape[1])), constant_values=floor)
+        mel = pad_window(self.cache.window(w.key, int(w.start_frame), self.seg_frames), self.seg_frames)
         return torch.from_numpy(normalise_db(mel))[None]

@@ -3,8 +3,12 @@ feature maps re-joined along time, GeM pooling and one linear head."""
 
 from __future__ import annotations
 
+import json
+
 import torch
 from torch import nn
+
+from .atomic import atomic_path
 
 
 class GeM(nn.Module):
@@ -56,7 +60,9 @@ class SoundClassifier(nn.Module):
         self.head = nn.Linear(self.backbone.num_features, n_classes)
 
     def forward(self, x: torch.Tensor, n_segments: int = 1) -> torch.Tensor:
-        features = self.backbone(split_segments(x, n_segments))
+        # forward_features: the feature map before any timm head (some nets, e.g. MobileNetV3,
+        # keep a conv head after their pooling), with `num_features` channels
+        features = self.backbone.forward_features(split_segments(x, n_segments))
         return self.head(self.pool(join_segments(features, n_segments)))
 
 
@@ -72,3 +78,20 @@ def mixup(x: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor, alpha: 
     mixed_t = lam[:, None] * targets + (1 - lam[:, None]) * targets[perm]
     mixed_w = lam * weights + (1 - lam) * weights[perm]
     return mixed_x, mixed_t, mixed_w, lam, perm
+
+
+def save_model(path, model: SoundClassifier, meta: dict) -> None:
+    """A fold's kept model: weights plus the JSON metadata that rebuilds it (backbone, class
+    names, mel parameters, window length), written atomically."""
+    with atomic_path(path) as tmp:
+        torch.save({"model": model.state_dict(), "meta": json.dumps(meta)}, tmp)
+
+
+def load_model(path, device: torch.device | str = "cpu") -> tuple[SoundClassifier, dict]:
+    """Rebuild a saved model in eval mode. Loads with weights_only=True: a file that would
+    run code when unpickled is refused."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    meta = json.loads(state["meta"])
+    model = SoundClassifier(meta["backbone"], len(meta["classes"]))
+    model.load_state_dict(state["model"])
+    return model.to(device).eval(), meta

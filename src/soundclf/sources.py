@@ -86,3 +86,14 @@ def _read_metadata(audio_dir: Path, metadata_csv: Path, columns: dict[str, str])
         key = Path(row[columns["filename"]].strip()).as_posix()
         recordings.append(Recording(key, str(audio_dir / key), row[columns["label"]].strip(), row))
     return recordings
+
+
+def list_audio_files(folder: str | Path, extensions=AUDIO_EXTENSIONS) -> list[str]:
+    """Every audio file under `folder` (recursively, hidden files skipped), sorted."""
+    wanted = {e.lower().lstrip(".") for e in extensions}
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        found += [os.path.join(root, name) for name in files
+                  if not name.startswith(".") and name.rsplit(".", 1)[-1].lower() in wanted]
+    return sorted(found)

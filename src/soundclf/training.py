@@ -72,10 +72,17 @@ def train(
     history_csv: str | Path,
     validate: Callable[[nn.Module], dict[str, float]] | None = None,
     device: torch.device | None = None,
+    context: str = "",
+    monitor: str | None = None,
+    best_path: str | Path | None = None,
 ) -> list[dict]:
     """Train for cfg.epochs, resuming from `checkpoint_path` when it holds a run of the same
-    config; returns the per-epoch history (also written to `history_csv` each epoch)."""
+    config and `context` (e.g. a digest of the training data); returns the per-epoch history
+    (also written to `history_csv` each epoch). With `monitor` (a key `validate` returns;
+    lower is better for names ending in 'loss') the weights of the best epoch so far are
+    written to `best_path`."""
     device = device or pick_device()
+    fingerprint = hashlib.sha1(f"{cfg.fingerprint()}:{context}".encode()).hexdigest()[:16]
     cuda = device.type == "cuda"
     torch.manual_seed(cfg.seed)
     model.to(device)
@@ -88,11 +95,12 @@ def train(
     loss_fn = nn.BCEWithLogitsLoss(reduction="none")
     history: list[dict] = []
     start_epoch = 0
+    best = None
 
     checkpoint_path = Path(checkpoint_path)
     if checkpoint_path.exists():
         state = load_checkpoint(checkpoint_path)
-        if state.get("fingerprint") == cfg.fingerprint():
+        if state.get("fingerprint") == fingerprint:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
@@ -100,6 +108,7 @@ def train(
             torch.set_rng_state(state["rng"])
             history = json.loads(state["history"])
             start_epoch = int(state["epoch"])
+            best = state.get("best")
             log.info("resumed from %s after epoch %d", checkpoint_path, start_epoch)
         else:
             log.info("ignoring %s: it was written with another training config", checkpoint_path)
@@ -132,14 +141,25 @@ def train(
             with torch.no_grad():
                 row.update(validate(model))
         history.append(row)
+        if monitor is not None and _improves(row.get(monitor), best, lower_is_better=monitor.endswith("loss")):
+            best = float(row[monitor])
+            save_checkpoint(best_path, {"epoch": epoch + 1, "model": model.state_dict()})
         log.info("epoch %d: %s", epoch + 1, ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
         _write_history(history, history_csv)
         save_checkpoint(checkpoint_path, {
-            "fingerprint": cfg.fingerprint(), "epoch": epoch + 1, "model": model.state_dict(),
+            "fingerprint": fingerprint, "epoch": epoch + 1, "model": model.state_dict(),
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict(), "rng": torch.get_rng_state(), "history": json.dumps(history),
+            "scaler": scaler.state_dict(), "rng": torch.get_rng_state(), "history": json.dumps(history), "best": best,
         })
     return history
+
+
+def _improves(value: float | None, best: float | None, lower_is_better: bool) -> bool:
+    if value is None or not math.isfinite(value):
+        return best is None  # keep some weights even when the metric is undefined
+    if best is None or not math.isfinite(best):
+        return True
+    return value < best if lower_is_better else value > best
 
 
 def _write_history(history: list[dict], path: str | Path) -> None:

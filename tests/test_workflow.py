@@ -1,5 +1,7 @@
-"""Snakemake runs of the data stages on small generated datasets: real runs and the rerun
-contracts (what a dry run plans after each kind of change)."""
+"""Snakemake runs of the whole workflow on small generated datasets (tiny model, one epoch):
+real runs, their outputs, and the rerun contracts (what a dry run plans after each kind of
+change, and what a single fold's target builds)."""
+import json
 import re
 import shutil
 
@@ -16,6 +18,8 @@ SMALL = {
     "folds": {"n_folds": 2},
     "mel": {"n_mels": 32, "n_fft": 1024, "hop_length": 512},
     "cache": {"n_shards": 4},
+    "model": {"backbone": "lcnet_050"},
+    "train": {"epochs": 1, "crop_seconds": 10, "batch_size": 4, "num_workers": 0},
 }
 
 
@@ -30,7 +34,8 @@ def planned_jobs(result) -> dict[str, int]:
 
 def write_config(workdir, extra=None, name="config.test.yaml"):
     config = {"data": {"layout": "metadata", "audio_dir": "data/train_audio",
-                       "metadata_csv": "data/train_metadata.csv"}} | SMALL | (extra or {})
+                       "metadata_csv": "data/train_metadata.csv"},
+              "predict": {"audio_dir": "data/soundscapes", "labels_csv": "data/soundscape_labels.csv"}} | SMALL | (extra or {})
     (workdir / name).write_text(yaml.safe_dump(config))
     return name
 
@@ -85,7 +90,8 @@ def test_changing_n_mels_reruns_every_mel_shard_and_no_index(workdir):
 
 def test_changing_fold_count_reruns_no_index_or_mel_job(workdir):
     jobs = dry_run(workdir, write_config(workdir, {"folds": {"n_folds": 3}}, "config.folds.yaml"))
-    assert jobs == {"assign_folds": 1, "all": 1}
+    assert jobs == {"assign_folds": 1, "train_fold": 3, "evaluate_fold": 3, "aggregate_oof": 1,
+                    "predict_recordings": 1, "all": 1}
 
 
 def test_adding_one_recording_reruns_exactly_one_mel_shard(workdir):
@@ -113,7 +119,7 @@ def test_bad_files_among_good_ones_are_rejected_and_the_run_finishes(tmp_path):
     (audio / "wren/notes.wav").write_text("field notes, not audio\n" * 5)
     config = {"data": {"layout": "folders", "audio_dir": "data/audio"}} | SMALL
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
-    run_snakemake(tmp_path, "--configfile", "c.yaml")
+    run_snakemake(tmp_path, "--configfile", "c.yaml", "results/folds/folds.csv")
     rejected = pd.read_csv(tmp_path / "results/index/rejected.csv")
     assert set(rejected["key"]) == {"owl/corrupt.ogg", "wren/empty.wav", "wren/notes.wav"}
     assert rejected["reason"].str.len().min() > 5
@@ -127,7 +133,10 @@ def test_demo_layout_builds_through_the_checkpoint(tmp_path):
     run_snakemake(tmp_path, "--configfile", "c.yaml")
     folds = pd.read_csv(tmp_path / "results/folds/folds.csv")
     assert len(folds) == TINY_DEMO["n_species"] * TINY_DEMO["recordings_per_species"]
-    assert (tmp_path / "results/demo/soundscape_labels.csv").exists()
+    labels = pd.read_csv(tmp_path / "results/demo/soundscape_labels.csv")
+    submission = pd.read_csv(tmp_path / "results/predictions/submission.csv")
+    assert submission["row_id"].tolist() == labels["row_id"].tolist()  # soundscape_00_5, _10
+    assert "padded_cmap" in json.loads((tmp_path / "results/predictions/metrics.json").read_text())
     assert dry_run(tmp_path, "c.yaml") == {}
 
 
@@ -140,3 +149,58 @@ def test_invalid_config_stops_before_any_job_naming_the_key(tmp_path):
         result = run_snakemake(tmp_path, "--configfile", "c.yaml", check=False)
         assert result.returncode != 0 and named in result.stdout + result.stderr
         assert not (tmp_path / "results").exists()
+
+
+def test_model_stage_outputs(built_workdir):
+    results = built_workdir / "results"
+    folds = pd.read_csv(results / "folds/folds.csv")
+    classes = pd.read_csv(results / "index/classes.csv")["class"].tolist()
+    oof = pd.read_csv(results / "oof/oof_windows.csv")
+    assert set(oof["key"]) == set(folds["key"])  # every recording evaluated, by its own fold
+    held_out_by = oof.groupby("key")["fold"].first()
+    assert (held_out_by == folds.set_index("key").loc[held_out_by.index, "fold"]).all()
+    for key, duration in zip(folds["key"], folds["duration"]):  # 5 s windows, each once
+        ends = oof.loc[oof["key"] == key, "end"].tolist()
+        assert ends == [5.0 * (j + 1) for j in range(len(ends))] and ends[-1] >= duration > ends[-1] - 5
+    assert list(oof.columns) == ["fold", "key", "start", "end", *classes]
+    assert oof[classes].to_numpy().min() >= 0 and oof[classes].to_numpy().max() <= 1
+    cv = json.loads((results / "oof/cv_metrics.json").read_text())
+    assert [m["fold"] for m in cv["per_fold"]] == [0, 1]
+    assert {"mean", "std"} <= set(cv["mean_std"]["recording"]["padded_cmap"])
+    assert "macro_roc_auc" in cv["pooled"]["recording"]
+    per_class = pd.read_csv(results / "oof/per_class.csv")
+    assert per_class["class"].tolist() == classes and (per_class["support"] > 0).all()
+    for k in (0, 1):
+        history = pd.read_csv(results / f"models/fold{k}/history.csv")
+        assert history["epoch"].tolist() == [1] and {"train_loss", "val_loss", "padded_cmap"} <= set(history.columns)
+        assert not (results / f"models/fold{k}/work").exists()  # checkpoint removed once the model is kept
+    submission = pd.read_csv(results / "predictions/submission.csv")
+    assert submission["row_id"].tolist() == ["soundscape_00_5", "soundscape_00_10"]
+    assert list(submission.columns[1:]) == classes
+
+
+def test_one_fold_target_builds_that_fold_only(workdir):
+    (workdir / "results/models/fold1/model.pt").unlink()
+    assert planned_jobs(run_snakemake(workdir, "-n", "--configfile", "config.test.yaml",
+                                      "results/models/fold1/model.pt")) == {"train_fold": 1}
+    assert dry_run(workdir, "config.test.yaml") == {"train_fold": 1, "evaluate_fold": 1, "aggregate_oof": 1,
+                                                    "predict_recordings": 1, "all": 1}
+
+
+def test_one_fold_target_on_a_fresh_workdir_trains_no_other_fold(tmp_path, tiny_dataset):
+    shutil.copytree(tiny_dataset, tmp_path / "data")
+    jobs = planned_jobs(run_snakemake(tmp_path, "-n", "--configfile", write_config(tmp_path),
+                                      "results/oof/fold0/metrics.json"))
+    assert jobs == {"index_audio": 1, "assign_folds": 1, "mel_shard": 4, "train_fold": 1, "evaluate_fold": 1}
+
+
+def test_changing_a_training_key_retrains_but_reruns_no_data_stage(workdir):
+    config = write_config(workdir, {"train": SMALL["train"] | {"lr": 0.002}}, "config.lr.yaml")
+    assert dry_run(workdir, config) == {"train_fold": 2, "evaluate_fold": 2, "aggregate_oof": 1,
+                                        "predict_recordings": 1, "all": 1}
+
+
+def test_changing_a_prediction_key_retrains_nothing(workdir):
+    config = write_config(workdir, {"predict": {"audio_dir": "data/soundscapes",
+                                                "labels_csv": "data/soundscape_labels.csv", "batch_size": 8}}, "config.predict.yaml")
+    assert dry_run(workdir, config) == {"predict_recordings": 1, "all": 1}

@@ -1,0 +1,93 @@
+"""One cross-validation fold's training run: datasets from the mel cache, the recipe's model,
+the training loop with per-epoch validation, and the kept model written to its fold path."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+
+from .config import n_segments
+from .datasets import CropDataset, SpecAugment, WindowDataset, segment_frames
+from .evaluation import Validator
+from .mel import MelParams
+from .mel_cache import MelCache
+from .model import SoundClassifier, save_model
+from .training import TrainConfig, load_checkpoint, pick_device, train
+
+log = logging.getLogger(__name__)
+
+
+def train_config(train_cfg: dict[str, Any]) -> TrainConfig:
+    return TrainConfig(
+        epochs=train_cfg["epochs"], lr=train_cfg["lr"], weight_decay=train_cfg["weight_decay"],
+        warmup_epochs=train_cfg["warmup_epochs"], mixup_alpha=train_cfg["mixup_alpha"],
+        mixup_prob=train_cfg["mixup_prob"], grad_clip=train_cfg["grad_clip"],
+        n_segments=n_segments(train_cfg), seed=train_cfg["seed"],
+    )
+
+
+def data_digest(train_table: pd.DataFrame, fold: int, model_cfg: dict, train_cfg: dict, params: MelParams) -> str:
+    """What a checkpoint must match to be resumed besides the loop's own settings: the fold's
+    training recordings, the model, every training key and the mel parameters."""
+    parts = [str(fold), ",".join(sorted(train_table["key"])), repr(sorted(model_cfg.items())),
+             repr(sorted(train_cfg.items())), repr(sorted(params.as_dict().items()))]
+    return hashlib.sha1("|".join(parts).encode()).hexdigest()
+
+
+def train_fold(folds: pd.DataFrame, classes: list[str], fold: int, cache: MelCache, params: MelParams,
+               model_cfg: dict[str, Any], train_cfg: dict[str, Any], model_path: str | Path,
+               history_csv: str | Path, work_dir: str | Path) -> list[dict]:
+    """Train on every fold but `fold`, validate on `fold` each epoch, write the kept model
+    (best or last epoch, per train.keep) to `model_path`. `work_dir` holds the resumable
+    checkpoint while the run lasts."""
+    work_dir = Path(work_dir)
+    train_table = folds[folds["fold"] != fold].reset_index(drop=True)
+    held_out = folds[folds["fold"] == fold].reset_index(drop=True)
+    seg_frames = segment_frames(params, train_cfg["segment_seconds"])
+    cfg = train_config(train_cfg)
+    device = pick_device()
+    log.info("fold %d: %d training / %d held-out recordings, %d classes, backbone %s, device %s",
+             fold, len(train_table), len(held_out), len(classes), model_cfg["backbone"], device)
+
+    crops = CropDataset(
+        train_table, cache, len(classes), seg_frames, cfg.n_segments,
+        secondary_weight=train_cfg["secondary_weight"], label_smoothing=train_cfg["label_smoothing"],
+        weight_column=train_cfg["weight_column"],
+        augment=SpecAugment(train_cfg["freq_mask"], train_cfg["time_mask"], train_cfg["n_masks"]),
+    )
+    batch_size = min(train_cfg["batch_size"], len(crops))
+    loader = DataLoader(crops, batch_size=batch_size, shuffle=True, drop_last=True,
+                        num_workers=train_cfg["num_workers"], persistent_workers=train_cfg["num_workers"] > 0,
+                        pin_memory=device.type == "cuda")
+    windows = WindowDataset(held_out, cache, params, train_cfg["segment_seconds"], seg_frames)
+    validator = Validator(windows, held_out, classes, batch_size=4 * batch_size)
+
+    torch.manual_seed(cfg.seed)  # the same initial weights on every run of this config
+    model = SoundClassifier(model_cfg["backbone"], len(classes), pretrained=model_cfg["pretrained"],
+                            pretrained_path=model_cfg["pretrained_path"], drop_rate=model_cfg["drop_rate"],
+                            drop_path_rate=model_cfg["drop_path_rate"])
+    monitor = train_cfg["monitor"] if train_cfg["keep"] == "best" else None
+    best_path = work_dir / "best.pt"
+    history = train(model, loader, cfg, work_dir / "last.pt", history_csv, validate=validator, device=device,
+                    context=data_digest(train_table, fold, model_cfg, train_cfg, params),
+                    monitor=monitor, best_path=best_path)
+
+    if monitor is not None:
+        best = load_checkpoint(best_path)
+        model.load_state_dict(best["model"])
+        log.info("kept epoch %d (best %s)", best["epoch"], monitor)
+    else:
+        log.info("kept the last epoch")
+    meta = {"backbone": model_cfg["backbone"], "classes": classes, "fold": fold,
+            "mel_params": params.as_dict(), "segment_seconds": train_cfg["segment_seconds"],
+            "segment_frames": seg_frames, "kept_epoch": best["epoch"] if monitor else cfg.epochs}
+    save_model(model_path, model.cpu(), meta)
+    shutil.rmtree(work_dir, ignore_errors=True)  # the run is complete: nothing left to resume
+    return history

@@ -1,0 +1,126 @@
+"""Prediction on unlabelled long recordings: decode, log-mel with the training parameters,
+consecutive 5 s windows, the mean of the fold models' probabilities, in the BirdCLEF
+submission layout (row_id = <file>_<end-second>, one column per class)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from .audio import AudioDecodeError, load_resampled
+from .datasets import normalise_db, pad_window, window_plan
+from .mel import LogMel, MelParams
+from .metrics import classification_report
+from .model import load_model
+from .sources import list_audio_files
+from .training import pick_device
+
+log = logging.getLogger(__name__)
+
+
+class PredictionError(ValueError):
+    pass
+
+
+def list_audio(audio_dir: str | Path, extensions: list[str]) -> list[Path]:
+    """Audio files under `audio_dir` (recursively), sorted; names must be unique by stem
+    because the stem becomes the row id."""
+    files = [Path(p) for p in list_audio_files(audio_dir, extensions)]
+    stems = pd.Series([p.stem for p in files], dtype=str)
+    if stems.duplicated().any():
+        raise PredictionError(f"{audio_dir}: several files share the name(s) {sorted(set(stems[stems.duplicated()]))}; "
+                              "row ids are <file name>_<end second>, so rename them")
+    return files
+
+
+def load_ensemble(model_paths: list[str | Path], device: torch.device) -> tuple[list[torch.nn.Module], dict]:
+    """The fold models; they must agree on classes, mel parameters and window length."""
+    models, metas = zip(*(load_model(p, device) for p in model_paths))
+    first = metas[0]
+    for path, meta in zip(model_paths, metas):
+        for key in ("classes", "mel_params", "segment_seconds", "segment_frames"):
+            if meta[key] != first[key]:
+                raise PredictionError(f"{path}: its {key} differ from those of {model_paths[0]}; "
+                                      "train all fold models with the same data and config")
+    return list(models), first
+
+
+@torch.no_grad()
+def predict_file(path: str | Path, models: list[torch.nn.Module], meta: dict, logmel: LogMel,
+                 batch_size: int) -> tuple[list[float], np.ndarray]:
+    """(window end seconds, mean probabilities (windows, classes)) for one recording."""
+    params = MelParams(**meta["mel_params"])
+    wave = load_resampled(path, params.sample_rate)
+    mel = logmel(torch.from_numpy(wave)).numpy()
+    plan = window_plan(len(wave) / params.sample_rate, meta["segment_seconds"], params)
+    n = meta["segment_frames"]
+    device = next(models[0].parameters()).device
+    probabilities = []
+    for i in range(0, len(plan), batch_size):
+        batch = np.stack([pad_window(mel[:, start : start + n], n) for _, start, _, _ in plan[i : i + batch_size]])
+        x = torch.from_numpy(normalise_db(batch))[:, None].to(device)
+        with torch.autocast(device.type, enabled=device.type == "cuda"):
+            p = torch.stack([torch.sigmoid(m(x, n_segments=1).float()) for m in models]).mean(dim=0)
+        probabilities.append(p.cpu().numpy())
+    return [end for _, _, _, end in plan], np.concatenate(probabilities)
+
+
+def row_id(path: str | Path, end: float) -> str:
+    return f"{Path(path).stem}_{end:g}"
+
+
+def predict_folder(files: list[Path], model_paths: list[str | Path], batch_size: int,
+                   on_bad_audio: str = "skip", device: torch.device | None = None) -> pd.DataFrame:
+    """Submission table: row_id, then one probability column per class (the fold mean)."""
+    models, meta = load_ensemble(model_paths, device or pick_device())
+    logmel = LogMel(MelParams(**meta["mel_params"]))
+    parts = []
+    for path in tqdm(files, desc="predict", unit="file"):
+        try:
+            ends, probabilities = predict_file(path, models, meta, logmel, batch_size)
+        except AudioDecodeError as err:
+            if on_bad_audio == "fail":
+                raise
+            log.warning("skipped %s: %s", path, err.reason)
+            continue
+        frame = pd.DataFrame(probabilities, columns=meta["classes"])
+        frame.insert(0, "row_id", [row_id(path, e) for e in ends])
+        parts.append(frame)
+        log.info("%s: %d windows", path, len(frame))
+    if not parts:
+        return pd.DataFrame(columns=["row_id", *meta["classes"]])
+    return pd.concat(parts, ignore_index=True)
+
+
+def label_matrix(labels_csv: str | Path, row_ids, classes: list[str]) -> np.ndarray:
+    """0/1 truth of the given rows from a BirdCLEF 2021-style table (row_id, birds: labels
+    separated by spaces or 'nocall'). Labels that are no trained class are ignored (logged)."""
+    labels = pd.read_csv(labels_csv, dtype={"row_id": str, "birds": str}).set_index("row_id")
+    missing = [r for r in row_ids if r not in labels.index]
+    if missing:
+        raise PredictionError(f"{labels_csv} has no row for {len(missing)} predicted window(s), e.g. {missing[:3]}")
+    column = {c: i for i, c in enumerate(classes)}
+    truth = np.zeros((len(row_ids), len(classes)), dtype=np.float32)
+    unknown = set()
+    for row, birds in enumerate(labels.loc[list(row_ids), "birds"].fillna("nocall")):
+        for bird in birds.split():
+            if bird in column:
+                truth[row, column[bird]] = 1
+            elif bird != "nocall":
+                unknown.add(bird)
+    if unknown:
+        log.warning("labels not among the trained classes, ignored: %s", sorted(unknown))
+    return truth
+
+
+def prediction_metrics(submission: pd.DataFrame, labels_csv: str | Path, nocall_threshold: float) -> dict:
+    """The submission's window-level metrics against a labels table."""
+    classes = list(submission.columns[1:])
+    truth = label_matrix(labels_csv, submission["row_id"], classes)
+    report = classification_report(truth, submission[classes].to_numpy(), nocall_threshold)
+    return {"n_windows": len(submission), "n_positive_windows": int(truth.any(axis=1).sum()), **report}

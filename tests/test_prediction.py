@@ -1,0 +1,117 @@
+"""Evaluation and prediction on 5 s windows: row ids, fold averaging, the same input as the
+cache-based evaluation, metrics against window labels; OOF aggregation."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from conftest import tone, write
+from soundclf.datasets import WindowDataset, segment_frames
+from soundclf.evaluation import recording_scores, window_probabilities, window_table
+from soundclf.mel import MelParams
+from soundclf.mel_cache import MelCache, shard_path, write_shard
+from soundclf.model import SoundClassifier, load_model, save_model
+from soundclf.oof import cv_metrics, per_class_table
+from soundclf.prediction import PredictionError, list_audio, predict_folder, prediction_metrics
+
+PARAMS = MelParams(sample_rate=16000, n_fft=512, hop_length=256, n_mels=16, fmin=50, fmax=7000)
+CLASSES = ["owl", "tit", "wren"]
+CPU = torch.device("cpu")
+
+
+def saved_model(path, seed):
+    torch.manual_seed(seed)
+    model = SoundClassifier("lcnet_050", len(CLASSES))
+    meta = {"backbone": "lcnet_050", "classes": CLASSES, "fold": seed, "mel_params": PARAMS.as_dict(),
+            "segment_seconds": 5.0, "segment_frames": segment_frames(PARAMS, 5.0)}
+    save_model(path, model, meta)
+    return path
+
+
+@pytest.fixture
+def recordings(tmp_path):
+    rng = np.random.default_rng(0)
+    files = []
+    for name, seconds in [("scape_a.wav", 12.0), ("site b.flac", 10.0)]:
+        wave = tone(seconds, 16000, 900.0) + 0.1 * rng.standard_normal(int(seconds * 16000)).astype(np.float32)
+        files.append(write(tmp_path / "scapes" / name, wave, 16000))
+    return files
+
+
+def test_one_row_per_five_second_window_with_file_and_end_second_ids(tmp_path, recordings):
+    models = [saved_model(tmp_path / "m0.pt", 0)]
+    submission = predict_folder(list_audio(tmp_path / "scapes", ["wav", "flac"]), models, batch_size=2, device=CPU)
+    assert submission["row_id"].tolist() == ["scape_a_5", "scape_a_10", "scape_a_15", "site b_5", "site b_10"]
+    assert list(submission.columns) == ["row_id", *CLASSES]
+    probabilities = submission[CLASSES].to_numpy()
+    assert ((probabilities > 0) & (probabilities < 1)).all()
+
+
+def test_prediction_is_the_mean_of_the_fold_models(tmp_path, recordings):
+    files = list_audio(tmp_path / "scapes", ["wav", "flac"])
+    paths = [saved_model(tmp_path / f"m{k}.pt", k) for k in (0, 1)]
+    single = [predict_folder(files, [p], batch_size=4, device=CPU)[CLASSES].to_numpy() for p in paths]
+    both = predict_folder(files, paths, batch_size=4, device=CPU)[CLASSES].to_numpy()
+    assert not np.allclose(single[0], single[1])
+    assert np.allclose(both, (single[0] + single[1]) / 2, atol=1e-6)
+
+
+def test_prediction_sees_the_same_windows_as_evaluation_from_the_cache(tmp_path, recordings):
+    """Decoding + mel at prediction time and the float32 cache give the same probabilities."""
+    path = saved_model(tmp_path / "m0.pt", 0)
+    files = list_audio(tmp_path / "scapes", ["wav", "flac"])
+    submission = predict_folder(files, [path], batch_size=4, device=CPU)
+    keys = [f.name for f in files]
+    write_shard(shard_path(tmp_path / "mels", 0), list(zip(keys, map(str, files))), PARAMS, dtype="float32")
+    table = pd.DataFrame({"key": keys, "duration": [12.0, 10.0]})
+    windows = WindowDataset(table, MelCache(tmp_path / "mels", 1), PARAMS, 5.0, segment_frames(PARAMS, 5.0))
+    model, _ = load_model(path)
+    from_cache = window_probabilities(model, windows, batch_size=3)
+    assert np.allclose(from_cache, submission[CLASSES].to_numpy(), atol=1e-4)
+
+
+def test_duplicate_file_names_are_refused_because_row_ids_would_clash(tmp_path):
+    for sub in ("x", "y"):
+        write(tmp_path / "scapes" / sub / "same.wav", tone(1.0, 8000), 8000)
+    with pytest.raises(PredictionError, match="same"):
+        list_audio(tmp_path / "scapes", ["wav"])
+
+
+def test_prediction_metrics_against_window_labels(tmp_path):
+    submission = pd.DataFrame({"row_id": ["s_5", "s_10", "s_15"], "owl": [0.9, 0.1, 0.2],
+                               "tit": [0.2, 0.8, 0.1], "wren": [0.1, 0.3, 0.2]})
+    labels = tmp_path / "labels.csv"
+    pd.DataFrame({"row_id": ["s_5", "s_10", "s_15"], "birds": ["owl", "tit owl", "nocall"]}).to_csv(labels, index=False)
+    metrics = prediction_metrics(submission, labels, nocall_threshold=0.5)
+    # row F1 (BirdCLEF 2021): {owl} vs {owl} = 1; {tit} vs {tit, owl} = 2/3; nocall vs nocall = 1
+    assert metrics["row_f1_nocall"] == pytest.approx((1 + 2 / 3 + 1) / 3)
+    assert metrics["n_windows"] == 3 and metrics["n_positive_windows"] == 2
+    pd.DataFrame({"row_id": ["s_5"], "birds": ["owl"]}).to_csv(labels, index=False)
+    with pytest.raises(PredictionError, match="no row"):
+        prediction_metrics(submission, labels, 0.5)
+
+
+def test_recording_score_is_the_max_over_its_windows():
+    windows = pd.DataFrame({"key": ["a", "a", "b"], "start": [0, 5, 0], "end": [5, 10, 5]})
+    table = window_table(windows, np.array([[0.1, 0.7, 0.0], [0.6, 0.2, 0.1], [0.3, 0.3, 0.9]]), CLASSES)
+    scores = recording_scores(table, CLASSES)
+    assert scores.loc["a"].tolist() == [0.6, 0.7, 0.1] and scores.loc["b"].tolist() == [0.3, 0.3, 0.9]
+
+
+def test_oof_aggregation_pools_folds_and_scores_each_class():
+    folds = pd.DataFrame({"key": ["a", "b", "c", "d"], "class_id": [0, 1, 0, 2],
+                          "secondary_class_ids": [[], [0], [], []], "fold": [0, 0, 1, 1]})
+    oof = pd.DataFrame({"fold": [0, 0, 1, 1, 1], "key": ["a", "b", "c", "c", "d"], "start": [0, 0, 0, 5, 0],
+                        "end": [5, 5, 5, 10, 5], "owl": [0.9, 0.6, 0.2, 0.8, 0.1],
+                        "tit": [0.1, 0.7, 0.1, 0.1, 0.2], "wren": [0.2, 0.1, 0.3, 0.1, 0.9]})
+    per_class = per_class_table(oof, folds, CLASSES).set_index("class")
+    # owl positives a, b (secondary), c: recording scores a .9, b .6, c .8 vs d .1 -> AUC 1
+    assert per_class.loc["owl", "support"] == 3 and per_class.loc["owl", "roc_auc"] == 1.0
+    assert per_class.loc["tit", "ap"] == 1.0 and per_class.loc["wren", "support"] == 1
+    fold_metrics = [{"fold": 1, "recording": {"lwlrap": 0.5}, "window": {"lwlrap": 0.4}},
+                    {"fold": 0, "recording": {"lwlrap": 1.0}, "window": {"lwlrap": 0.6}}]
+    summary = cv_metrics(fold_metrics, oof, folds, CLASSES, 0.5)
+    assert [m["fold"] for m in summary["per_fold"]] == [0, 1]
+    assert summary["mean_std"]["recording"]["lwlrap"] == {"mean": 0.75, "std": 0.25}
+    assert summary["pooled"]["recording"]["lwlrap"] == pytest.approx(1.0)
+    assert summary["n_recordings"] == 4 and summary["n_windows"] == 5

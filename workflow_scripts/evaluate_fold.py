@@ -1,0 +1,26 @@
+"""Rule evaluate_fold: fold k's model on every 5 s window of fold k's recordings."""
+import json
+
+import torch
+
+from soundclf.atomic import atomic_path, write_csv
+from soundclf.evaluation import evaluate_fold
+from soundclf.indexing import read_index
+from soundclf.logs import setup_logging
+from soundclf.mel_cache import MelCache
+
+log = setup_logging(snakemake.log[0])
+torch.set_num_threads(snakemake.threads)
+p = snakemake.params
+table, metrics = evaluate_fold(
+    snakemake.input.model,
+    read_index(snakemake.input.folds),
+    int(snakemake.wildcards.fold),
+    MelCache(p.mel_dir, p.n_shards),
+    p.evaluate["batch_size"],
+    p.evaluate["nocall_threshold"],
+)
+write_csv(table, snakemake.output.windows)
+with atomic_path(snakemake.output.metrics) as tmp:
+    tmp.write_text(json.dumps(metrics, indent=2))
+log.info("fold %s: %s", snakemake.wildcards.fold, json.dumps(metrics["recording"]))
