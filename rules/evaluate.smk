@@ -15,7 +15,9 @@ rule evaluate_fold:
         n_shards=N_SHARDS,
     wildcard_constraints:
         fold=r"\d+",
-    threads: 2
+    # one thread per job: on a CPU, parallel folds use the cores better than threads
+    # inside one job; on a GPU the DataLoader workers are separate processes
+    threads: 1
     conda:
         CONDA_ENV
     log:

@@ -22,7 +22,9 @@ rule train_fold:
         work_dir=lambda wc: f"{MODEL_DIR}/fold{wc.fold}/work",
     wildcard_constraints:
         fold=r"\d+",
-    threads: 2
+    # one thread per job: on a CPU, parallel folds use the cores better than threads
+    # inside one job; on a GPU the DataLoader workers are separate processes
+    threads: 1
     resources:
         gpu=1,
     conda:
