@@ -44,6 +44,7 @@ if PREDICTION_OUTPUTS:
 
 rule all:
     input:
+        FOLD_OUTPUTS,
         OOF_OUTPUTS,
         PREDICTION_OUTPUTS,
     default_target: True

@@ -58,6 +58,11 @@ OOF_DIR = f"{RESULTS}/oof"
 PREDICTIONS_DIR = f"{RESULTS}/predictions"
 FOLDS = list(range(config["folds"]["n_folds"]))
 FOLD_MODELS = [f"{MODEL_DIR}/fold{k}/model.pt" for k in FOLDS]
+# every fold's own outputs, named in `rule all` so that deleting one fold's files rebuilds it
+# (Snakemake does not regenerate a missing intermediate file whose consumers are up to date)
+FOLD_OUTPUTS = FOLD_MODELS + [
+    f"{OOF_DIR}/fold{k}/{name}" for k in FOLDS for name in ("windows.csv", "metrics.json")
+]
 OOF_OUTPUTS = [f"{OOF_DIR}/{name}" for name in ("oof_windows.csv", "cv_metrics.json", "per_class.csv")]
 PREDICT = effective_predict(config)
 PREDICTION_OUTPUTS = (

@@ -74,3 +74,13 @@ def test_spec_augment_masks_only_when_configured():
     torch.manual_seed(0)
     masked = SpecAugment(freq_mask=8, time_mask=30, n_masks=2).build()(x)
     assert masked.shape == x.shape and (masked == 0).any()
+
+
+def test_loader_workers_open_their_own_hdf5_handles(cache):
+    mel_cache, table = cache
+    ds = WindowDataset(table, mel_cache, PARAMS, window_seconds=5.0, seg_frames=segment_frames(PARAMS, 5.0))
+    in_parent = torch.stack([ds[i] for i in range(len(ds))])  # the parent process holds open handles
+    from torch.utils.data import DataLoader
+
+    in_workers = torch.cat(list(DataLoader(ds, batch_size=2, num_workers=2)))
+    assert torch.equal(in_parent, in_workers)

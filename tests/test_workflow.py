@@ -119,7 +119,7 @@ def test_bad_files_among_good_ones_are_rejected_and_the_run_finishes(tmp_path):
     (audio / "wren/notes.wav").write_text("field notes, not audio\n" * 5)
     config = {"data": {"layout": "folders", "audio_dir": "data/audio"}} | SMALL
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
-    run_snakemake(tmp_path, "--configfile", "c.yaml", "results/folds/folds.csv")
+    run_snakemake(tmp_path, "results/folds/folds.csv", "--configfile", "c.yaml")
     rejected = pd.read_csv(tmp_path / "results/index/rejected.csv")
     assert set(rejected["key"]) == {"owl/corrupt.ogg", "wren/empty.wav", "wren/notes.wav"}
     assert rejected["reason"].str.len().min() > 5
@@ -144,7 +144,9 @@ def test_invalid_config_stops_before_any_job_naming_the_key(tmp_path):
     for bad, named in [({"mel": {"n_mels": "many"}}, "n_mels"),
                        ({"mel": {"hop_length": 4096, "n_fft": 1024}}, "mel.hop_length"),
                        ({"mel": {"fmax": 20000}}, "mel.fmax"),
-                       ({"folds": {"n_fold": 3}}, "n_fold")]:
+                       ({"folds": {"n_fold": 3}}, "n_fold"),
+                       ({"train": {"crop_seconds": 12}}, "train.crop_seconds"),
+                       ({"model": {"pretrained_path": "missing.pth"}}, "model.pretrained_path")]:
         (tmp_path / "c.yaml").write_text(yaml.safe_dump(bad))
         result = run_snakemake(tmp_path, "--configfile", "c.yaml", check=False)
         assert result.returncode != 0 and named in result.stdout + result.stderr
@@ -180,17 +182,18 @@ def test_model_stage_outputs(built_workdir):
 
 
 def test_one_fold_target_builds_that_fold_only(workdir):
-    (workdir / "results/models/fold1/model.pt").unlink()
-    assert planned_jobs(run_snakemake(workdir, "-n", "--configfile", "config.test.yaml",
-                                      "results/models/fold1/model.pt")) == {"train_fold": 1}
+    shutil.rmtree(workdir / "results/models/fold1")
+    shutil.rmtree(workdir / "results/oof/fold1")
+    assert planned_jobs(run_snakemake(workdir, "-n", "results/models/fold1/model.pt",
+                                      "--configfile", "config.test.yaml")) == {"train_fold": 1}
     assert dry_run(workdir, "config.test.yaml") == {"train_fold": 1, "evaluate_fold": 1, "aggregate_oof": 1,
                                                     "predict_recordings": 1, "all": 1}
 
 
 def test_one_fold_target_on_a_fresh_workdir_trains_no_other_fold(tmp_path, tiny_dataset):
     shutil.copytree(tiny_dataset, tmp_path / "data")
-    jobs = planned_jobs(run_snakemake(tmp_path, "-n", "--configfile", write_config(tmp_path),
-                                      "results/oof/fold0/metrics.json"))
+    jobs = planned_jobs(run_snakemake(tmp_path, "-n", "results/oof/fold0/metrics.json",
+                                      "--configfile", write_config(tmp_path)))
     assert jobs == {"index_audio": 1, "assign_folds": 1, "mel_shard": 4, "train_fold": 1, "evaluate_fold": 1}
 
 
