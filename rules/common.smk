@@ -53,6 +53,11 @@ def shard_recordings(shard):
     return _listing["by_shard"][int(shard)]
 
 
+# GPU jobs ask for one GPU where this machine has one, so that the local profile's `gpu`
+# budget keeps two folds off one GPU; on a CPU-only machine they ask for none and folds run
+# side by side. SLURM profiles set the request themselves (set-resources).
+GPU_REQUEST = 1 if any(Path("/dev").glob("nvidia[0-9]*")) else 0
+
 MODEL_DIR = f"{RESULTS}/models"
 OOF_DIR = f"{RESULTS}/oof"
 PREDICTIONS_DIR = f"{RESULTS}/predictions"

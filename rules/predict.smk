@@ -17,7 +17,7 @@ rule predict_recordings:
         metrics=f"{PREDICTIONS_DIR}/metrics.json" if PREDICT["labels_csv"] else None,
     threads: 2
     resources:
-        gpu=1,
+        gpu=GPU_REQUEST,
     conda:
         CONDA_ENV
     log:

@@ -26,7 +26,7 @@ rule train_fold:
     # inside one job; on a GPU the DataLoader workers are separate processes
     threads: 1
     resources:
-        gpu=1,
+        gpu=GPU_REQUEST,
     conda:
         CONDA_ENV
     log:
