@@ -53,15 +53,20 @@ def cluster(tmp_path_factory):
     assert not any(alive(pid) for pid in pids.values()), "a SLURM daemon outlived the fixture"
 
 
-def run_on_slurm(cluster, workdir, *args, timeout=900):
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
-           "--profile", str(REPO / "profiles/slurm"), "--workflow-profile", str(REPO / "tests/slurm_profile"),
-           *args, "--configfile", "c.yaml"]
+def slurm_command(cluster, workdir, *args, timeout=900):
+    """(command, environment) of a Snakemake run through profiles/slurm + the test overrides;
+    `timeout -k` ends it even if it hangs (a hung Snakemake ignores SIGTERM)."""
+    cmd = ["timeout", "-k", "10", str(timeout), sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
+           "-d", str(workdir), "--profile", str(REPO / "profiles/slurm"),
+           "--workflow-profile", str(REPO / "tests/slurm_profile"), *args, "--configfile", "c.yaml"]
     env = dict(os.environ, SLURM_CONF=cluster["SLURM_CONF"], PYTHONPATH=str(REPO / "src"),
                PATH=f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}")
-    # a hung Snakemake ignores SIGTERM: `timeout -k` makes sure it ends
-    result = subprocess.run(["timeout", "-k", "10", str(timeout), *cmd], cwd=workdir, env=env,
-                            capture_output=True, text=True)
+    return cmd, env
+
+
+def run_on_slurm(cluster, workdir, *args):
+    cmd, env = slurm_command(cluster, workdir, *args)
+    result = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True)
     assert result.returncode == 0, f"snakemake on SLURM failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
     return result.stdout + result.stderr
 
@@ -114,14 +119,8 @@ def test_a_requeued_training_job_resumes_from_its_checkpoint(cluster, slurm_run,
     workdir, _ = slurm_run
     config = TINY | {"train": TINY["train"] | {"epochs": 6}}
     (workdir / "c.yaml").write_text(yaml.safe_dump(config))
-    env = dict(os.environ, SLURM_CONF=cluster["SLURM_CONF"])
-    target = "results/models/fold0/model.pt"
-    runner = subprocess.Popen(
-        ["timeout", "-k", "10", "900", sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
-         "-d", str(workdir), "--profile", str(REPO / "profiles/slurm"), "--workflow-profile",
-         str(REPO / "tests/slurm_profile"), target, "--configfile", "c.yaml"],
-        cwd=workdir, env=dict(env, PYTHONPATH=str(REPO / "src")), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True)
+    cmd, env = slurm_command(cluster, workdir, "results/models/fold0/model.pt")
+    runner = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     checkpoint = workdir / "results/models/fold0/work/last.pt"
     deadline = time.monotonic() + 300
     while not checkpoint.exists():  # at least one epoch done

@@ -3,7 +3,7 @@ import json
 
 import pandas as pd
 
-from soundclf.atomic import atomic_path, write_csv
+from soundclf.atomic import write_csv, write_json
 from soundclf.indexing import read_index
 from soundclf.logs import setup_logging
 from soundclf.oof import cv_metrics, per_class_table
@@ -16,6 +16,5 @@ fold_metrics = [json.loads(open(f).read()) for f in snakemake.input.metrics]
 summary = cv_metrics(fold_metrics, oof, folds, classes, snakemake.params.nocall_threshold)
 write_csv(oof, snakemake.output.oof)
 write_csv(per_class_table(oof, folds, classes), snakemake.output.per_class)
-with atomic_path(snakemake.output.cv_metrics) as tmp:
-    tmp.write_text(json.dumps(summary, indent=2))
+write_json(summary, snakemake.output.cv_metrics)
 log.info("pooled OOF recording metrics: %s", json.dumps(summary["pooled"]["recording"]))

@@ -3,7 +3,7 @@ import json
 
 import torch
 
-from soundclf.atomic import atomic_path, write_csv
+from soundclf.atomic import write_csv, write_json
 from soundclf.evaluation import evaluate_fold
 from soundclf.indexing import read_index
 from soundclf.logs import setup_logging
@@ -21,6 +21,5 @@ table, metrics = evaluate_fold(
     p.evaluate["nocall_threshold"],
 )
 write_csv(table, snakemake.output.windows)
-with atomic_path(snakemake.output.metrics) as tmp:
-    tmp.write_text(json.dumps(metrics, indent=2))
+write_json(metrics, snakemake.output.metrics)
 log.info("fold %s: %s", snakemake.wildcards.fold, json.dumps(metrics["recording"]))

@@ -3,7 +3,7 @@ import json
 
 import torch
 
-from soundclf.atomic import atomic_path, write_csv
+from soundclf.atomic import write_csv, write_json
 from soundclf.logs import setup_logging
 from soundclf.prediction import list_audio, predict_folder, prediction_metrics
 
@@ -16,6 +16,5 @@ write_csv(submission, p.submission)
 log.info("%d windows of %d recordings -> %s", len(submission), len(files), p.submission)
 if p.metrics:
     metrics = prediction_metrics(submission, snakemake.input.labels, p.nocall_threshold)
-    with atomic_path(p.metrics) as tmp:
-        tmp.write_text(json.dumps(metrics, indent=2))
+    write_json(metrics, p.metrics)
     log.info("metrics against %s: %s", snakemake.input.labels, json.dumps(metrics))

@@ -68,8 +68,8 @@ def check_config(config: dict[str, Any]) -> None:
         if data["layout"] == "folders" and config["folds"]["group_column"]:
             problems.append("folds.group_column needs a metadata table; a folder tree has no metadata columns (set it to null)")
     train = config["train"]
-    ratio = train["crop_seconds"] / train["segment_seconds"]
-    if abs(ratio - round(ratio)) > 1e-9 or round(ratio) < 1:
+    segments = n_segments(train)
+    if segments < 1 or abs(segments * train["segment_seconds"] - train["crop_seconds"]) > 1e-9:
         problems.append(f"train.crop_seconds ({train['crop_seconds']}) must be a whole multiple of train.segment_seconds ({train['segment_seconds']}): the crop is cut into equal segments")
     model = config["model"]
     if model["pretrained_path"] and not Path(model["pretrained_path"]).is_file():

@@ -54,7 +54,7 @@ def load_ensemble(model_paths: list[str | Path], device: torch.device) -> tuple[
 def predict_file(path: str | Path, models: list[torch.nn.Module], meta: dict, logmel: LogMel,
                  batch_size: int) -> tuple[list[float], np.ndarray]:
     """(window end seconds, mean probabilities (windows, classes)) for one recording."""
-    params = MelParams(**meta["mel_params"])
+    params = logmel.params
     wave = load_resampled(path, params.sample_rate)
     mel = logmel(torch.from_numpy(wave)).numpy()
     plan = window_plan(len(wave) / params.sample_rate, meta["segment_seconds"], params)

@@ -50,18 +50,12 @@ def _scan_folders(audio_dir: Path, extensions) -> list[Recording]:
             f"data.audio_dir: folder '{audio_dir}' does not exist; point it at a folder "
             "holding one sub-folder of recordings per class."
         )
-    wanted = {e.lower().lstrip(".") for e in extensions}
     found = []
-    for root, dirs, files in os.walk(audio_dir):
-        dirs.sort()
-        rel_root = Path(root).relative_to(audio_dir)
-        if rel_root == Path("."):
+    for path in list_audio_files(audio_dir, extensions):
+        key = Path(os.path.relpath(path, audio_dir)).as_posix()
+        if "/" not in key:
             continue  # files directly under audio_dir have no class folder
-        for name in files:
-            if name.startswith(".") or name.rsplit(".", 1)[-1].lower() not in wanted:
-                continue
-            key = (rel_root / name).as_posix()
-            found.append(Recording(key, str(audio_dir / key), rel_root.parts[0], {}))
+        found.append(Recording(key, str(audio_dir / key), key.split("/", 1)[0], {}))
     return found
 
 
