@@ -7,6 +7,8 @@ FOLDS_TABLE = f"{RESULTS}/folds/folds.csv"
 MEL_DIR = f"{RESULTS}/mels"
 N_SHARDS = config["cache"]["n_shards"]
 MEL_SHARDS = [f"{MEL_DIR}/shard_{s:03d}.h5" for s in range(N_SHARDS)]
+# What the cached values depend on: top_db is applied per segment when the cache is read.
+MEL_CACHE_PARAMS = {k: v for k, v in config["mel"].items() if k != "top_db"}
 
 LOGS = f"{RESULTS}/logs"
 BENCHMARKS = f"{RESULTS}/benchmarks"

@@ -10,7 +10,7 @@ rule mel_shard:
     params:
         recordings=lambda wc: [(r.key, r.path) for r in shard_recordings(wc.shard)],
         sample_rate=config["audio"]["sample_rate"],
-        mel=config["mel"],
+        mel=MEL_CACHE_PARAMS,
         cache=config["cache"],
         on_bad_audio=DATA["on_bad_audio"],
     wildcard_constraints:

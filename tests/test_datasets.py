@@ -7,7 +7,7 @@ import torch
 from conftest import tone, write
 from soundclf.datasets import (CropDataset, SpecAugment, WindowDataset, multi_hot_targets, normalise_db,
                                sample_weights, segment_frames)
-from soundclf.mel import MelParams
+from soundclf.mel import MelParams, floor_segments
 from soundclf.mel_cache import MelCache, shard_path, write_shard
 
 PARAMS = MelParams(sample_rate=16000, n_fft=512, hop_length=256, n_mels=16, fmin=50, fmax=7000)
@@ -31,7 +31,7 @@ def test_segment_frames_match_a_five_second_clip():
 def test_crops_have_the_crop_length_and_come_from_the_recording(cache):
     mel_cache, table = cache
     seg = segment_frames(PARAMS, 1.0)
-    ds = CropDataset(table, mel_cache, n_classes=2, seg_frames=seg, n_segments=6)
+    ds = CropDataset(table, mel_cache, n_classes=2, seg_frames=seg, n_segments=6, top_db=None)
     torch.manual_seed(0)
     for i, key in enumerate(table["key"]):
         x, y, w = ds[i]
@@ -42,6 +42,24 @@ def test_crops_have_the_crop_length_and_come_from_the_recording(cache):
             assert starts
         else:  # tiled: every frame of the crop is a frame of the short recording
             assert all(np.isclose(full, x[0, :, [j]].numpy()).all(axis=0).any() for j in range(0, x.shape[-1], 7))
+
+
+def test_each_segment_of_a_crop_is_floored_below_its_own_maximum(cache):
+    mel_cache, table = cache
+    seg = segment_frames(PARAMS, 1.0)
+    ds = CropDataset(table, mel_cache, n_classes=2, seg_frames=seg, n_segments=6, top_db=30.0)
+    torch.manual_seed(0)
+    for i in range(len(table)):
+        segments = ds[i][0][0].numpy().reshape(16, 6, seg) * 80 - 80  # back to dB
+        assert np.isfinite(segments).all()
+        spans = segments.max(axis=(0, 2)) - segments.min(axis=(0, 2))
+        assert (spans <= 30.0 + 1e-4).all() and (spans > 29.0).all()  # the floor is reached in each
+
+
+def test_floor_segments_clamps_each_segment_separately():
+    mel = np.array([[0.0, -50.0, -10.0, -100.0, -95.0]], dtype=np.float32)
+    np.testing.assert_array_equal(floor_segments(mel, 20.0, 2), [[0.0, -20.0, -10.0, -30.0, -95.0]])
+    assert floor_segments(mel, None, 2) is mel
 
 
 def test_targets_secondary_weight_and_smoothing():

@@ -8,7 +8,8 @@ setup_logging(snakemake.log[0])
 data = snakemake.params.data
 columns = data["columns"] if data["layout"] != "folders" else {}
 index, classes, rejected = build_index(
-    list_recordings(data), columns, on_bad_audio=data["on_bad_audio"], threads=snakemake.threads
+    list_recordings(data), columns, on_bad_audio=data["on_bad_audio"], on_bad_metadata=data["on_bad_metadata"],
+    min_seconds=data["min_seconds"], threads=snakemake.threads,
 )
 write_csv(rejected, snakemake.output.rejected)
 write_csv(classes, snakemake.output.classes)

@@ -1,24 +1,38 @@
-"""Audio decoding: soundfile for reading, torchaudio for resampling, always mono float32."""
+"""Audio decoding: soundfile for reading, torchaudio for resampling, always mono float32.
+
+Long files are read as a stream of blocks (`stream_mono`), so nothing here holds a whole
+recording in memory; a file that cannot be used raises AudioDecodeError with the reason and
+what to do about it.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import soundfile as sf
 
-# Decode in blocks so validation of long files never holds the whole file in memory.
-_BLOCK_FRAMES = 1 << 18
+# Frames decoded at a time: ~1 MB per channel, whatever the file's length.
+BLOCK_FRAMES = 1 << 18
+# A recording whose loudest sample is below this is silent (1 LSB of 16-bit audio is -90.3 dBFS).
+SILENCE_DBFS = -90.0
+# Samples at or above this magnitude count as clipped.
+CLIP_LEVEL = 0.999
+
+FIX_REENCODE = "re-export or re-download the file from its source, or remove it"
 
 
 class AudioDecodeError(Exception):
-    """A file that is not usable audio; the message names the file and the reason."""
+    """A file that is not usable audio; names the file, the reason and the fix."""
 
-    def __init__(self, path: str | Path, reason: str):
+    def __init__(self, path: str | Path, reason: str, fix: str = FIX_REENCODE):
         self.path = str(path)
         self.reason = reason
+        self.fix = fix
         super().__init__(f"{path}: {reason}")
 
 
@@ -41,63 +55,98 @@ class AudioCheck:
 
     info: AudioInfo
     peak: float
+    clipped_fraction: float
     content_hash: str
+
+    @property
+    def peak_dbfs(self) -> float:
+        return 20 * math.log10(self.peak) if self.peak > 0 else -math.inf
 
 
 def probe(path: str | Path) -> AudioInfo:
     """Header information, raising AudioDecodeError for anything soundfile cannot open."""
     path = Path(path)
     if not path.is_file():
-        raise AudioDecodeError(path, "file does not exist")
+        raise AudioDecodeError(path, "file does not exist",
+                               "check the file name (it is relative to data.audio_dir) or remove the row")
     if path.stat().st_size == 0:
-        raise AudioDecodeError(path, "empty file (0 bytes)")
+        raise AudioDecodeError(path, "empty file (0 bytes)", "copy the file again from its source, or remove it")
     try:
         info = sf.info(str(path))
     except Exception as err:  # libsndfile raises several types for unreadable input
-        raise AudioDecodeError(path, f"not readable as audio ({_short(err)})") from err
+        raise AudioDecodeError(path, f"not readable as audio: {_sniff(path)} ({_short(err)})",
+                               "convert it to FLAC, WAV or OGG (e.g. ffmpeg -i in.m4a out.flac), or remove it") from err
     if info.frames <= 0:
-        raise AudioDecodeError(path, "no audio frames")
+        raise AudioDecodeError(path, "no audio frames (truncated or empty stream)")
     return AudioInfo(info.frames, info.samplerate, info.channels, info.format, info.subtype)
 
 
 def check(path: str | Path) -> AudioCheck:
     """Decode the whole file block by block: catches truncation and corrupt pages that
-    headers hide, and measures peak level and a hash of the decoded samples."""
+    headers hide, and measures peak level, clipping and a hash of the decoded samples."""
     info = probe(path)
-    peak = 0.0
-    frames = 0
+    peak, clipped, frames = 0.0, 0, 0
     digest = hashlib.blake2b(digest_size=16)
+    for block in _blocks(path, always_2d=True):
+        frames += len(block)
+        magnitude = np.abs(block)
+        peak = max(peak, float(magnitude.max(initial=0.0)))
+        clipped += int((magnitude >= CLIP_LEVEL).sum())
+        digest.update(block.tobytes())
+    if frames < info.frames and info.format != "MPEG":  # MP3 headers only estimate the length
+        raise AudioDecodeError(path, f"truncated: the header promises {info.frames} frames, only {frames} decode")
+    if info.format == "OGG" and not _ogg_ends_with_eos(path):
+        raise AudioDecodeError(path, "truncated: the Ogg stream stops without its end-of-stream page")
+    info = AudioInfo(frames, info.sample_rate, info.channels, info.format, info.subtype)
+    return AudioCheck(info=info, peak=peak, clipped_fraction=clipped / (frames * info.channels),
+                      content_hash=digest.hexdigest())
+
+
+def _blocks(path: str | Path, always_2d: bool = False) -> Iterator[np.ndarray]:
+    """Decoded float32 blocks of BLOCK_FRAMES frames; AudioDecodeError on corrupt data,
+    NaN/Inf samples or a stream with no frames."""
+    frames = 0
     try:
-        with sf.SoundFile(str(path)) as f:
-            for block in f.blocks(blocksize=_BLOCK_FRAMES, dtype="float32", always_2d=True):
-                if not np.isfinite(block).all():
-                    raise AudioDecodeError(path, "contains NaN or infinite samples")
-                frames += len(block)
-                peak = max(peak, float(np.abs(block).max(initial=0.0)))
-                digest.update(block.tobytes())
-    except AudioDecodeError:
-        raise
+        handle = sf.SoundFile(str(path))
     except Exception as err:
-        raise AudioDecodeError(path, f"decoding failed after {frames} frames ({_short(err)})") from err
+        probe(path)  # names the problem (missing, empty, not audio)
+        raise AudioDecodeError(path, f"not readable as audio ({_short(err)})") from err
+    with handle:
+        while True:
+            try:
+                block = handle.read(BLOCK_FRAMES, dtype="float32", always_2d=always_2d)
+            except Exception as err:
+                raise AudioDecodeError(path, f"corrupt or truncated: decoding failed after {frames} frames "
+                                             f"({_short(err)})") from err
+            if len(block) == 0:
+                break
+            if not np.isfinite(block).all():
+                raise AudioDecodeError(path, f"contains NaN or infinite samples (after frame {frames})")
+            frames += len(block)
+            yield block
     if frames == 0:
         raise AudioDecodeError(path, "no audio frames could be decoded")
-    if frames != info.frames:
-        info = AudioInfo(frames, info.sample_rate, info.channels, info.format, info.subtype)
-    return AudioCheck(info=info, peak=peak, content_hash=digest.hexdigest())
 
 
-def load_mono(path: str | Path, start: int = 0, stop: int | None = None) -> tuple[np.ndarray, int]:
-    """Frames [start, stop) of a file, down-mixed to mono float32, and its sample rate."""
-    try:
-        data, sr = sf.read(str(path), start=start, stop=stop, dtype="float32", always_2d=True)
-    except Exception as err:
-        raise AudioDecodeError(path, f"decoding failed ({_short(err)})") from err
-    if len(data) == 0:
-        raise AudioDecodeError(path, "no audio frames could be decoded")
-    mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-    if not np.isfinite(mono).all():
-        raise AudioDecodeError(path, "contains NaN or infinite samples")
-    return np.ascontiguousarray(mono), sr
+def stream_mono(path: str | Path, sample_rate: int) -> Iterator[np.ndarray]:
+    """The file as consecutive mono float32 blocks at `sample_rate`: decoded and resampled a
+    block at a time; the blocks joined equal load_resampled(path, sample_rate)."""
+    resampler = None
+    for block in _blocks(path, always_2d=True):
+        if resampler is None:
+            resampler = StreamResampler(sf.info(str(path)).samplerate, sample_rate)
+        out = resampler.push(block.mean(axis=1) if block.shape[1] > 1 else block[:, 0])
+        if len(out):
+            yield out
+    tail = resampler.flush()
+    if len(tail):
+        yield tail
+
+
+def load_mono(path: str | Path) -> tuple[np.ndarray, int]:
+    """The whole file down-mixed to mono float32, and its sample rate (for short files)."""
+    blocks = [b.mean(axis=1) if b.shape[1] > 1 else b[:, 0] for b in _blocks(path, always_2d=True)]
+    return np.ascontiguousarray(np.concatenate(blocks), dtype=np.float32), sf.info(str(path)).samplerate
 
 
 def resample(wave: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
@@ -107,13 +156,88 @@ def resample(wave: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     import torch
     import torchaudio.functional as AF
 
-    out = AF.resample(torch.from_numpy(wave), orig_sr, target_sr)
-    return out.numpy()
+    return AF.resample(torch.from_numpy(np.ascontiguousarray(wave)), orig_sr, target_sr).numpy()
 
 
 def load_resampled(path: str | Path, sample_rate: int) -> np.ndarray:
     wave, sr = load_mono(path)
     return resample(wave, sr, sample_rate)
+
+
+class StreamResampler:
+    """`resample` applied block by block. Each block is resampled with `context` input
+    samples of real signal on either side (zeros before the start, as torchaudio pads), and
+    only the outputs those cannot reach past are kept, so the joined output equals resampling
+    the whole signal at once (to float rounding)."""
+
+    def __init__(self, orig_sr: int, target_sr: int):
+        g = math.gcd(orig_sr, target_sr)
+        self.orig_sr, self.target_sr = orig_sr, target_sr
+        self.period_in, self.period_out = orig_sr // g, target_sr // g
+        # torchaudio's kernel half-width (lowpass_filter_width 6, rolloff 0.99), in input
+        # samples, rounded up to whole periods so blocks start on a period boundary
+        width = math.ceil(6 * self.period_in / (min(self.period_in, self.period_out) * 0.99)) + 1
+        self.context = -(-width // self.period_in) * self.period_in
+        self.buffer = np.zeros(self.context, dtype=np.float32)  # the signal from (next output's input) - context
+
+    def push(self, block: np.ndarray) -> np.ndarray:
+        if self.orig_sr == self.target_sr:
+            return block
+        self.buffer = np.concatenate([self.buffer, block])
+        ready = (len(self.buffer) - 2 * self.context) // self.period_in * self.period_in
+        if ready <= 0:
+            return np.zeros(0, dtype=np.float32)
+        out = resample(self.buffer[: ready + 2 * self.context], self.orig_sr, self.target_sr)
+        first = self.context // self.period_in * self.period_out
+        self.buffer = self.buffer[ready:]
+        return out[first : first + ready // self.period_in * self.period_out]
+
+    def flush(self) -> np.ndarray:
+        """The outputs of the last samples (the signal ends; zeros follow)."""
+        if self.orig_sr == self.target_sr:
+            return np.zeros(0, dtype=np.float32)
+        out = resample(self.buffer, self.orig_sr, self.target_sr)
+        self.buffer = np.zeros(0, dtype=np.float32)
+        return out[self.context // self.period_in * self.period_out :]
+
+
+def _ogg_ends_with_eos(path: str | Path) -> bool:
+    """Walk the Ogg pages: the file must end exactly after a whole page flagged end-of-stream."""
+    size = Path(path).stat().st_size
+    last_flags = 0
+    with open(path, "rb") as f:
+        position = 0
+        while position < size:
+            header = f.read(27)
+            if len(header) < 27 or header[:4] != b"OggS":
+                return False
+            last_flags = header[5]
+            table = f.read(header[26])
+            if len(table) < header[26]:
+                return False
+            position += 27 + len(table) + sum(table)
+            f.seek(position)
+    return position == size and bool(last_flags & 0x04)
+
+
+_MAGIC = [
+    (b"ftyp", 4, "an MP4/M4A (AAC) container"), (b"PK\x03\x04", 0, "a ZIP archive"),
+    (b"%PDF", 0, "a PDF document"), (b"\x1aE\xdf\xa3", 0, "a Matroska/WebM container"),
+    (b"ID3", 0, "an MP3 with an ID3 tag this libsndfile cannot decode"), (b"\x89PNG", 0, "a PNG image"),
+    (b"\xff\xd8\xff", 0, "a JPEG image"),
+]
+
+
+def _sniff(path: str | Path) -> str:
+    """What an unreadable file looks like, from its first bytes."""
+    with open(path, "rb") as f:
+        head = f.read(512)
+    for magic, offset, what in _MAGIC:
+        if head[offset : offset + len(magic)] == magic:
+            return what
+    if all(32 <= b < 127 or b in b"\t\r\n" for b in head):
+        return "a text file"
+    return "unrecognised content"
 
 
 def _short(err: Exception) -> str:

@@ -11,7 +11,7 @@ from torch.utils.data import Dataset
 from torchaudio.transforms import FrequencyMasking, TimeMasking
 
 from .folds import multi_hot
-from .mel import MelParams
+from .mel import MelParams, floor_segments
 from .mel_cache import MelCache
 
 
@@ -64,13 +64,17 @@ class SpecAugment:
 
 class CropDataset(Dataset):
     """Random `n_segments * seg_frames`-frame crops of whole recordings (the recipe's 30 s),
-    short recordings tiled (looped) to length, with multi-hot targets and a loss weight."""
+    short recordings tiled (looped) to length, each segment floored at `top_db` below its
+    maximum, with multi-hot targets and a loss weight. Only the crop's frames are read."""
 
     def __init__(self, table: pd.DataFrame, cache: MelCache, n_classes: int, seg_frames: int,
-                 n_segments: int, secondary_weight: float = 1.0, label_smoothing: float = 0.0,
-                 weight_column: str | None = None, augment: SpecAugment = SpecAugment()):
+                 n_segments: int, top_db: float | None = 80.0, secondary_weight: float = 1.0,
+                 label_smoothing: float = 0.0, weight_column: str | None = None,
+                 augment: SpecAugment = SpecAugment()):
         self.keys = table["key"].tolist()
         self.cache = cache
+        self.seg_frames = seg_frames
+        self.top_db = top_db
         self.crop_frames = seg_frames * n_segments
         self.targets = multi_hot_targets(table, n_classes, secondary_weight, label_smoothing)
         self.weights = sample_weights(table, weight_column)
@@ -92,7 +96,8 @@ class CropDataset(Dataset):
     def __getitem__(self, i: int):
         # torch seeds each worker and each epoch differently; draw the crop offset from it
         rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,)).item()))
-        mel = torch.from_numpy(normalise_db(self.crop(self.keys[i], rng)))[None]
+        crop = floor_segments(self.crop(self.keys[i], rng), self.top_db, self.seg_frames)
+        mel = torch.from_numpy(normalise_db(crop))[None]
         return self.augment(mel), torch.from_numpy(self.targets[i]), torch.tensor(self.weights[i])
 
 
@@ -105,12 +110,14 @@ def window_plan(duration: float, window_seconds: float, params: MelParams) -> li
     return [(j, int(round(j * step)), j * window_seconds, (j + 1) * window_seconds) for j in range(n_windows)]
 
 
-def pad_window(mel: np.ndarray, n_frames: int) -> np.ndarray:
-    """Pad a short (n_mels, t) window to n_frames with the recording's floor (its quietest dB)."""
-    if mel.shape[1] >= n_frames:
-        return mel
-    floor = mel.min() if mel.size else -80.0
-    return np.pad(mel, ((0, 0), (0, n_frames - mel.shape[1])), constant_values=floor)
+def window_input(mel: np.ndarray, n_frames: int, top_db: float | None) -> np.ndarray:
+    """A (n_mels, <=n_frames) dB window as the model sees it: floored at top_db below its
+    maximum, a short last window padded to n_frames with its floor (its quietest dB), scaled."""
+    mel = floor_segments(mel, top_db, n_frames)
+    if mel.shape[1] < n_frames:
+        floor = mel.min() if mel.size else -80.0
+        mel = np.pad(mel, ((0, 0), (0, n_frames - mel.shape[1])), constant_values=floor)
+    return normalise_db(mel)
 
 
 class WindowDataset(Dataset):
@@ -121,6 +128,7 @@ class WindowDataset(Dataset):
                  window_seconds: float, seg_frames: int):
         self.cache = cache
         self.seg_frames = seg_frames
+        self.top_db = params.top_db
         rows = [(key, *w) for key, duration in zip(table["key"], table["duration"])
                 for w in window_plan(duration, window_seconds, params)]
         self.windows = pd.DataFrame(rows, columns=["key", "window", "start_frame", "start", "end"])
@@ -130,5 +138,5 @@ class WindowDataset(Dataset):
 
     def __getitem__(self, i: int) -> torch.Tensor:
         w = self.windows.iloc[i]
-        mel = pad_window(self.cache.window(w.key, int(w.start_frame), self.seg_frames), self.seg_frames)
-        return torch.from_numpy(normalise_db(mel))[None]
+        mel = self.cache.window(w.key, int(w.start_frame), self.seg_frames)
+        return torch.from_numpy(window_input(mel, self.seg_frames, self.top_db))[None]

@@ -57,7 +57,7 @@ def train_fold(folds: pd.DataFrame, classes: list[str], fold: int, cache: MelCac
              fold, len(train_table), len(held_out), len(classes), model_cfg["backbone"], device)
 
     crops = CropDataset(
-        train_table, cache, len(classes), seg_frames, cfg.n_segments,
+        train_table, cache, len(classes), seg_frames, cfg.n_segments, top_db=params.top_db,
         secondary_weight=train_cfg["secondary_weight"], label_smoothing=train_cfg["label_smoothing"],
         weight_column=train_cfg["weight_column"],
         augment=SpecAugment(train_cfg["freq_mask"], train_cfg["time_mask"], train_cfg["n_masks"]),

@@ -6,24 +6,30 @@ import ast
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
 import pandas as pd
 from tqdm import tqdm
 
 from .atomic import write_csv
-from .audio import AudioDecodeError, check
+from .audio import SILENCE_DBFS, AudioCheck, AudioDecodeError, check
 from .sources import Recording
 
 log = logging.getLogger(__name__)
 
 INDEX_COLUMNS = [
     "key", "path", "primary_label", "class_id", "secondary_labels", "secondary_class_ids",
-    "frames", "sample_rate", "duration", "channels", "format", "subtype", "peak", "content_hash",
+    "frames", "sample_rate", "duration", "channels", "format", "subtype", "peak", "clipped_fraction",
+    "content_hash",
 ]
-REJECTED_COLUMNS = ["key", "path", "stage", "reason"]
+REJECTED_COLUMNS = ["key", "path", "stage", "reason", "fix"]
+# A recording with more clipped samples than this is logged (and kept: the call is still there).
+CLIPPED_WARNING = 0.01
 
 
 class BadInputError(Exception):
-    """Raised under `on_bad_audio: fail`; lists every rejected file."""
+    """Raised under `on_bad_audio: fail` / `on_bad_metadata: fail`; lists every problem."""
 
 
 def parse_label_list(text: str) -> list[str]:
@@ -42,78 +48,82 @@ def parse_label_list(text: str) -> list[str]:
     return [t for t in text.replace(",", " ").split() if t]
 
 
+@dataclass
+class Problems:
+    """Rejected rows and files, by stage ('metadata' or 'audio'), with the reason and the fix."""
+
+    rows: list[dict[str, str]] = field(default_factory=list)
+
+    def add(self, rec: Recording, stage: str, reason: str, fix: str) -> None:
+        log.warning("rejected %s (%s): %s; fix: %s", rec.path, stage, reason, fix)
+        self.rows.append({"key": rec.key, "path": rec.path, "stage": stage, "reason": reason, "fix": fix})
+
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows, columns=REJECTED_COLUMNS)
+
+    def raise_if(self, stage: str, policy_key: str, extra: list[str] = ()) -> None:
+        """Under a 'fail' policy: stop, listing every problem of that stage."""
+        lines = [f"  {r['path']}: {r['reason']} -> {r['fix']}" for r in self.rows if r["stage"] == stage] + list(extra)
+        if lines:
+            raise BadInputError(
+                f"{len(lines)} {stage} problem(s) and {policy_key} is 'fail':\n" + "\n".join(lines) +
+                f"\nFix them, or set {policy_key}: skip to leave the rows out (listed in results/index/rejected.csv)."
+            )
+
+
 def build_index(
     recordings: list[Recording],
     columns: dict[str, str | None],
     on_bad_audio: str = "skip",
+    on_bad_metadata: str = "skip",
+    min_seconds: float = 0.0,
     threads: int = 1,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Decode-check every recording; returns (index, classes, rejected)."""
-    mapped = {c for c in columns.values() if c}
-    rejected: list[dict[str, str]] = []
-    candidates: list[tuple[Recording, list[str]]] = []
-    seen: set[str] = set()
-    for rec in recordings:
-        reason = None
-        secondary: list[str] = []
-        if rec.key in seen:
-            reason = "listed twice in the metadata; the first row was kept"
-        elif not rec.label:
-            reason = "empty primary label"
-        else:
-            try:
-                secondary = parse_label_list(rec.row.get(columns.get("secondary_labels") or "", ""))
-            except ValueError as err:
-                reason = f"secondary labels: {err}"
-        seen.add(rec.key)
-        if reason:
-            rejected.append(_rejection(rec, reason))
-        else:
-            candidates.append((rec, secondary))
-
-    def inspect(item):
-        rec, _ = item
-        try:
-            return check(rec.path)
-        except AudioDecodeError as err:
-            return err
-
+    """Check every metadata row and decode-check every recording; returns (index, classes,
+    rejected). See the README's "What happens to bad input" for each rule."""
+    problems = Problems()
+    candidates = _check_metadata(recordings, columns, problems)
     with ThreadPoolExecutor(max(1, threads)) as pool:  # libsndfile releases the GIL
-        results = list(tqdm(pool.map(inspect, candidates), total=len(candidates), desc="index", unit="file"))
+        results = list(tqdm(pool.map(_inspect, [rec for rec, _ in candidates]), total=len(candidates),
+                            desc="index", unit="file"))
 
+    mapped = {c for c in columns.values() if c}
     rows = []
     for (rec, secondary), result in zip(candidates, results):
-        if isinstance(result, AudioDecodeError):
-            rejected.append(_rejection(rec, result.reason))
+        problem = _audio_problem(result, min_seconds)
+        if problem:
+            problems.add(rec, "audio", *problem)
             continue
         info = result.info
+        if result.clipped_fraction > CLIPPED_WARNING:
+            log.warning("clipped: %.1f %% of the samples of %s are at full scale (kept)", 100 * result.clipped_fraction, rec.path)
         row = {
             "key": rec.key, "path": rec.path, "primary_label": rec.label,
             "secondary_labels": secondary, "frames": info.frames, "sample_rate": info.sample_rate,
             "duration": round(info.duration, 4), "channels": info.channels, "format": info.format,
-            "subtype": info.subtype, "peak": round(result.peak, 6), "content_hash": result.content_hash,
+            "subtype": info.subtype, "peak": round(result.peak, 6),
+            "clipped_fraction": round(result.clipped_fraction, 6), "content_hash": result.content_hash,
         }
         for column, value in rec.row.items():  # other metadata (author, rating...) rides along
             if column not in mapped and column not in row:
                 row[column] = value
         rows.append(row)
 
-    rejected_df = pd.DataFrame(rejected, columns=REJECTED_COLUMNS)
-    if on_bad_audio == "fail" and len(rejected_df):
-        listing = "\n".join(f"  {r.path}: {r.reason}" for r in rejected_df.itertuples())
-        raise BadInputError(
-            f"{len(rejected_df)} input file(s) rejected and data.on_bad_audio is 'fail':\n{listing}\n"
-            "Fix or remove these files, or set data.on_bad_audio: skip to leave them out."
-        )
+    if on_bad_audio == "fail":
+        problems.raise_if("audio", "data.on_bad_audio")
     if not rows:
         raise BadInputError("no usable recordings: every listed file was rejected (see the rejected table)")
-
     index = pd.DataFrame(rows)
     classes = sorted(index["primary_label"].unique())
     class_id = {c: i for i, c in enumerate(classes)}
-    unknown = sorted({s for sec in index["secondary_labels"] for s in sec} - set(class_id))
+    unknown = _unknown_secondary_labels(index, class_id)
+    if on_bad_metadata == "fail":
+        problems.raise_if("metadata", "data.on_bad_metadata", [
+            f"  {key}: secondary label(s) {', '.join(labels)} name no class (no recording has them as primary label)"
+            for key, labels in unknown.items()])
     if unknown:
-        log.warning("secondary labels that are no class's primary label are ignored: %s", ", ".join(unknown))
+        log.warning("secondary labels that name no class were dropped from %d recording(s) (no recording has them "
+                    "as primary label): %s", len(unknown), "; ".join(f"{k}: {', '.join(v)}" for k, v in unknown.items()))
     index["class_id"] = index["primary_label"].map(class_id)
     index["secondary_labels"] = [[s for s in sec if s in class_id and s != p]
                                  for sec, p in zip(index["secondary_labels"], index["primary_label"])]
@@ -129,23 +139,77 @@ def build_index(
         "n_recordings": [int(counts.get(c, 0)) for c in classes],
         "n_secondary": [int(secondary_counts.get(c, 0)) for c in classes],
     })
+    rejected = problems.table()
     _log_duplicates(index)
     log.info(
         "indexed %d recordings (%.2f h) in %d classes; rejected %d file(s)",
-        len(index), index["duration"].sum() / 3600, len(classes), len(rejected_df),
+        len(index), index["duration"].sum() / 3600, len(classes), len(rejected),
     )
-    return index, classes_df, rejected_df
+    return index, classes_df, rejected
 
 
-def _rejection(rec: Recording, reason: str) -> dict[str, str]:
-    log.warning("rejected %s: %s", rec.path, reason)
-    return {"key": rec.key, "path": rec.path, "stage": "index", "reason": reason}
+def _check_metadata(recordings: list[Recording], columns: dict[str, str | None],
+                    problems: Problems) -> list[tuple[Recording, list[str]]]:
+    """The rows worth decoding, with their parsed secondary labels; the others go to `problems`."""
+    candidates = []
+    seen: set[str] = set()
+    for rec in recordings:
+        problem = None
+        secondary: list[str] = []
+        if rec.key in seen:
+            problem = ("listed twice in the metadata; the first row was kept", "remove the duplicate row")
+        elif not rec.label:
+            problem = ("empty primary label", "fill in the label column or remove the row")
+        elif not Path(rec.path).is_file():
+            problem = ("the metadata names a file that does not exist",
+                       "correct the file name (relative to data.audio_dir) or remove the row")
+        else:
+            try:
+                secondary = parse_label_list(rec.row.get(columns.get("secondary_labels") or "", ""))
+            except ValueError as err:
+                problem = (f"secondary labels: {err}", "write them as ['a', 'b'], as 'a b', or leave the cell empty")
+        seen.add(rec.key)
+        if problem:
+            problems.add(rec, "metadata", *problem)
+        else:
+            candidates.append((rec, secondary))
+    return candidates
+
+
+def _inspect(rec: Recording) -> AudioCheck | AudioDecodeError:
+    try:
+        return check(rec.path)
+    except AudioDecodeError as err:
+        return err
+
+
+def _audio_problem(result: AudioCheck | AudioDecodeError, min_seconds: float) -> tuple[str, str] | None:
+    """(reason, fix) when a decoded file is not usable for training, else None."""
+    if isinstance(result, AudioDecodeError):
+        return result.reason, result.fix
+    if result.peak_dbfs < SILENCE_DBFS:
+        return (f"silent: peak level {result.peak_dbfs:.1f} dBFS (below {SILENCE_DBFS:g} dBFS)",
+                "check the recording (a muted input?) or remove it")
+    if result.info.duration < min_seconds:
+        return (f"too short: {result.info.duration:.3f} s, below data.min_seconds ({min_seconds:g} s)",
+                "remove it, or lower data.min_seconds")
+    return None
+
+
+def _unknown_secondary_labels(index: pd.DataFrame, class_id: dict[str, int]) -> dict[str, list[str]]:
+    unknown = {}
+    for key, secondary in zip(index["key"], index["secondary_labels"]):
+        missing = sorted(set(secondary) - set(class_id))
+        if missing:
+            unknown[key] = missing
+    return unknown
 
 
 def _log_duplicates(index: pd.DataFrame) -> None:
     for _, group in index.groupby("content_hash"):
         if len(group) > 1:
-            log.warning("same audio under several names (kept all): %s", ", ".join(group["key"]))
+            log.warning("duplicate audio: %s have identical samples (kept all; consider removing copies, "
+                        "which can leak between folds)", ", ".join(group["key"]))
 
 
 LIST_COLUMNS = ("secondary_labels", "secondary_class_ids")

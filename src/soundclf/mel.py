@@ -1,10 +1,12 @@
-"""Log-mel spectrograms with torchaudio, computed in bounded-size chunks along time."""
+"""Log-mel spectrograms with torchaudio, computed in bounded-size chunks along time or from
+a stream of audio blocks, and the top_db floor applied per 5 s segment."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, Iterable, Iterator
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 import torchaudio.functional as AF
@@ -47,6 +49,25 @@ class MelParams:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def cache_key(self) -> dict[str, Any]:
+        """The parameters the cached values depend on: all but top_db, which is applied when
+        a segment is read (see floor_segments)."""
+        return {k: v for k, v in self.as_dict().items() if k != "top_db"}
+
+
+def floor_segments(mel: np.ndarray, top_db: float | None, segment_frames: int) -> np.ndarray:
+    """Clamp each consecutive `segment_frames`-frame segment of a (n_mels, t) dB array at
+    `top_db` below that segment's own maximum. Per segment rather than per recording, so a
+    window needs nothing but its own frames (a long file streams) and a 5 s training segment
+    and a 5 s inference window are scaled alike."""
+    if top_db is None:
+        return mel
+    out = mel.copy()
+    for start in range(0, mel.shape[1], segment_frames):
+        part = out[:, start : start + segment_frames]
+        np.maximum(part, part.max(initial=-np.inf) - top_db, out=part)
+    return out
 
 
 class LogMel(nn.Module):
@@ -97,3 +118,33 @@ class LogMel(nn.Module):
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         return self.to_db(self.power_mel(wave))
+
+    def power_to_db(self, power_mel: torch.Tensor) -> torch.Tensor:
+        """dB without the top_db floor (amin 1e-10: digital silence is -100 dB)."""
+        multiplier = 10.0 if self.params.power == 2.0 else 20.0
+        return AF.amplitude_to_DB(power_mel, multiplier, amin=1e-10, db_multiplier=0.0, top_db=None)
+
+    @torch.inference_mode()
+    def stream_db(self, blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """Log-mel frames (n_mels, t) in dB, without the top_db floor, from consecutive mono
+        blocks of one recording; joined they equal power_to_db(power_mel(whole signal)).
+        Memory holds one block and n_fft samples of overlap, whatever the length."""
+        p = self.params
+        half = p.n_fft // 2
+        pending = np.zeros(half, dtype=np.float32)  # centring: n_fft/2 zeros before the signal
+        emitted = samples = 0
+        for block in blocks:
+            samples += len(block)
+            pending = np.concatenate([pending, block])
+            ready = (len(pending) - p.n_fft) // p.hop_length + 1
+            if ready > 0:
+                yield self._db_frames(pending, ready)
+                pending = pending[ready * p.hop_length :]
+                emitted += ready
+        remaining = p.n_frames(samples) - emitted
+        if remaining > 0:
+            yield self._db_frames(np.concatenate([pending, np.zeros(half, dtype=np.float32)]), remaining)
+
+    def _db_frames(self, signal: np.ndarray, n_frames: int) -> np.ndarray:
+        span = torch.from_numpy(signal[: (n_frames - 1) * self.params.hop_length + self.params.n_fft])
+        return self.power_to_db(self.mel(span)).numpy()

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Iterable
 
 import h5py
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from . import __version__
 from .atomic import atomic_path
-from .audio import AudioDecodeError, load_resampled
+from .audio import AudioDecodeError, probe, stream_mono
 from .mel import LogMel, MelParams
 from .sources import shard_of
 
@@ -37,7 +37,9 @@ def write_shard(
     compression: str | None = None,
     on_bad_audio: str = "skip",
 ) -> list[tuple[str, str, str]]:
-    """Compute the log-mel of every (key, path) and write them to one HDF5 shard.
+    """Compute the log-mel (dB, no top_db floor) of every (key, path) and write them to one
+    HDF5 shard, streaming: each recording is decoded, resampled and transformed a block at a
+    time and appended to its dataset, so memory does not grow with a recording's length.
 
     The shard is written under a temporary name and renamed at the end, so a killed job
     leaves no file that looks complete. Returns the (key, path, reason) of skipped files.
@@ -46,30 +48,44 @@ def write_shard(
     logmel = LogMel(params)
     skipped = []
     with atomic_path(out_path) as tmp, h5py.File(tmp, "w") as h5:
-        h5.attrs["mel_params"] = json.dumps(params.as_dict())
+        h5.attrs["mel_params"] = json.dumps(params.cache_key())
         h5.attrs["soundclf_version"] = __version__
         for key, path in tqdm(recordings, desc=Path(out_path).name, unit="file", mininterval=2):
             try:
-                wave = load_resampled(path, params.sample_rate)
+                _write_recording(h5, key, path, logmel, dtype, chunk_frames, compression)
             except AudioDecodeError as err:
                 if on_bad_audio == "fail":
                     raise
+                if key in h5:
+                    del h5[key]
                 log.warning("skipped %s: %s", path, err.reason)
                 skipped.append((key, path, err.reason))
-                continue
-            with torch.inference_mode():
-                mel = logmel(torch.from_numpy(wave)).numpy()
-            ds = h5.create_dataset(
-                key,
-                data=mel.astype(dtype),
-                chunks=(params.n_mels, min(chunk_frames, mel.shape[1])),
-                compression=compression,
-            )
-            ds.attrs["source"] = path
-            ds.attrs["samples"] = len(wave)
-            ds.attrs["duration"] = len(wave) / params.sample_rate
     log.info("wrote %s: %d recordings, %d skipped", out_path, len(recordings) - len(skipped), len(skipped))
     return skipped
+
+
+def _write_recording(h5: h5py.File, key: str, path: str, logmel: LogMel, dtype: str, chunk_frames: int,
+                     compression: str | None) -> None:
+    """Append one recording's log-mel frames, block by block, to a growable dataset."""
+    params = logmel.params
+    info = probe(path)
+    expected = params.n_frames(math.ceil(info.frames * params.sample_rate / info.sample_rate))
+    ds = h5.create_dataset(key, shape=(params.n_mels, 0), maxshape=(params.n_mels, None), dtype=dtype,
+                           chunks=(params.n_mels, min(chunk_frames, expected)), compression=compression)
+    samples = 0
+
+    def counted(blocks):
+        nonlocal samples
+        for block in blocks:
+            samples += len(block)
+            yield block
+
+    for frames in logmel.stream_db(counted(stream_mono(path, params.sample_rate))):
+        ds.resize(ds.shape[1] + frames.shape[1], axis=1)
+        ds[:, -frames.shape[1]:] = frames
+    ds.attrs["source"] = path
+    ds.attrs["samples"] = samples
+    ds.attrs["duration"] = samples / params.sample_rate
 
 
 class MelCache:

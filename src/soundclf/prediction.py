@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
 import torch
 from tqdm import tqdm
 
-from .audio import AudioDecodeError, load_resampled
-from .datasets import normalise_db, pad_window, window_plan
+from .audio import AudioDecodeError, stream_mono
+from .datasets import window_input, window_plan
 from .mel import LogMel, MelParams
 from .metrics import classification_report
 from .model import load_model
@@ -50,24 +51,58 @@ def load_ensemble(model_paths: list[str | Path], device: torch.device) -> tuple[
     return list(models), first
 
 
+def stream_windows(path: str | Path, logmel: LogMel, window_seconds: float,
+                   n_frames: int) -> Iterator[tuple[float, np.ndarray]]:
+    """(end second, model input) of each consecutive window of a recording (the windows of
+    window_plan), produced while the audio streams in: memory holds one decoded block and
+    one window of frames, however long the recording."""
+    params = logmel.params
+    step = window_seconds * params.frames_per_second
+    frames = np.zeros((params.n_mels, 0), dtype=np.float32)
+    offset = j = samples = 0  # frames[:, 0] is frame `offset` of the recording
+
+    def counted(blocks):
+        nonlocal samples
+        for block in blocks:
+            samples += len(block)
+            yield block
+
+    for block in logmel.stream_db(counted(stream_mono(path, params.sample_rate))):
+        frames = np.concatenate([frames, block], axis=1)
+        while round(j * step) + n_frames <= offset + frames.shape[1]:
+            start = round(j * step) - offset
+            yield (j + 1) * window_seconds, window_input(frames[:, start : start + n_frames], n_frames, params.top_db)
+            j += 1
+        drop = round(j * step) - offset
+        frames, offset = frames[:, drop:], offset + drop
+    for _, start, _, end in window_plan(samples / params.sample_rate, window_seconds, params)[j:]:
+        window = frames[:, start - offset : start - offset + n_frames]
+        yield end, window_input(window, n_frames, params.top_db)
+
+
 @torch.no_grad()
 def predict_file(path: str | Path, models: list[torch.nn.Module], meta: dict, logmel: LogMel,
                  batch_size: int) -> tuple[list[float], np.ndarray]:
     """(window end seconds, mean probabilities (windows, classes)) for one recording."""
-    params = logmel.params
-    wave = load_resampled(path, params.sample_rate)
-    mel = logmel(torch.from_numpy(wave)).numpy()
-    plan = window_plan(len(wave) / params.sample_rate, meta["segment_seconds"], params)
-    n = meta["segment_frames"]
     device = next(models[0].parameters()).device
-    probabilities = []
-    for i in range(0, len(plan), batch_size):
-        batch = np.stack([pad_window(mel[:, start : start + n], n) for _, start, _, _ in plan[i : i + batch_size]])
-        x = torch.from_numpy(normalise_db(batch))[:, None].to(device)
+    n_segment_frames = meta["segment_frames"]
+    ends, probabilities, batch = [], [], []
+
+    def run_batch():
+        x = torch.from_numpy(np.stack(batch))[:, None].to(device)
         with torch.autocast(device.type, enabled=device.type == "cuda"):
             p = torch.stack([torch.sigmoid(m(x, n_segments=1).float()) for m in models]).mean(dim=0)
         probabilities.append(p.cpu().numpy())
-    return [end for _, _, _, end in plan], np.concatenate(probabilities)
+        batch.clear()
+
+    for end, window in stream_windows(path, logmel, meta["segment_seconds"], n_segment_frames):
+        ends.append(end)
+        batch.append(window)
+        if len(batch) == batch_size:
+            run_batch()
+    if batch:
+        run_batch()
+    return ends, np.concatenate(probabilities)
 
 
 def row_id(path: str | Path, end: float) -> str:
