@@ -14,14 +14,17 @@ SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
 from soundclf import sources
-from soundclf.config import check_config, demo_dir, effective_data, effective_predict
+from soundclf.config import check_backbone, check_config, check_schema, demo_dir, effective_data, effective_predict
 
 
 configfile: Path(workflow.basedir) / "config.yaml"
 
 
-validate(config, "schemas/config.schema.yaml", set_default=True)
+check_schema(config, Path(workflow.basedir) / "schemas/config.schema.yaml")  # messages naming key and fix
+validate(config, "schemas/config.schema.yaml", set_default=True)  # fills in the defaults
 check_config(config)
+if workflow.is_main_process:  # jobs re-parse this file; the check needs seconds of timm import
+    check_backbone(config["model"]["backbone"], Path(".snakemake/soundclf_checks"))
 
 RESULTS = config["results_dir"]
 CONDA_ENV = "../envs/soundclf.yaml"  # relative to rules/, where the rules live

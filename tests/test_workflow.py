@@ -6,11 +6,14 @@ import re
 import shutil
 
 import h5py
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
 from conftest import TINY_DEMO, run_snakemake, tone, write
+from hostile_corpus import add_hostile_corpus
+from soundclf.mel_cache import MelCache
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
@@ -106,26 +109,35 @@ def test_adding_one_recording_reruns_exactly_one_mel_shard(workdir):
     assert jobs.get("index_audio") == 1 and jobs.get("assign_folds") == 1
 
 
-def test_bad_files_among_good_ones_are_rejected_and_the_run_finishes(tmp_path):
-    audio = tmp_path / "data/audio"
-    for label in ("owl", "wren"):
-        for i in range(3):
-            write(audio / label / f"{label}_{i}.flac", tone(2.0 + i, 16000, 500.0 * (i + 2)), 16000)
-    ogg = write(audio / "owl/corrupt.ogg", tone(3.0, 16000), 16000, "OGG", "VORBIS")
-    raw = bytearray(ogg.read_bytes())
-    raw[40:] = bytes(len(raw) - 40)
-    ogg.write_bytes(bytes(raw))
-    (audio / "wren/empty.wav").write_bytes(b"")
-    (audio / "wren/notes.wav").write_text("field notes, not audio\n" * 5)
-    config = {"data": {"layout": "folders", "audio_dir": "data/audio"}} | SMALL
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
-    run_snakemake(tmp_path, "results/folds/folds.csv", "--configfile", "c.yaml")
-    rejected = pd.read_csv(tmp_path / "results/index/rejected.csv")
-    assert set(rejected["key"]) == {"owl/corrupt.ogg", "wren/empty.wav", "wren/notes.wav"}
-    assert rejected["reason"].str.len().min() > 5
-    folds = pd.read_csv(tmp_path / "results/folds/folds.csv")
-    assert len(folds) == 6
-    assert "rejected 3 file(s)" in (tmp_path / "results/logs/index_audio.log").read_text()
+def test_hostile_corpus_is_rejected_or_used_and_the_run_finishes(tmp_path, tiny_dataset):
+    """The generated hostile corpus mixed into the tiny dataset, through every stage: the
+    rejected table lists exactly the cases that must be rejected, the rest is cached, trained
+    on and evaluated without a NaN anywhere; a bad file among the soundscapes is skipped."""
+    shutil.copytree(tiny_dataset, tmp_path / "data")
+    cases = add_hostile_corpus(tmp_path / "data")
+    (tmp_path / "data/soundscapes/broken.wav").write_text("not a soundscape\n" * 20)
+    run_snakemake(tmp_path, "--configfile", write_config(tmp_path))
+    results = tmp_path / "results"
+
+    rejected = pd.read_csv(results / "index/rejected.csv")
+    assert set(rejected["key"]) == {c.filename for c in cases if c.expect == "rejected"}
+    assert rejected["fix"].str.len().min() > 10
+    index = pd.read_csv(results / "index/recordings.csv")
+    assert {c.filename for c in cases if c.expect != "rejected"} <= set(index["key"])
+    cache = MelCache(results / "mels", SMALL["cache"]["n_shards"])
+    for key in index["key"]:
+        mel = cache.full(key)
+        assert mel.shape[1] > 0 and np.isfinite(mel).all(), key
+    cache.close()
+    for fold in range(SMALL["folds"]["n_folds"]):
+        assert np.isfinite(pd.read_csv(results / f"models/fold{fold}/history.csv")["train_loss"]).all()
+    oof = pd.read_csv(results / "oof/oof_windows.csv")
+    assert set(oof["key"]) == set(index["key"]) and np.isfinite(oof.iloc[:, 4:].to_numpy()).all()
+    index_log = (results / "logs/index_audio.log").read_text()
+    assert "duplicate audio" in index_log and "odd/copy_a.wav" in index_log
+    assert f"rejected {len(rejected)} file(s)" in index_log
+    assert "broken.wav" in (results / "logs/predict_recordings.log").read_text()
+    assert not pd.read_csv(results / "predictions/submission.csv")["row_id"].str.startswith("broken").any()
 
 
 def test_demo_layout_builds_through_the_checkpoint(tmp_path):
@@ -141,15 +153,20 @@ def test_demo_layout_builds_through_the_checkpoint(tmp_path):
 
 
 def test_invalid_config_stops_before_any_job_naming_the_key(tmp_path):
-    for bad, named in [({"mel": {"n_mels": "many"}}, "n_mels"),
-                       ({"mel": {"hop_length": 4096, "n_fft": 1024}}, "mel.hop_length"),
-                       ({"mel": {"fmax": 20000}}, "mel.fmax"),
-                       ({"folds": {"n_fold": 3}}, "n_fold"),
-                       ({"train": {"crop_seconds": 12}}, "train.crop_seconds"),
-                       ({"model": {"pretrained_path": "missing.pth"}}, "model.pretrained_path")]:
+    for bad, message in [
+        ({"mel": {"n_mels": "many"}}, "mel.n_mels: 'many' is not of type 'integer'; set it to a value of type integer"),
+        ({"mel": {"hop_length": 4096, "n_fft": 1024}}, "mel.hop_length (4096) exceeds mel.n_fft (1024)"),
+        ({"mel": {"fmax": 20000}}, "mel.fmax (20000) is above the Nyquist frequency"),
+        ({"folds": {"n_fold": 3}}, "folds.n_fold: unknown key; did you mean 'n_folds'?"),
+        ({"folds": {"n_folds": 1}}, "folds.n_folds: 1 is less than the minimum of 2; set it to at least 2"),
+        ({"model": {"backbone": "efficientnet_bo"}}, "model.backbone: 'efficientnet_bo' is not a model of timm"),
+        ({"data": {"layout": "folders", "audio_dir": "no/such/dir"}}, "data.audio_dir: folder 'no/such/dir' does not exist"),
+        ({"train": {"crop_seconds": 12}}, "train.crop_seconds (12) must be a whole multiple"),
+        ({"model": {"pretrained_path": "missing.pth"}}, "model.pretrained_path: file 'missing.pth' does not exist"),
+    ]:
         (tmp_path / "c.yaml").write_text(yaml.safe_dump(bad))
         result = run_snakemake(tmp_path, "--configfile", "c.yaml", check=False)
-        assert result.returncode != 0 and named in result.stdout + result.stderr
+        assert result.returncode != 0 and message in result.stdout + result.stderr, message
         assert not (tmp_path / "results").exists()
 
 

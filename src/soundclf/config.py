@@ -1,10 +1,13 @@
 """Checks of the configuration that a JSON schema cannot express, and derived settings.
 
-Standard library only (the Snakefile runs this while it parses).
+The Snakefile runs this while it parses, before any job starts: standard library plus the
+jsonschema and yaml modules Snakemake itself depends on; timm only for the backbone check.
 """
 
 from __future__ import annotations
 
+import difflib
+import importlib.metadata
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +16,65 @@ DEMO_COLUMNS = {"filename": "filename", "label": "primary_label", "secondary_lab
 
 class ConfigError(ValueError):
     """A configuration value that cannot work; the message names the key and the fix."""
+
+
+def schema_problems(config: dict[str, Any], schema_path: str | Path) -> list[str]:
+    """Every way `config` breaks the schema, one line each, naming the key and the fix
+    (unknown keys get the nearest known names)."""
+    import jsonschema
+    import yaml
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    problems = []
+    for error in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path))):
+        key = ".".join(map(str, error.absolute_path))
+        sub = error.schema
+        if error.validator == "additionalProperties":
+            known = list(sub.get("properties", {}))
+            for extra in sorted(set(error.instance) - set(known)):
+                name = f"{key}.{extra}" if key else extra
+                close = difflib.get_close_matches(extra, known, n=1)
+                hint = f"did you mean '{close[0]}'?" if close else f"the keys here are: {', '.join(known)}"
+                problems.append(f"{name}: unknown key; {hint} (or remove it)")
+            continue
+        expected = {
+            "type": lambda: f"set it to a value of type {error.validator_value}",
+            "enum": lambda: f"set it to one of {', '.join(map(repr, error.validator_value))}",
+            "minimum": lambda: f"set it to at least {error.validator_value}",
+            "exclusiveMinimum": lambda: f"set it above {error.validator_value}",
+            "maximum": lambda: f"set it to at most {error.validator_value}",
+        }.get(error.validator, lambda: "see the README's configuration table")()
+        about = f" ({sub['description']})" if "description" in sub else ""
+        problems.append(f"{key or 'config'}: {error.message}; {expected}{about}")
+    return problems
+
+
+def check_schema(config: dict[str, Any], schema_path: str | Path) -> None:
+    problems = schema_problems(config, schema_path)
+    if problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+def check_backbone(name: str, stamp_dir: str | Path) -> None:
+    """model.backbone must be a timm model name. Importing timm takes seconds, so a name once
+    found is remembered (per timm version) in `stamp_dir`."""
+    if ":" in name:  # hub names (hf-hub:...) are resolved when the model is built
+        return
+    version = importlib.metadata.version("timm")
+    stamp = Path(stamp_dir) / f"timm-{version}-{name}.ok"
+    if stamp.exists():
+        return
+    import timm
+
+    if not timm.is_model(name):
+        scored = sorted((-difflib.SequenceMatcher(None, name, m).ratio(), m) for m in timm.list_models())
+        close = [m for score, m in scored[:3] if score < -0.75]
+        hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
+        raise ConfigError(f"invalid configuration:\n  model.backbone: '{name}' is not a model of timm {version}; {hint}"
+                          "list names with: python -c \"import timm; print(timm.list_models('*efficientnet*'))\"")
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    stamp.touch()
 
 
 def demo_dir(config: dict[str, Any]) -> Path:

@@ -1,0 +1,92 @@
+"""Hostile input: every case of the generated corpus gets its documented behaviour at
+indexing (rejected with a reason and a fix, or indexed), and the two policies stop the run
+listing every problem."""
+import logging
+import shutil
+
+import pytest
+
+from hostile_corpus import CASES, DUPLICATES, add_hostile_corpus
+from soundclf.config import DEMO_COLUMNS
+from soundclf.indexing import BadInputError, build_index
+from soundclf.sources import list_recordings
+
+
+@pytest.fixture(scope="module")
+def hostile_dataset(tiny_dataset, tmp_path_factory):
+    dataset = tmp_path_factory.mktemp("hostile") / "data"
+    shutil.copytree(tiny_dataset, dataset)
+    add_hostile_corpus(dataset)
+    return dataset
+
+
+def data_section(dataset, **policies):
+    return {"layout": "metadata", "audio_dir": str(dataset / "train_audio"),
+            "metadata_csv": str(dataset / "train_metadata.csv"), "columns": DEMO_COLUMNS} | policies
+
+
+@pytest.fixture(scope="module")
+def indexed(hostile_dataset):
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logging.getLogger("soundclf").addHandler(handler)
+    try:
+        index, classes, rejected = build_index(list_recordings(data_section(hostile_dataset)), DEMO_COLUMNS,
+                                               min_seconds=0.25, threads=2)
+    finally:
+        logging.getLogger("soundclf").removeHandler(handler)
+    return index.set_index("key"), classes, rejected.set_index("key"), "\n".join(r.getMessage() for r in records)
+
+
+@pytest.mark.parametrize("case", [c for c, _ in CASES], ids=[c.filename for c, _ in CASES])
+def test_each_case_gets_its_documented_behaviour(indexed, case):
+    index, _, rejected, _ = indexed
+    if case.expect == "rejected":
+        assert case.filename not in index.index
+        row = rejected.loc[case.filename]
+        assert (row["stage"], case.reason in row["reason"]) == (case.stage, True), row["reason"]
+        assert case.filename in row["path"] and len(row["fix"]) > 10  # names the file and the fix
+    else:
+        assert case.filename not in rejected.index
+        assert index.loc[case.filename, "duration"] > 0
+
+
+def test_odd_formats_are_indexed_with_their_true_properties(indexed):
+    index = indexed[0]
+    assert index.loc["odd/six_channels.wav", "channels"] == 6
+    assert index.loc["odd/rate_96k.wav", "sample_rate"] == 96000
+    assert index.loc["odd/rate_8k.flac", "sample_rate"] == 8000
+    assert index.loc["odd/pcm_u8.wav", "subtype"] == "PCM_U8"
+    assert abs(index.loc["odd/pcm_24.wav", "duration"] - 2.5) < 1e-3
+    assert index.loc["odd/clipped.wav", "clipped_fraction"] > 0.3
+    assert index.loc["odd/float32.wav", "clipped_fraction"] == 0
+
+
+def test_unknown_secondary_label_is_dropped_and_known_one_kept(indexed):
+    index, _, _, messages = indexed
+    assert index.loc["odd/unknown_secondary.wav", "secondary_labels"] == ["upsweeper"]
+    assert "nosuchbird" in messages
+
+
+def test_log_flags_duplicates_clipping_and_each_rejection(indexed):
+    _, _, rejected, messages = indexed
+    duplicate_line = next(line for line in messages.splitlines() if "duplicate audio" in line)
+    assert all(name in duplicate_line for name in DUPLICATES)
+    assert "clipped" in messages and "odd/clipped.wav" in messages
+    for key in rejected.index:
+        assert key in messages
+
+
+@pytest.mark.parametrize("policy,stage", [("on_bad_metadata", "metadata"), ("on_bad_audio", "audio")])
+def test_fail_policy_stops_listing_every_problem_of_its_stage(hostile_dataset, policy, stage):
+    data = data_section(hostile_dataset)
+    with pytest.raises(BadInputError) as err:
+        build_index(list_recordings(data), DEMO_COLUMNS, min_seconds=0.25, **{policy: "fail"})
+    message = str(err.value)
+    assert f"data.{policy}" in message
+    for case, _ in CASES:
+        if case.stage == stage:
+            assert case.filename in message
+    if stage == "metadata":
+        assert "nosuchbird" in message  # an unknown class is a metadata error under 'fail'
