@@ -29,10 +29,15 @@ def write(path: Path, data: np.ndarray, sr: int, fmt: str | None = None, subtype
     return path
 
 
+def snakemake_command(workdir: Path, *args: str) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment that run the repository's Snakefile in `workdir`."""
+    cmd = SNAKEMAKE + ["-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2", *args]
+    return cmd, dict(os.environ, PYTHONPATH=str(REPO / "src"))
+
+
 def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     """Run the repository's Snakefile with `workdir` as working directory."""
-    cmd = SNAKEMAKE + ["-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2", *args]
-    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    cmd, env = snakemake_command(workdir, *args)
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, cwd=workdir)
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
