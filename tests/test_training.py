@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from soundclf.model import SoundClassifier
+from soundclf.model import SoundClassifier, load_model
 from soundclf.training import TrainConfig, cosine_with_warmup, load_checkpoint, train
 
 
@@ -76,16 +76,31 @@ def test_checkpoint_of_another_config_is_not_resumed(tmp_path):
 
 
 class Exploit:
+    """Unpickling this runs code: it would create the file `marker`."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
     def __reduce__(self):
-        return (print, ("this ran code",))
+        return (open, (self.marker, "w"))
 
 
-def test_a_malicious_pickle_is_refused(tmp_path):
-    path = tmp_path / "evil.pt"
-    with open(path, "wb") as f:
-        pickle.dump({"model": Exploit()}, f, protocol=2)
-    with pytest.raises(pickle.UnpicklingError):
-        load_checkpoint(path)
+@pytest.mark.parametrize("loader", ["checkpoint", "model", "pretrained_path"])
+@pytest.mark.parametrize("container", ["torch.save", "raw pickle"])
+def test_a_malicious_pickle_is_refused_wherever_weights_are_loaded(tmp_path, loader, container):
+    """Training checkpoints, fold models and a backbone's local weights all load with
+    weights_only=True: the pickle is refused and its code never runs."""
+    marker, path = tmp_path / "code_ran", tmp_path / "evil.pt"
+    payload = {"model": Exploit(marker), "meta": "{}"}
+    if container == "torch.save":
+        torch.save(payload, path)
+    else:
+        path.write_bytes(pickle.dumps(payload, protocol=2))
+    load = {"checkpoint": load_checkpoint, "model": load_model,
+            "pretrained_path": lambda p: SoundClassifier("lcnet_050", 2, pretrained_path=str(p))}[loader]
+    with pytest.raises((pickle.UnpicklingError, RuntimeError), match="(?i)weights.only"):  # timm wraps torch's error
+        load(path)
+    assert not marker.exists()
 
 
 def test_cosine_schedule_warms_up_then_decays_to_zero():
