@@ -66,7 +66,7 @@ CASES: list[tuple[Case, Callable[[Path], object] | None]] = [
     (Case("bad/phone_memo.m4a", "rejected", "audio", "MP4/M4A"),
      lambda p: p.write_bytes(b"\x00\x00\x00\x20ftypM4A \x00\x00\x02\x00" + np.random.default_rng(2).bytes(5000))),
     # decodable but unusable: rejected by a documented rule
-    (Case("bad/nan.wav", "rejected", "audio", "NaN or infinite"), lambda p: _write(p, _nan_wave(), subtype="FLOAT")),
+    (Case("bad/nan.wav", "rejected", "audio", "NaN or infinite samples (the first at frame 1000)"), lambda p: _write(p, _nan_wave(), subtype="FLOAT")),
     (Case("bad/inf.wav", "rejected", "audio", "NaN or infinite"), lambda p: _write(p, _inf_wave(), subtype="FLOAT")),
     (Case("bad/silent.wav", "rejected", "audio", "silent"), lambda p: _write(p, np.zeros(3 * SR, np.float32))),
     (Case("bad/blip.wav", "rejected", "audio", "too short"), lambda p: _write(p, _tone(0.05))),

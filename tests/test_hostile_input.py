@@ -90,3 +90,10 @@ def test_fail_policy_stops_listing_every_problem_of_its_stage(hostile_dataset, p
             assert case.filename in message
     if stage == "metadata":
         assert "nosuchbird" in message  # an unknown class is a metadata error under 'fail'
+
+
+def test_a_file_listed_twice_keeps_its_first_row(hostile_dataset):
+    good = [r for r in list_recordings(data_section(hostile_dataset)) if r.label and r.key.split("/")[0] == r.label]
+    index, _, rejected = build_index(good[:3] + good[:1], DEMO_COLUMNS)
+    assert len(index) == 3
+    assert rejected["reason"].tolist() == ["listed twice in the metadata; the first row was kept"]

@@ -91,6 +91,12 @@ def test_changing_n_mels_reruns_every_mel_shard_and_no_index(workdir):
     assert "index_audio" not in jobs and "assign_folds" not in jobs
 
 
+def test_changing_top_db_retrains_but_reruns_no_mel_job(workdir):
+    """top_db is applied when a segment is read, so the cache does not depend on it."""
+    jobs = dry_run(workdir, write_config(workdir, {"mel": SMALL["mel"] | {"top_db": 60}}, "config.top_db.yaml"))
+    assert jobs == {"train_fold": 2, "evaluate_fold": 2, "aggregate_oof": 1, "predict_recordings": 1, "all": 1}
+
+
 def test_changing_fold_count_reruns_no_index_or_mel_job(workdir):
     jobs = dry_run(workdir, write_config(workdir, {"folds": {"n_folds": 3}}, "config.folds.yaml"))
     assert jobs == {"assign_folds": 1, "train_fold": 3, "evaluate_fold": 3, "aggregate_oof": 1,

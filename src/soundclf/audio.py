@@ -120,8 +120,10 @@ def _blocks(path: str | Path, always_2d: bool = False) -> Iterator[np.ndarray]:
                                              f"({_short(err)})") from err
             if len(block) == 0:
                 break
-            if not np.isfinite(block).all():
-                raise AudioDecodeError(path, f"contains NaN or infinite samples (after frame {frames})")
+            finite = np.isfinite(block).reshape(len(block), -1).all(axis=1)
+            if not finite.all():
+                first = frames + int(np.argmin(finite))
+                raise AudioDecodeError(path, f"contains NaN or infinite samples (the first at frame {first})")
             frames += len(block)
             yield block
     if frames == 0:
