@@ -20,6 +20,9 @@ from soundclf.config import check_backbone, check_config, check_schema, demo_dir
 configfile: Path(workflow.basedir) / "config.yaml"
 
 
+report: "report/workflow.rst"
+
+
 check_schema(config, Path(workflow.basedir) / "schemas/config.schema.yaml")  # messages naming key and fix
 validate(config, "schemas/config.schema.yaml", set_default=True)  # fills in the defaults
 check_config(config)
@@ -38,6 +41,7 @@ include: "rules/folds.smk"
 include: "rules/mels.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
+include: "rules/report.smk"
 
 
 if PREDICTION_OUTPUTS:
@@ -50,4 +54,5 @@ rule all:
         FOLD_OUTPUTS,
         OOF_OUTPUTS,
         PREDICTION_OUTPUTS,
+        REPORT_OUTPUTS,
     default_target: True

@@ -91,3 +91,10 @@ def prediction_labels(wildcards):
     if DATA["layout"] == "demo" and PREDICT["labels_csv"] == str(demo_dir(config) / "soundscape_labels.csv"):
         return checkpoints.make_demo.get().output.soundscape_labels
     return PREDICT["labels_csv"] or []
+
+REPORT_DIR = f"{RESULTS}/report"
+OOF_FIGURES = {name: f"{REPORT_DIR}/{name}.png" for name in ("per_class", "confusion", "pr_curves", "examples")}
+REPORT_OUTPUTS = (
+    [f"{REPORT_DIR}/training_curves.png", f"{REPORT_DIR}/cv_metrics.csv", *OOF_FIGURES.values()]
+    + ([f"{REPORT_DIR}/prediction_timeline.png"] if PREDICTION_OUTPUTS else [])
+)

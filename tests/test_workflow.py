@@ -230,3 +230,32 @@ def test_changing_a_prediction_key_retrains_nothing(workdir):
     config = write_config(workdir, {"predict": {"audio_dir": "data/soundscapes",
                                                 "labels_csv": "data/soundscape_labels.csv", "batch_size": 8}}, "config.predict.yaml")
     assert dry_run(workdir, config) == {"predict_recordings": 1, "all": 1}
+
+
+REPORT_SECTIONS = {  # category: (files, a phrase of the caption)
+    "1. Training": (["training_curves.png"], "Training curves: per fold"),
+    "2. Cross-validation": (["cv_metrics.csv", "per_class.png", "confusion.png", "pr_curves.png"],
+                            "Precision-recall on OOF 5 s windows"),
+    "3. Examples": (["examples.png"], "Example log-mel windows as the model sees them"),
+    "4. Prediction": (["prediction_timeline.png"], "Prediction timeline"),
+}
+
+
+def test_report_figures_are_made_and_the_html_report_has_every_section(built_workdir):
+    figures = built_workdir / "results/report"
+    for files, _ in REPORT_SECTIONS.values():
+        for name in files:
+            content = (figures / name).read_bytes()
+            assert len(content) > 2000 and (content.startswith(b"\x89PNG") or name.endswith(".csv")), name
+    cv = pd.read_csv(figures / "cv_metrics.csv")
+    assert set(cv["level"]) == {"window", "recording"} and cv["mean"].notna().all()
+    assert {"fold 0", "fold 1", "pooled"} <= set(cv.columns)
+    for rule in ("plot_training", "plot_oof", "plot_predictions"):
+        assert (built_workdir / f"results/logs/{rule}.log").exists()
+
+    run_snakemake(built_workdir, "--report", "report.html", "--configfile", "config.test.yaml")
+    html = (built_workdir / "report.html").read_text()
+    for category, (files, caption) in REPORT_SECTIONS.items():
+        assert category in html and caption in html, category
+        assert all(name in html for name in files)
+    assert html.count("iVBORw0KGgo") == 6  # each PNG embedded (base64 of the PNG signature)

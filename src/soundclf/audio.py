@@ -145,6 +145,19 @@ def stream_mono(path: str | Path, sample_rate: int) -> Iterator[np.ndarray]:
         yield tail
 
 
+class CountedBlocks:
+    """Iterates over audio blocks and counts their samples (known only once the stream ends)."""
+
+    def __init__(self, blocks: Iterator[np.ndarray]):
+        self.blocks = blocks
+        self.samples = 0
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for block in self.blocks:
+            self.samples += len(block)
+            yield block
+
+
 def load_mono(path: str | Path) -> tuple[np.ndarray, int]:
     """The whole file down-mixed to mono float32, and its sample rate (for short files)."""
     blocks = [b.mean(axis=1) if b.shape[1] > 1 else b[:, 0] for b in _blocks(path, always_2d=True)]

@@ -104,8 +104,17 @@ class LogMel(nn.Module):
         for first in range(0, n_frames, self.chunk_frames):
             last = min(first + self.chunk_frames, n_frames)
             span = padded[..., first * p.hop_length : (last - 1) * p.hop_length + p.n_fft]
-            chunks.append(self.mel(span))
+            chunks.append(self.uncentred_power_mel(span))
         return torch.cat(chunks, dim=-1)
+
+    def uncentred_power_mel(self, span: torch.Tensor) -> torch.Tensor:
+        """torchaudio's MelSpectrogram(center=False) of `span`, with |X|² taken as re² + im²:
+        the complex abs (a hypot per bin, then squared) cost more than the STFT itself."""
+        spectrogram = self.mel.spectrogram
+        spec = torch.stft(span, self.params.n_fft, self.params.hop_length, window=spectrogram.window,
+                          center=False, return_complex=True)
+        power = torch.view_as_real(spec).square().sum(-1) if self.params.power == 2.0 else spec.abs()
+        return self.mel.mel_scale(power)
 
     def to_db(self, power_mel: torch.Tensor) -> torch.Tensor:
         """dB with the top_db floor taken per clip (torchaudio would share one floor across a
@@ -147,4 +156,4 @@ class LogMel(nn.Module):
 
     def _db_frames(self, signal: np.ndarray, n_frames: int) -> np.ndarray:
         span = torch.from_numpy(signal[: (n_frames - 1) * self.params.hop_length + self.params.n_fft])
-        return self.power_to_db(self.mel(span)).numpy()
+        return self.power_to_db(self.uncentred_power_mel(span)).numpy()

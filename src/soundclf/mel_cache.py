@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from . import __version__
 from .atomic import atomic_path
-from .audio import AudioDecodeError, probe, stream_mono
+from .audio import AudioDecodeError, CountedBlocks, probe, stream_mono
 from .mel import LogMel, MelParams
 from .sources import shard_of
 
@@ -72,20 +72,13 @@ def _write_recording(h5: h5py.File, key: str, path: str, logmel: LogMel, dtype: 
     expected = params.n_frames(math.ceil(info.frames * params.sample_rate / info.sample_rate))
     ds = h5.create_dataset(key, shape=(params.n_mels, 0), maxshape=(params.n_mels, None), dtype=dtype,
                            chunks=(params.n_mels, min(chunk_frames, expected)), compression=compression)
-    samples = 0
-
-    def counted(blocks):
-        nonlocal samples
-        for block in blocks:
-            samples += len(block)
-            yield block
-
-    for frames in logmel.stream_db(counted(stream_mono(path, params.sample_rate))):
+    audio = CountedBlocks(stream_mono(path, params.sample_rate))
+    for frames in logmel.stream_db(audio):
         ds.resize(ds.shape[1] + frames.shape[1], axis=1)
         ds[:, -frames.shape[1]:] = frames
     ds.attrs["source"] = path
-    ds.attrs["samples"] = samples
-    ds.attrs["duration"] = samples / params.sample_rate
+    ds.attrs["samples"] = audio.samples
+    ds.attrs["duration"] = audio.samples / params.sample_rate
 
 
 class MelCache:

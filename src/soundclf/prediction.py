@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from .audio import AudioDecodeError, stream_mono
+from .audio import AudioDecodeError, CountedBlocks, stream_mono
 from .datasets import window_input, window_plan
 from .mel import LogMel, MelParams
 from .metrics import classification_report
@@ -59,15 +59,9 @@ def stream_windows(path: str | Path, logmel: LogMel, window_seconds: float,
     params = logmel.params
     step = window_seconds * params.frames_per_second
     frames = np.zeros((params.n_mels, 0), dtype=np.float32)
-    offset = j = samples = 0  # frames[:, 0] is frame `offset` of the recording
-
-    def counted(blocks):
-        nonlocal samples
-        for block in blocks:
-            samples += len(block)
-            yield block
-
-    for block in logmel.stream_db(counted(stream_mono(path, params.sample_rate))):
+    offset = j = 0  # frames[:, 0] is frame `offset` of the recording
+    audio = CountedBlocks(stream_mono(path, params.sample_rate))
+    for block in logmel.stream_db(audio):
         frames = np.concatenate([frames, block], axis=1)
         while round(j * step) + n_frames <= offset + frames.shape[1]:
             start = round(j * step) - offset
@@ -75,7 +69,7 @@ def stream_windows(path: str | Path, logmel: LogMel, window_seconds: float,
             j += 1
         drop = round(j * step) - offset
         frames, offset = frames[:, drop:], offset + drop
-    for _, start, _, end in window_plan(samples / params.sample_rate, window_seconds, params)[j:]:
+    for _, start, _, end in window_plan(audio.samples / params.sample_rate, window_seconds, params)[j:]:
         window = frames[:, start - offset : start - offset + n_frames]
         yield end, window_input(window, n_frames, params.top_db)
 

@@ -1,0 +1,54 @@
+"""Run every benchmark and write bench/RESULTS.md: `python bench/run.py` (add --quick for a
+smaller, faster run to check the scripts). Figures are ratios taken in the same run."""
+from __future__ import annotations
+
+import argparse
+import datetime
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).parents[1] / "src")]
+
+import cache_build  # noqa: E402
+import loader  # noqa: E402
+import prediction  # noqa: E402
+import workflow_overhead  # noqa: E402
+from common import REPO, machine  # noqa: E402
+
+GPU_NOTE = ("Not measured: this project had no GPU machine available when the benchmarks ran "
+            "(the device tool reported none could be started, and CI has none). The training loop "
+            "uses AMP and channels-last on CUDA; measuring samples/s with and without them, and the "
+            "loader's share of step time, is left for a run on a GPU node.")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small inputs: checks the scripts, figures not for reporting")
+    parser.add_argument("--out", default=str(Path(__file__).parent / "RESULTS.md"))
+    args = parser.parse_args()
+    q = args.quick
+    sections = [
+        ("1. Mel cache build", "python bench/cache_build.py", cache_build.table(
+            cache_build.run(n_files=3 if q else 16, seconds=20 if q else 60))),
+        ("2. Training input pipeline", "python bench/loader.py", loader.table(
+            loader.run(n_files=6 if q else 32, seconds=40 if q else 90, batches=2 if q else 12))),
+        ("3. Prediction throughput (CPU, 2 threads)", "python bench/prediction.py", prediction.table(
+            prediction.run(minutes=1 if q else 10))),
+        ("4. Workflow overhead", "python bench/workflow_overhead.py", workflow_overhead.table(
+            workflow_overhead.run(n_recordings=500 if q else 20000, n_classes=20 if q else 300))),
+        ("5. GPU training", "-", GPU_NOTE),
+    ]
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    lines = ["# Benchmarks", "",
+             f"Written by `python bench/run.py{' --quick' if q else ''}` on {datetime.date.today()} at commit {commit}.",
+             f"Machine: {machine()}.", ""]
+    for title, command, body in sections:
+        lines += [f"## {title}", "", f"Command: `{command}` (or all: `python bench/run.py`)." if command != "-" else "", "",
+                  body, ""]
+    Path(args.out).write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+"""Figures for the Snakemake report, drawn with matplotlib from the workflow's own tables:
+each function takes data and writes one PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on compute nodes
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from sklearn.metrics import confusion_matrix, precision_recall_curve  # noqa: E402
+
+VALIDATION_METRICS = ("padded_cmap", "macro_roc_auc", "lwlrap")
+
+
+def _save(fig, path: str | Path) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def training_curves(histories: dict[int, pd.DataFrame], path: str | Path) -> None:
+    """Per fold: training and validation loss, and the validation metrics, by epoch."""
+    metrics = [m for m in VALIDATION_METRICS if all(m in h for h in histories.values())]
+    fig, axes = plt.subplots(1, 1 + len(metrics), figsize=(4.2 * (1 + len(metrics)), 3.6), squeeze=False)
+    axes = axes[0]
+    for fold, history in sorted(histories.items()):
+        line, = axes[0].plot(history["epoch"], history["train_loss"], label=f"fold {fold} train")
+        if "val_loss" in history:
+            axes[0].plot(history["epoch"], history["val_loss"], "--", color=line.get_color(), label=f"fold {fold} val")
+        for ax, metric in zip(axes[1:], metrics):
+            ax.plot(history["epoch"], history[metric], color=line.get_color(), label=f"fold {fold}")
+    axes[0].set(title="BCE loss", xlabel="epoch")
+    axes[0].legend(fontsize=7)
+    for ax, metric in zip(axes[1:], metrics):
+        ax.set(title=f"validation {metric}", xlabel="epoch")
+    _save(fig, path)
+
+
+def cv_metrics_table(cv: dict) -> pd.DataFrame:
+    """One row per (level, metric): each fold's value, mean ± std and the pooled value."""
+    rows = []
+    for level, metrics in cv["mean_std"].items():
+        for metric, stat in metrics.items():
+            row = {"level": level, "metric": metric}
+            row.update({f"fold {f['fold']}": f[level][metric] for f in cv["per_fold"]})
+            row.update(mean=stat["mean"], std=stat["std"], pooled=cv["pooled"].get(level, {}).get(metric, np.nan))
+            rows.append(row)
+    return pd.DataFrame(rows).round(4)
+
+
+def per_class_bars(per_class: pd.DataFrame, path: str | Path) -> None:
+    """OOF window-level average precision and ROC-AUC per class, sorted by AP."""
+    table = per_class.sort_values("ap", ascending=False)
+    fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(table) + 2), 4))
+    x = np.arange(len(table))
+    ax.bar(x - 0.2, table["ap"], 0.4, label="AP")
+    ax.bar(x + 0.2, table["roc_auc"], 0.4, label="ROC-AUC")
+    ax.set_xticks(x, [f"{c} ({s})" for c, s in zip(table["class"], table["support"])], rotation=60, ha="right", fontsize=8)
+    ax.set(ylim=(0, 1), title="per-class OOF scores (5 s windows; support in brackets)")
+    ax.legend()
+    _save(fig, path)
+
+
+def recording_scores(oof: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
+    """Recording score per class = max over its windows (as in evaluation)."""
+    return oof.groupby("key")[classes].max()
+
+
+def top_classes(folds: pd.DataFrame, n: int) -> list[str]:
+    return folds["primary_label"].value_counts().index[:n].tolist()
+
+
+def confusion(oof: pd.DataFrame, folds: pd.DataFrame, classes: list[str], path: str | Path, n_top: int = 12) -> None:
+    """Primary label vs the top-scoring class per recording, for the most frequent classes
+    (rows normalised; recordings of other classes left out)."""
+    scores = recording_scores(oof, classes)
+    truth = folds.set_index("key").loc[scores.index, "primary_label"]
+    predicted = scores.idxmax(axis=1)
+    shown = top_classes(folds, n_top)
+    keep = truth.isin(shown)
+    matrix = confusion_matrix(truth[keep], predicted[keep].where(predicted[keep].isin(shown), "other"),
+                              labels=shown + ["other"]).astype(float)[: len(shown)]
+    matrix /= np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(0.5 * len(shown) + 3, 0.45 * len(shown) + 2))
+    image = ax.imshow(matrix, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(shown) + 1), shown + ["other"], rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(len(shown)), shown, fontsize=8)
+    for (i, j), value in np.ndenumerate(matrix):
+        if value >= 0.005:
+            ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7, color="white" if value > 0.5 else "black")
+    ax.set(xlabel="top-scoring class", ylabel="primary label", title="OOF recordings: confusion (row share)")
+    fig.colorbar(image, ax=ax, fraction=0.04)
+    _save(fig, path)
+
+
+def window_truth(oof: pd.DataFrame, folds: pd.DataFrame, classes: list[str]) -> np.ndarray:
+    """0/1 (windows, classes): a window carries its recording's primary and secondary labels."""
+    column = {c: i for i, c in enumerate(classes)}
+    table = folds.set_index("key")
+    truth = np.zeros((len(oof), len(classes)), dtype=np.float32)
+    for row, key in enumerate(oof["key"]):
+        truth[row, column[table.at[key, "primary_label"]]] = 1
+        for label in table.at[key, "secondary_labels"]:
+            if label in column:
+                truth[row, column[label]] = 1
+    return truth
+
+
+def pr_curves(oof: pd.DataFrame, folds: pd.DataFrame, classes: list[str], path: str | Path, n_top: int = 6) -> None:
+    """Window-level precision-recall: micro-average over all classes and the most frequent ones."""
+    truth = window_truth(oof, folds, classes)
+    scores = oof[classes].to_numpy()
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    precision, recall, _ = precision_recall_curve(truth.ravel(), scores.ravel())
+    ax.plot(recall, precision, "k", lw=2, label="micro-average")
+    for name in top_classes(folds, n_top):
+        j = classes.index(name)
+        if truth[:, j].any():
+            precision, recall, _ = precision_recall_curve(truth[:, j], scores[:, j])
+            ax.plot(recall, precision, lw=1, label=name)
+    ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02), title="OOF 5 s windows: precision-recall")
+    ax.legend(fontsize=7)
+    _save(fig, path)
+
+
+def example_windows(windows: list[tuple[str, float, np.ndarray, str, list[tuple[str, float]]]], path: str | Path) -> None:
+    """Log-mel windows as the model saw them, each titled with its labels and top predictions.
+    `windows`: (key, start s, normalised mel (n_mels, t), true labels, [(class, prob)])."""
+    fig, axes = plt.subplots(1, len(windows), figsize=(3.6 * len(windows), 3.4), squeeze=False)
+    for ax, (key, start, mel, truth, top) in zip(axes[0], windows):
+        ax.imshow(mel, origin="lower", aspect="auto", cmap="magma")
+        ax.set_title(f"{key} @ {start:g} s\ntrue: {truth}\n" + "\n".join(f"{c} {p:.2f}" for c, p in top), fontsize=7)
+        ax.set(xlabel="frame", ylabel="mel bin")
+    _save(fig, path)
+
+
+def prediction_timeline(submission: pd.DataFrame, recording: str, path: str | Path, n_classes: int = 8,
+                        labels: pd.DataFrame | None = None) -> None:
+    """Probability of the most likely classes over one recording's 5 s windows; labelled
+    windows (when a labels table is given) marked above the curves."""
+    rows = submission[submission["row_id"].str.rsplit("_", n=1).str[0] == recording]
+    ends = rows["row_id"].str.rsplit("_", n=1).str[1].astype(float)
+    classes = rows.columns[1:]
+    shown = rows[classes].max().sort_values(ascending=False).index[:n_classes]
+    fig, ax = plt.subplots(figsize=(10, 4))
+    for name in shown:
+        line, = ax.step(ends, rows[name], where="post", label=name)
+        if labels is not None:
+            birds = labels.set_index("row_id").reindex(rows["row_id"])["birds"].fillna("")
+            present = ends[birds.str.split().apply(lambda b: name in b).to_numpy()]
+            ax.plot(present - 2.5, np.full(len(present), 1.03 + 0.02 * list(shown).index(name)), "|",
+                    color=line.get_color(), markersize=8)
+    ax.set(xlabel="window end (s)", ylabel="probability (mean of the fold models)", ylim=(0, 1.2),
+           title=f"{recording}: predictions per 5 s window" + (" (ticks: labelled presence)" if labels is not None else ""))
+    ax.legend(fontsize=7, ncol=2, loc="upper right")
+    _save(fig, path)
+
+
+def example_rows(oof: pd.DataFrame, folds: pd.DataFrame, classes: list[str], n: int = 4) -> pd.DataFrame:
+    """For each of the `n` most frequent classes, the OOF window of one of its recordings
+    that scores highest for it: what the model finds most typical of the class."""
+    primary = folds.set_index("key")["primary_label"]
+    picks = []
+    for name in top_classes(folds, n):
+        own = oof[oof["key"].map(primary) == name]
+        if len(own):
+            picks.append(own.loc[own[name].idxmax()])
+    return pd.DataFrame(picks)

@@ -1,0 +1,35 @@
+"""Rule plot_oof: the CV table, per-class bars, confusion matrix, PR curves and example windows."""
+import json
+
+import pandas as pd
+
+from soundclf.atomic import write_csv
+from soundclf.datasets import segment_frames, window_input
+from soundclf.indexing import read_index
+from soundclf.logs import setup_logging
+from soundclf.mel import MelParams
+from soundclf.mel_cache import MelCache
+from soundclf import plots
+
+setup_logging(snakemake.log[0])
+p, out = snakemake.params, snakemake.output
+oof = pd.read_csv(snakemake.input.oof)
+folds = read_index(snakemake.input.folds)
+classes = pd.read_csv(snakemake.input.classes)["class"].tolist()
+
+write_csv(plots.cv_metrics_table(json.loads(open(snakemake.input.cv_metrics).read())), out.cv_table)
+plots.per_class_bars(pd.read_csv(snakemake.input.per_class), out.per_class)
+plots.confusion(oof, folds, classes, out.confusion)
+plots.pr_curves(oof, folds, classes, out.pr_curves)
+
+params = MelParams.from_config({"sample_rate": p.sample_rate}, p.mel)
+n_frames = segment_frames(params, p.segment_seconds)
+cache = MelCache(p.mel_dir, p.n_shards)
+labels = folds.set_index("key")
+examples = []
+for row in plots.example_rows(oof, folds, classes).itertuples():
+    mel = cache.window(row.key, round(row.start * params.frames_per_second), n_frames)
+    truth = " + ".join([labels.at[row.key, "primary_label"], *labels.at[row.key, "secondary_labels"]])
+    top = sorted(((c, getattr(row, c)) for c in classes), key=lambda t: -t[1])[:3]
+    examples.append((row.key, row.start, window_input(mel, n_frames, params.top_db), truth, top))
+plots.example_windows(examples, out.examples)
