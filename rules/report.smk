@@ -1,5 +1,11 @@
 # Figures for `snakemake --report report.html` (matplotlib, drawn from the workflow's tables).
-# Captions live in report/*.rst; categories order the report's sections.
+# Captions live in report/*.rst; categories order the report's sections. The figures take
+# seconds: on a cluster they run where Snakemake runs instead of waiting in the queue.
+
+localrules:
+    plot_training,
+    plot_oof,
+    plot_predictions,
 
 
 rule plot_training:
