@@ -51,7 +51,11 @@ def audio_set(name: str, fmt: str, n_files: int, seconds: float, sr: int = 32000
         folder.mkdir(parents=True, exist_ok=True)
         for i, path in enumerate(files):
             subtype = "VORBIS" if fmt == "ogg" else "PCM_16"
-            sf.write(path, field_recording(seconds, sr, i), sr, format=fmt.upper(), subtype=subtype)
+            wave = field_recording(seconds, sr, i)
+            # in 10 s blocks: libsndfile's Vorbis encoder crashes on some long single writes
+            with sf.SoundFile(path, "w", sr, 1, subtype=subtype, format=fmt.upper()) as f:
+                for start in range(0, len(wave), 10 * sr):
+                    f.write(wave[start : start + 10 * sr])
     return files
 
 

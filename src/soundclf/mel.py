@@ -109,11 +109,12 @@ class LogMel(nn.Module):
 
     def uncentred_power_mel(self, span: torch.Tensor) -> torch.Tensor:
         """torchaudio's MelSpectrogram(center=False) of `span`, with |X|² taken as re² + im²:
-        the complex abs (a hypot per bin, then squared) cost more than the STFT itself."""
+        the complex abs (a hypot per bin, then squared) costs more than the STFT itself
+        (bench/cache_build.py)."""
         spectrogram = self.mel.spectrogram
         spec = torch.stft(span, self.params.n_fft, self.params.hop_length, window=spectrogram.window,
                           center=False, return_complex=True)
-        power = torch.view_as_real(spec).square().sum(-1) if self.params.power == 2.0 else spec.abs()
+        power = spec.real.square() + spec.imag.square() if self.params.power == 2.0 else spec.abs()
         return self.mel.mel_scale(power)
 
     def to_db(self, power_mel: torch.Tensor) -> torch.Tensor:
