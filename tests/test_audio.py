@@ -60,16 +60,3 @@ def test_truncated_ogg_is_rejected_or_decoded_consistently(tmp_path):
     else:  # libsndfile may decode the intact pages; then what it reports must be true
         assert result.info.frames == len(load_mono(path)[0]) < 4 * 32000
 
-
-def test_prefetched_blocks_keep_their_order_and_pass_on_errors():
-    from soundclf.audio import prefetched
-
-    blocks = [np.full(3, i, dtype=np.float32) for i in range(50)]
-    assert [int(b[0]) for b in prefetched(iter(blocks), depth=2)] == list(range(50))
-
-    def failing():
-        yield blocks[0]
-        raise AudioDecodeError("x.ogg", "corrupt")
-
-    with pytest.raises(AudioDecodeError, match="corrupt"):
-        list(prefetched(failing()))

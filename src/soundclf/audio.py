@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-import threading
 from dataclasses import dataclass
 from pathlib import Path
-from queue import Full, Queue
 from typing import Iterator
 
 import numpy as np
@@ -145,40 +143,6 @@ def stream_mono(path: str | Path, sample_rate: int) -> Iterator[np.ndarray]:
     tail = resampler.flush()
     if len(tail):
         yield tail
-
-
-def prefetched(blocks: Iterator[np.ndarray], depth: int = 4) -> Iterator[np.ndarray]:
-    """The same blocks, decoded ahead in a background thread (libsndfile and torch release
-    the GIL), so decoding overlaps whatever the consumer does with the previous block. An
-    exception in the producer is raised in the consumer."""
-    queue: Queue = Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
-
-    def produce():
-        try:
-            for block in blocks:
-                while not stop.is_set():
-                    try:
-                        queue.put(block, timeout=0.1)
-                        break
-                    except Full:
-                        pass
-                if stop.is_set():
-                    return
-            queue.put(done)
-        except BaseException as err:  # handed to the consumer
-            queue.put(err)
-
-    thread = threading.Thread(target=produce, daemon=True)
-    thread.start()
-    try:
-        while (item := queue.get()) is not done:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
 
 
 class CountedBlocks:

@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from .audio import AudioDecodeError, CountedBlocks, prefetched, stream_mono
+from .audio import AudioDecodeError, CountedBlocks, stream_mono
 from .datasets import window_input, window_plan
 from .mel import LogMel, MelParams
 from .metrics import classification_report
@@ -60,7 +60,7 @@ def stream_windows(path: str | Path, logmel: LogMel, window_seconds: float,
     step = window_seconds * params.frames_per_second
     frames = np.zeros((params.n_mels, 0), dtype=np.float32)
     offset = j = 0  # frames[:, 0] is frame `offset` of the recording
-    audio = CountedBlocks(prefetched(stream_mono(path, params.sample_rate)))  # decoding overlaps the model
+    audio = CountedBlocks(stream_mono(path, params.sample_rate))
     for block in logmel.stream_db(audio):
         frames = np.concatenate([frames, block], axis=1)
         while round(j * step) + n_frames <= offset + frames.shape[1]:
