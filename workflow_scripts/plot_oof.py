@@ -4,7 +4,6 @@ import json
 import pandas as pd
 
 from soundclf.atomic import write_csv
-from soundclf.datasets import segment_frames, window_input
 from soundclf.indexing import read_index
 from soundclf.logs import setup_logging
 from soundclf.mel import MelParams
@@ -23,13 +22,5 @@ plots.confusion(oof, folds, classes, out.confusion)
 plots.pr_curves(oof, folds, classes, out.pr_curves)
 
 params = MelParams.from_config({"sample_rate": p.sample_rate}, p.mel)
-n_frames = segment_frames(params, p.segment_seconds)
 cache = MelCache(p.mel_dir, p.n_shards)
-labels = folds.set_index("key")
-examples = []
-for row in plots.example_rows(oof, folds, classes).itertuples():
-    mel = cache.window(row.key, round(row.start * params.frames_per_second), n_frames)
-    truth = " + ".join([labels.at[row.key, "primary_label"], *labels.at[row.key, "secondary_labels"]])
-    top = sorted(((c, getattr(row, c)) for c in classes), key=lambda t: -t[1])[:3]
-    examples.append((row.key, row.start, window_input(mel, n_frames, params.top_db), truth, top))
-plots.example_windows(examples, out.examples)
+plots.example_windows(plots.example_inputs(oof, folds, classes, cache, params, p.segment_seconds), out.examples)

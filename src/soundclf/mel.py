@@ -120,19 +120,18 @@ class LogMel(nn.Module):
     def to_db(self, power_mel: torch.Tensor) -> torch.Tensor:
         """dB with the top_db floor taken per clip (torchaudio would share one floor across a
         3-D batch)."""
-        multiplier = 10.0 if self.params.power == 2.0 else 20.0
         shape = power_mel.shape
         per_clip = power_mel.reshape(-1, 1, shape[-2], shape[-1])
-        db = AF.amplitude_to_DB(per_clip, multiplier, amin=1e-10, db_multiplier=0.0, top_db=self.params.top_db)
-        return db.reshape(shape)
+        return self.power_to_db(per_clip, self.params.top_db).reshape(shape)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         return self.to_db(self.power_mel(wave))
 
-    def power_to_db(self, power_mel: torch.Tensor) -> torch.Tensor:
-        """dB without the top_db floor (amin 1e-10: digital silence is -100 dB)."""
+    def power_to_db(self, power_mel: torch.Tensor, top_db: float | None = None) -> torch.Tensor:
+        """dB (amin 1e-10: digital silence is -100 dB), by default without the top_db floor;
+        a floor is taken per (..., n_mels, frames) block of a 4-D input (see to_db)."""
         multiplier = 10.0 if self.params.power == 2.0 else 20.0
-        return AF.amplitude_to_DB(power_mel, multiplier, amin=1e-10, db_multiplier=0.0, top_db=None)
+        return AF.amplitude_to_DB(power_mel, multiplier, amin=1e-10, db_multiplier=0.0, top_db=top_db)
 
     @torch.inference_mode()
     def stream_db(self, blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:

@@ -13,6 +13,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.metrics import confusion_matrix, precision_recall_curve  # noqa: E402
 
+from .datasets import segment_frames, window_input  # noqa: E402
+from .evaluation import recording_scores, recording_truth  # noqa: E402
+from .mel import MelParams  # noqa: E402
+from .mel_cache import MelCache  # noqa: E402
+
 VALIDATION_METRICS = ("padded_cmap", "macro_roc_auc", "lwlrap")
 
 
@@ -54,21 +59,16 @@ def cv_metrics_table(cv: dict) -> pd.DataFrame:
 
 
 def per_class_bars(per_class: pd.DataFrame, path: str | Path) -> None:
-    """OOF window-level average precision and ROC-AUC per class, sorted by AP."""
+    """OOF recording-level average precision and ROC-AUC per class (oof.per_class_table), sorted by AP."""
     table = per_class.sort_values("ap", ascending=False)
     fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(table) + 2), 4))
     x = np.arange(len(table))
     ax.bar(x - 0.2, table["ap"], 0.4, label="AP")
     ax.bar(x + 0.2, table["roc_auc"], 0.4, label="ROC-AUC")
     ax.set_xticks(x, [f"{c} ({s})" for c, s in zip(table["class"], table["support"])], rotation=60, ha="right", fontsize=8)
-    ax.set(ylim=(0, 1), title="per-class OOF scores (5 s windows; support in brackets)")
+    ax.set(ylim=(0, 1), title="per-class OOF scores (recording = max over its windows; support in brackets)")
     ax.legend()
     _save(fig, path)
-
-
-def recording_scores(oof: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
-    """Recording score per class = max over its windows (as in evaluation)."""
-    return oof.groupby("key")[classes].max()
 
 
 def top_classes(folds: pd.DataFrame, n: int) -> list[str]:
@@ -98,22 +98,9 @@ def confusion(oof: pd.DataFrame, folds: pd.DataFrame, classes: list[str], path: 
     _save(fig, path)
 
 
-def window_truth(oof: pd.DataFrame, folds: pd.DataFrame, classes: list[str]) -> np.ndarray:
-    """0/1 (windows, classes): a window carries its recording's primary and secondary labels."""
-    column = {c: i for i, c in enumerate(classes)}
-    table = folds.set_index("key")
-    truth = np.zeros((len(oof), len(classes)), dtype=np.float32)
-    for row, key in enumerate(oof["key"]):
-        truth[row, column[table.at[key, "primary_label"]]] = 1
-        for label in table.at[key, "secondary_labels"]:
-            if label in column:
-                truth[row, column[label]] = 1
-    return truth
-
-
 def pr_curves(oof: pd.DataFrame, folds: pd.DataFrame, classes: list[str], path: str | Path, n_top: int = 6) -> None:
     """Window-level precision-recall: micro-average over all classes and the most frequent ones."""
-    truth = window_truth(oof, folds, classes)
+    truth = recording_truth(folds, oof["key"], len(classes))  # each window carries its recording's labels
     scores = oof[classes].to_numpy()
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
     precision, recall, _ = precision_recall_curve(truth.ravel(), scores.ravel())
@@ -161,13 +148,22 @@ def prediction_timeline(submission: pd.DataFrame, recording: str, path: str | Pa
     _save(fig, path)
 
 
-def example_rows(oof: pd.DataFrame, folds: pd.DataFrame, classes: list[str], n: int = 4) -> pd.DataFrame:
+def example_inputs(oof: pd.DataFrame, folds: pd.DataFrame, classes: list[str], cache: MelCache,
+                   params: MelParams, segment_seconds: float, n: int = 4) -> list[tuple]:
     """For each of the `n` most frequent classes, the OOF window of one of its recordings
-    that scores highest for it: what the model finds most typical of the class."""
-    primary = folds.set_index("key")["primary_label"]
-    picks = []
+    that scores highest for it (what the model finds most typical of the class), as
+    example_windows takes them: the window read from the cache as the model saw it, the
+    recording's labels and the three best-scoring classes."""
+    labels = folds.set_index("key")
+    n_frames = segment_frames(params, segment_seconds)
+    examples = []
     for name in top_classes(folds, n):
-        own = oof[oof["key"].map(primary) == name]
-        if len(own):
-            picks.append(own.loc[own[name].idxmax()])
-    return pd.DataFrame(picks)
+        own = oof[oof["key"].map(labels["primary_label"]) == name]
+        if not len(own):
+            continue
+        row = own.loc[own[name].idxmax()]
+        mel = cache.window(row["key"], round(row["start"] * params.frames_per_second), n_frames)  # window_plan's start
+        truth = " + ".join([labels.at[row["key"], "primary_label"], *labels.at[row["key"], "secondary_labels"]])
+        top = sorted(((c, float(row[c])) for c in classes), key=lambda t: -t[1])[:3]
+        examples.append((row["key"], row["start"], window_input(mel, n_frames, params.top_db), truth, top))
+    return examples
