@@ -130,10 +130,3 @@ def write_long_wav(path: Path, seconds: float, sr: int = 32000, block_seconds: f
             done += n / sr
     return path
 
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory so far (Linux reports KiB)."""
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
