@@ -66,7 +66,7 @@ def per_class_bars(per_class: pd.DataFrame, path: str | Path) -> None:
     ax.bar(x - 0.2, table["ap"], 0.4, label="AP")
     ax.bar(x + 0.2, table["roc_auc"], 0.4, label="ROC-AUC")
     ax.set_xticks(x, [f"{c} ({s})" for c, s in zip(table["class"], table["support"])], rotation=60, ha="right", fontsize=8)
-    ax.set(ylim=(0, 1), title="per-class OOF scores (recording = max over its windows; support in brackets)")
+    ax.set(ylim=(0, 1), title="per-class OOF scores at recording level\n(max over its windows; support in brackets)")
     ax.legend()
     _save(fig, path)
 
