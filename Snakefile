@@ -1,5 +1,6 @@
 # soundclf: audio indexing -> folds -> log-mel HDF5 cache -> per-fold training -> evaluation on
 # 5 s windows -> out-of-fold aggregation -> prediction on long recordings
+import json
 import os
 import sys
 from pathlib import Path
@@ -47,6 +48,12 @@ include: "rules/report.smk"
 if PREDICTION_OUTPUTS:
 
     include: "rules/predict.smk"
+
+
+onsuccess:
+    # what the index kept and rejected, where people look: at the end of the run
+    if Path(INDEX_SUMMARY).is_file():
+        print(f"soundclf input data: {json.loads(Path(INDEX_SUMMARY).read_text())['text']}")
 
 
 rule all:

@@ -11,6 +11,7 @@ from pathlib import Path
 sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).parents[1] / "src")]
 
 import cache_build  # noqa: E402
+import input_loss  # noqa: E402
 import loader  # noqa: E402
 import prediction  # noqa: E402
 import workflow_overhead  # noqa: E402
@@ -26,6 +27,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small inputs: checks the scripts, figures not for reporting")
     parser.add_argument("--out", default=str(Path(__file__).parent / "RESULTS.md"))
+    parser.add_argument("--xenocanto", default="/work/data/xenocanto",
+                        help="real Xeno-canto MP3 dataset written by bench/prepare_xenocanto.py")
     args = parser.parse_args()
     q = args.quick
     sections = [
@@ -38,6 +41,9 @@ def main() -> None:
         ("4. Workflow overhead", "python bench/workflow_overhead.py", workflow_overhead.table(
             workflow_overhead.run(n_recordings=500 if q else 20000, n_classes=20 if q else 300))),
         ("5. GPU training", "-", GPU_NOTE),
+        ("6. Real MP3 field recordings kept by the index", f"python bench/input_loss.py {args.xenocanto}",
+         input_loss.table(input_loss.run(args.xenocanto)) if Path(args.xenocanto).is_dir() else
+         "Not run: prepare the dataset first with `python bench/prepare_xenocanto.py` (see its docstring)."),
     ]
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
     lines = ["# Benchmarks", "",

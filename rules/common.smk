@@ -3,6 +3,7 @@
 INDEX_TABLE = f"{RESULTS}/index/recordings.csv"
 CLASSES_TABLE = f"{RESULTS}/index/classes.csv"
 REJECTED_TABLE = f"{RESULTS}/index/rejected.csv"
+INDEX_SUMMARY = f"{RESULTS}/index/summary.json"
 FOLDS_TABLE = f"{RESULTS}/folds/folds.csv"
 MEL_DIR = f"{RESULTS}/mels"
 N_SHARDS = config["cache"]["n_shards"]
@@ -97,4 +98,5 @@ OOF_FIGURES = {name: f"{REPORT_DIR}/{name}.png" for name in ("per_class", "confu
 REPORT_OUTPUTS = (
     [f"{REPORT_DIR}/training_curves.png", f"{REPORT_DIR}/cv_metrics.csv", *OOF_FIGURES.values()]
     + ([f"{REPORT_DIR}/prediction_timeline.png"] if PREDICTION_OUTPUTS else [])
+    + [f"{REPORT_DIR}/input_data.png"]
 )

@@ -9,6 +9,7 @@ rule index_audio:
         recordings=INDEX_TABLE,
         classes=CLASSES_TABLE,
         rejected=REJECTED_TABLE,
+        summary=INDEX_SUMMARY,
     params:
         data=DATA,
     threads: 2

@@ -3,9 +3,25 @@
 # seconds: on a cluster they run where Snakemake runs instead of waiting in the queue.
 
 localrules:
+    plot_index,
     plot_training,
     plot_oof,
     plot_predictions,
+
+
+rule plot_index:
+    input:
+        summary=INDEX_SUMMARY,
+    output:
+        report(f"{REPORT_DIR}/input_data.png", caption="../report/input_data.rst", category="0. Input data"),
+    conda:
+        CONDA_ENV
+    log:
+        f"{LOGS}/plot_index.log",
+    benchmark:
+        f"{BENCHMARKS}/plot_index.tsv"
+    script:
+        "../workflow_scripts/plot_index.py"
 
 
 rule plot_training:

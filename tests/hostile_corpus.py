@@ -39,6 +39,31 @@ def _write(path: Path, data, sr=SR, subtype=None, fmt=None) -> None:
     sf.write(path, data, sr, subtype=subtype, format=fmt)
 
 
+def mp3_without_length_frame(path: Path, seconds: float = 6.0, tail: bytes = b"", sr: int = 44100) -> Path:
+    """A constant-bit-rate MP3 as many field recorders and web services write it: no Xing/Info
+    frame (libsndfile's encoder writes one; it is cut out here) and `tail` bytes after the last
+    frame (an APEv2 tag, cover art), so libsndfile can only estimate the length from the file
+    size."""
+    with sf.SoundFile(path, "w", sr, 1, format="MP3", subtype="MPEG_LAYER_III", bitrate_mode="CONSTANT",
+                      compression_level=0.5) as f:
+        f.write(_tone(seconds, sr))
+    data = path.read_bytes()
+    header = int.from_bytes(data[:4], "big")  # the Info frame: MPEG-1 layer III at 44.1 kHz
+    bitrate = [0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320][(header >> 12) & 0xF] * 1000
+    info_frame = 144 * bitrate // sr + ((header >> 9) & 1)
+    assert b"Info" in data[:info_frame] or b"Xing" in data[:info_frame]
+    path.write_bytes(data[info_frame:] + tail)
+    return path
+
+
+APE_TAG = b"APETAGEX" + bytes(24) + b"x" * 600  # tag bytes after the last frame (the decoder ends cleanly)
+
+
+def _mp3_cut_in_half(path: Path) -> None:
+    _write(path, _tone(6.0, 44100), 44100, subtype="MPEG_LAYER_III", fmt="MP3")  # with an exact Info frame
+    _truncate(path, 0.5)
+
+
 def _nan_wave() -> np.ndarray:
     wave = _tone(2.0)
     wave[1000:1010] = np.nan
@@ -59,6 +84,7 @@ CASES: list[tuple[Case, Callable[[Path], object] | None]] = [
      lambda p: (_write(p, _tone(4.0), fmt="OGG", subtype="VORBIS"), _truncate(p, 0.8))),
     (Case("bad/truncated.flac", "rejected", "audio", "truncated"),
      lambda p: (_write(p, _tone(6.0), fmt="FLAC"), _truncate(p, 0.6))),
+    (Case("bad/mp3_cut_in_half.mp3", "rejected", "audio", "below data.min_decoded_fraction"), _mp3_cut_in_half),
     (Case("bad/random_bytes.flac", "rejected", "audio", "not readable as audio"),
      lambda p: p.write_bytes(np.random.default_rng(1).bytes(20000))),
     (Case("bad/notes.wav", "rejected", "audio", "a text file"),
@@ -71,6 +97,7 @@ CASES: list[tuple[Case, Callable[[Path], object] | None]] = [
     (Case("bad/silent.wav", "rejected", "audio", "silent"), lambda p: _write(p, np.zeros(3 * SR, np.float32))),
     (Case("bad/blip.wav", "rejected", "audio", "too short"), lambda p: _write(p, _tone(0.05))),
     # odd but usable: indexed, cached, trained on
+    (Case("odd/xeno_canto_style.mp3", "indexed"), lambda p: mp3_without_length_frame(p, tail=APE_TAG)),
     (Case("odd/clipped.wav", "indexed"), lambda p: _write(p, np.clip(_tone(3.0, amplitude=4.0), -1, 1))),
     (Case("odd/pcm_u8.wav", "indexed"), lambda p: _write(p, _tone(2.5), subtype="PCM_U8")),
     (Case("odd/pcm_24.wav", "indexed"), lambda p: _write(p, _tone(2.5), subtype="PCM_24")),

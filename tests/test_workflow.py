@@ -126,7 +126,9 @@ def test_hostile_corpus_is_rejected_or_used_and_the_run_finishes(tmp_path, tiny_
     shutil.copytree(tiny_dataset, tmp_path / "data")
     cases = add_hostile_corpus(tmp_path / "data")
     (tmp_path / "data/soundscapes/broken.wav").write_text("not a soundscape\n" * 20)
-    run_snakemake(tmp_path, "--configfile", write_config(tmp_path))
+    run = run_snakemake(tmp_path, "--configfile", write_config(tmp_path, {"data": {
+        "layout": "metadata", "audio_dir": "data/train_audio", "metadata_csv": "data/train_metadata.csv",
+        "max_rejected_fraction": 1.0}}))
     results = tmp_path / "results"
 
     rejected = pd.read_csv(results / "index/rejected.csv")
@@ -146,8 +148,41 @@ def test_hostile_corpus_is_rejected_or_used_and_the_run_finishes(tmp_path, tiny_
     index_log = (results / "logs/index_audio.log").read_text()
     assert "duplicate audio" in index_log and "odd/copy_a.wav" in index_log
     assert f"rejected {len(rejected)} file(s)" in index_log
+    listed = len(pd.read_csv(tmp_path / "data/train_metadata.csv"))
+    summary = f"kept {len(index)} of {listed} recordings; rejected {len(rejected)}"
+    assert summary in index_log and f"soundclf input data: {summary}" in run.stdout + run.stderr  # the run's end
+    assert "x truncated" in index_log and "results/index/rejected.csv" in index_log
+    notes = index.set_index("key")["note"].fillna("")
+    assert notes["odd/xeno_canto_style.mp3"].startswith("length by decoding")
     assert "broken.wav" in (results / "logs/predict_recordings.log").read_text()
     assert not pd.read_csv(results / "predictions/submission.csv")["row_id"].str.startswith("broken").any()
+
+
+def test_index_stops_the_run_when_more_than_max_rejected_fraction_is_lost(tmp_path, tiny_dataset):
+    """Two of a class's files broken (2 of 14 listed > 2 %): the index job fails before any
+    training, with the summary, the lost class and both fixes; raising the key lets it run."""
+    shutil.copytree(tiny_dataset, tmp_path / "data")
+    meta = pd.read_csv(tmp_path / "data/train_metadata.csv")
+    extra = pd.DataFrame([meta.iloc[0].to_dict() | {"filename": f"gone/XC{i}.ogg", "primary_label": "lostbird"}
+                          for i in (1, 2)])
+    pd.concat([meta, extra]).to_csv(tmp_path / "data/train_metadata.csv", index=False)
+    (tmp_path / "data/train_audio/gone").mkdir()
+    for i in (1, 2):
+        (tmp_path / f"data/train_audio/gone/XC{i}.ogg").write_bytes(b"")  # an interrupted download
+    result = run_snakemake(tmp_path, "--configfile", write_config(tmp_path), check=False)
+    text = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert f"kept {len(meta)} of {len(meta) + 2} recordings; rejected 2" in text
+    assert "2 x empty file" in text and "classes that lost all their recordings: lostbird" in text
+    assert "data.max_rejected_fraction" in text and "repair or remove" in text
+    assert not (tmp_path / "results/index/recordings.csv").exists() and not (tmp_path / "results/models").exists()
+    assert "gone/XC1.ogg" in (tmp_path / "results/logs/index_audio.log").read_text()
+
+    config = write_config(tmp_path, {"data": {"layout": "metadata", "audio_dir": "data/train_audio",
+                                              "metadata_csv": "data/train_metadata.csv", "max_rejected_fraction": 0.2}})
+    run_snakemake(tmp_path, "results/index/summary.json", "--configfile", config)
+    summary = json.loads((tmp_path / "results/index/summary.json").read_text())
+    assert (summary["kept"], summary["rejected"], summary["lost_classes"]) == (len(meta), 2, ["lostbird"])
 
 
 def test_demo_layout_builds_through_the_checkpoint(tmp_path):
@@ -235,6 +270,7 @@ def test_changing_a_prediction_key_retrains_nothing(workdir):
 
 
 REPORT_SECTIONS = {  # category: (files, a phrase of the caption)
+    "0. Input data": (["input_data.png"], "Input data: how many of the listed recordings"),
     "1. Training": (["training_curves.png"], "Training curves: per fold"),
     "2. Cross-validation": (["cv_metrics.csv", "per_class.png", "confusion.png", "pr_curves.png"],
                             "Precision-recall on OOF 5 s windows"),
@@ -253,7 +289,7 @@ def test_report_figures_are_made_and_the_html_report_has_every_section(built_wor
     cv = pd.read_csv(figures / "cv_metrics.csv")
     assert set(cv["level"]) == {"window", "recording"} and cv["mean"].notna().all()
     assert {"fold 0", "fold 1", "pooled"} <= set(cv.columns)
-    for rule in ("plot_training", "plot_oof", "plot_predictions"):
+    for rule in ("plot_index", "plot_training", "plot_oof", "plot_predictions"):
         assert (built_workdir / f"results/logs/{rule}.log").exists()
 
     run_snakemake(built_workdir, "--report", "report.html", "--configfile", "config.test.yaml")
@@ -261,4 +297,4 @@ def test_report_figures_are_made_and_the_html_report_has_every_section(built_wor
     for category, (files, caption) in REPORT_SECTIONS.items():
         assert category in html and caption in html, category
         assert all(name in html for name in files)
-    assert html.count("iVBORw0KGgo") == 6  # each PNG embedded (base64 of the PNG signature)
+    assert html.count("iVBORw0KGgo") == 7  # each PNG embedded (base64 of the PNG signature)

@@ -8,6 +8,7 @@ what to do about it.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +17,15 @@ from typing import Iterator
 import numpy as np
 import soundfile as sf
 
-# Frames decoded at a time: ~1 MB per channel, whatever the file's length.
+log = logging.getLogger(__name__)
+
+# Frames handed on at a time: ~1 MB per channel, whatever the file's length ...
 BLOCK_FRAMES = 1 << 18
+# ... decoded in pieces this long, so a decoder error costs at most this much audio.
+READ_FRAMES = 1 << 14
+# A recording that decodes less than this share of the frames its header promises is
+# rejected as truncated; above it, the decoded part is kept with a note (data.min_decoded_fraction).
+DEFAULT_MIN_DECODED_FRACTION = 0.9
 # A recording whose loudest sample is below this is silent (1 LSB of 16-bit audio is -90.3 dBFS).
 SILENCE_DBFS = -90.0
 # Samples at or above this magnitude count as clipped.
@@ -57,6 +65,7 @@ class AudioCheck:
     peak: float
     clipped_fraction: float
     content_hash: str
+    note: str = ""  # why the length differs from the header's, when it does
 
     @property
     def peak_dbfs(self) -> float:
@@ -81,60 +90,140 @@ def probe(path: str | Path) -> AudioInfo:
     return AudioInfo(info.frames, info.samplerate, info.channels, info.format, info.subtype)
 
 
-def check(path: str | Path) -> AudioCheck:
+def check(path: str | Path, min_decoded_fraction: float = DEFAULT_MIN_DECODED_FRACTION) -> AudioCheck:
     """Decode the whole file block by block: catches truncation and corrupt pages that
-    headers hide, and measures peak level, clipping and a hash of the decoded samples."""
+    headers hide, and measures peak level, clipping and a hash of the decoded samples.
+
+    The recording's length is what decodes, never what the header says. When fewer frames
+    decode than the header promises (a cut file, an MP3 whose header only estimates its
+    length, a decoder error near the end), the decoded part is kept if it is at least
+    `min_decoded_fraction` of the promise, with a `note` saying so; below that, the file is
+    rejected as truncated."""
     info = probe(path)
-    peak, clipped, frames = 0.0, 0, 0
+    peak, clipped = 0.0, 0
     digest = hashlib.blake2b(digest_size=16)
-    for block in _blocks(path, always_2d=True):
-        frames += len(block)
+    decoded = DecodedBlocks(path, always_2d=True)
+    for block in decoded:
         magnitude = np.abs(block)
         peak = max(peak, float(magnitude.max(initial=0.0)))
         clipped += int((magnitude >= CLIP_LEVEL).sum())
         digest.update(block.tobytes())
-    if frames < info.frames and info.format != "MPEG":  # MP3 headers only estimate the length
-        raise AudioDecodeError(path, f"truncated: the header promises {info.frames} frames, only {frames} decode")
+    frames = decoded.frames
+    note = _length_note(path, info, frames, decoded.error, min_decoded_fraction)
     if info.format == "OGG" and not _ogg_ends_with_eos(path):
         raise AudioDecodeError(path, "truncated: the Ogg stream stops without its end-of-stream page")
     info = AudioInfo(frames, info.sample_rate, info.channels, info.format, info.subtype)
     return AudioCheck(info=info, peak=peak, clipped_fraction=clipped / (frames * info.channels),
-                      content_hash=digest.hexdigest())
+                      content_hash=digest.hexdigest(), note=note)
 
 
-def _blocks(path: str | Path, always_2d: bool = False) -> Iterator[np.ndarray]:
-    """Decoded float32 blocks of BLOCK_FRAMES frames; AudioDecodeError on corrupt data,
-    NaN/Inf samples or a stream with no frames."""
-    frames = 0
-    try:
-        handle = sf.SoundFile(str(path))
-    except Exception as err:
-        probe(path)  # names the problem (missing, empty, not audio)
-        raise AudioDecodeError(path, f"not readable as audio ({_short(err)})") from err
-    with handle:
-        while True:
-            try:
-                block = handle.read(BLOCK_FRAMES, dtype="float32", always_2d=always_2d)
-            except Exception as err:
-                raise AudioDecodeError(path, f"corrupt or truncated: decoding failed after {frames} frames "
-                                             f"({_short(err)})") from err
-            if len(block) == 0:
-                break
-            finite = np.isfinite(block).reshape(len(block), -1).all(axis=1)
-            if not finite.all():
-                first = frames + int(np.argmin(finite))
-                raise AudioDecodeError(path, f"contains NaN or infinite samples (the first at frame {first})")
-            frames += len(block)
-            yield block
-    if frames == 0:
-        raise AudioDecodeError(path, "no audio frames could be decoded")
+def header_length_is_estimate(path: str | Path, info: AudioInfo) -> bool:
+    """MPEG audio states no length of its own: unless its encoder wrote a Xing/Info/VBRI
+    frame, libsndfile estimates the length from the file size and the first frame's bit rate,
+    so variable bit rates, trailing tags or cover art make it promise more than decodes.
+    MP3 data inside a WAV container counts as estimated too."""
+    if not info.subtype.startswith("MPEG_LAYER"):
+        return False
+    return info.format not in ("MPEG", "MP3") or not _mp3_has_length_frame(path)
+
+
+def _length_note(path: str | Path, info: AudioInfo, frames: int, error: str | None,
+                 min_decoded_fraction: float) -> str:
+    """'' when the decoded length is what the header states. Otherwise a note for the index,
+    or AudioDecodeError when the file is truncated: less than `min_decoded_fraction` of an
+    exact header length decodes, or of an estimated one before a decoder error (a clean end
+    short of an estimate is no sign of damage: such files play to their end)."""
+    if frames == info.frames and error is None:
+        return ""
+    fraction = frames / info.frames
+    estimated = header_length_is_estimate(path, info)
+    what = (f"the header estimates {info.frames} frames (no Xing/Info length frame)" if estimated
+            else f"the header promises {info.frames} frames")
+    stop = f"decoding stops with an error ({error})" if error else "decoding ends"
+    if fraction < min_decoded_fraction and (error or not estimated):
+        raise AudioDecodeError(
+            path, f"truncated: {what}, {stop} after {frames} ({fraction:.1%}, below data.min_decoded_fraction "
+                  f"{min_decoded_fraction:g})",
+            f"{FIX_REENCODE}; or lower data.min_decoded_fraction to keep the part that decodes")
+    return f"length by decoding: {what}, {stop} after {frames} ({fraction:.1%})"
+
+
+def _mp3_has_length_frame(path: str | Path) -> bool:
+    """Whether the first MPEG frame (after any ID3v2 tag) is a Xing, Info or VBRI frame,
+    which states the exact number of frames."""
+    with open(path, "rb") as f:
+        head = f.read(10)
+        offset = 0
+        if head[:3] == b"ID3" and len(head) == 10:  # ID3v2: a 10-byte header, then a syncsafe size
+            offset = 10 + ((head[6] & 0x7F) << 21 | (head[7] & 0x7F) << 14 | (head[8] & 0x7F) << 7 | (head[9] & 0x7F))
+        f.seek(offset)
+        data = f.read(8192)
+    for i in range(len(data) - 1):
+        if data[i] == 0xFF and data[i + 1] & 0xE0 == 0xE0:  # the first frame's sync word
+            frame = data[i : i + 200]
+            return b"Xing" in frame or b"Info" in frame or frame[36:40] == b"VBRI"
+    return False
+
+
+class DecodedBlocks:
+    """Iterates over a file's decoded float32 blocks of BLOCK_FRAMES frames.
+
+    Reads READ_FRAMES at a time, so that a decoder error (a cut FLAC, junk after an MP3's
+    last frame) loses at most that much: decoding then stops, `error` holds the decoder's
+    message and `frames` what was decoded before it (the same on every read of the file, so
+    the index, the mel cache and prediction agree on the length). A file that decodes no
+    frame at all, or holds NaN/Inf samples, raises AudioDecodeError."""
+
+    def __init__(self, path: str | Path, always_2d: bool = False):
+        self.path, self.always_2d = path, always_2d
+        self.frames = 0
+        self.error: str | None = None
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        path = self.path
+        try:
+            handle = sf.SoundFile(str(path))
+        except Exception as err:
+            probe(path)  # names the problem (missing, empty, not audio)
+            raise AudioDecodeError(path, f"not readable as audio ({_short(err)})") from err
+        pending: list[np.ndarray] = []
+        with handle:
+            while True:
+                try:
+                    piece = handle.read(READ_FRAMES, dtype="float32", always_2d=self.always_2d)
+                except Exception as err:
+                    if self.frames + sum(map(len, pending)) == 0:
+                        raise AudioDecodeError(path, f"corrupt: decoding fails at the first frame ({_short(err)})") from err
+                    self.error = _short(err)
+                    log.warning("%s: decoding stopped with an error after %d frames (%s); using the frames before it",
+                                path, self.frames + sum(map(len, pending)), self.error)
+                    break
+                if len(piece) == 0:
+                    break
+                finite = np.isfinite(piece).reshape(len(piece), -1).all(axis=1)
+                if not finite.all():
+                    first = self.frames + sum(map(len, pending)) + int(np.argmin(finite))
+                    raise AudioDecodeError(path, f"contains NaN or infinite samples (the first at frame {first})")
+                pending.append(piece)
+                if sum(map(len, pending)) >= BLOCK_FRAMES:
+                    yield self._emit(pending)
+                    pending = []
+        if pending:
+            yield self._emit(pending)
+        if self.frames == 0:
+            raise AudioDecodeError(path, "no audio frames could be decoded")
+
+    def _emit(self, pending: list[np.ndarray]) -> np.ndarray:
+        block = pending[0] if len(pending) == 1 else np.concatenate(pending)
+        self.frames += len(block)
+        return block
 
 
 def stream_mono(path: str | Path, sample_rate: int) -> Iterator[np.ndarray]:
     """The file as consecutive mono float32 blocks at `sample_rate`: decoded and resampled a
     block at a time; the blocks joined equal load_resampled(path, sample_rate)."""
     resampler = None
-    for block in _blocks(path, always_2d=True):
+    for block in DecodedBlocks(path, always_2d=True):
         if resampler is None:
             resampler = StreamResampler(sf.info(str(path)).samplerate, sample_rate)
         out = resampler.push(block.mean(axis=1) if block.shape[1] > 1 else block[:, 0])
@@ -160,7 +249,7 @@ class CountedBlocks:
 
 def load_mono(path: str | Path) -> tuple[np.ndarray, int]:
     """The whole file down-mixed to mono float32, and its sample rate (for short files)."""
-    blocks = [b.mean(axis=1) if b.shape[1] > 1 else b[:, 0] for b in _blocks(path, always_2d=True)]
+    blocks = [b.mean(axis=1) if b.shape[1] > 1 else b[:, 0] for b in DecodedBlocks(path, always_2d=True)]
     return np.ascontiguousarray(np.concatenate(blocks), dtype=np.float32), sf.info(str(path)).samplerate
 
 

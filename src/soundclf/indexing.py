@@ -6,14 +6,16 @@ import ast
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
+import re
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
 from tqdm import tqdm
 
 from .atomic import write_csv
-from .audio import SILENCE_DBFS, AudioCheck, AudioDecodeError, check
+from .audio import DEFAULT_MIN_DECODED_FRACTION, SILENCE_DBFS, AudioCheck, AudioDecodeError, check
 from .sources import Recording
 
 log = logging.getLogger(__name__)
@@ -21,9 +23,9 @@ log = logging.getLogger(__name__)
 INDEX_COLUMNS = [
     "key", "path", "primary_label", "class_id", "secondary_labels", "secondary_class_ids",
     "frames", "sample_rate", "duration", "channels", "format", "subtype", "peak", "clipped_fraction",
-    "content_hash",
+    "content_hash", "note",
 ]
-REJECTED_COLUMNS = ["key", "path", "stage", "reason", "fix"]
+REJECTED_COLUMNS = ["key", "path", "label", "stage", "reason", "fix"]
 # A recording with more clipped samples than this is logged (and kept: the call is still there).
 CLIPPED_WARNING = 0.01
 
@@ -56,7 +58,8 @@ class Problems:
 
     def add(self, rec: Recording, stage: str, reason: str, fix: str) -> None:
         log.warning("rejected %s (%s): %s; fix: %s", rec.path, stage, reason, fix)
-        self.rows.append({"key": rec.key, "path": rec.path, "stage": stage, "reason": reason, "fix": fix})
+        self.rows.append({"key": rec.key, "path": rec.path, "label": rec.label, "stage": stage, "reason": reason,
+                          "fix": fix})
 
     def table(self) -> pd.DataFrame:
         return pd.DataFrame(self.rows, columns=REJECTED_COLUMNS)
@@ -77,14 +80,16 @@ def build_index(
     on_bad_audio: str = "skip",
     on_bad_metadata: str = "skip",
     min_seconds: float = 0.0,
+    min_decoded_fraction: float = DEFAULT_MIN_DECODED_FRACTION,
     threads: int = 1,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Check every metadata row and decode-check every recording; returns (index, classes,
     rejected). See the README's "What happens to bad input" for each rule."""
     problems = Problems()
     candidates = _check_metadata(recordings, columns, problems)
+    inspect = partial(_inspect, min_decoded_fraction=min_decoded_fraction)
     with ThreadPoolExecutor(max(1, threads)) as pool:  # libsndfile releases the GIL
-        results = list(tqdm(pool.map(_inspect, [rec for rec, _ in candidates]), total=len(candidates),
+        results = list(tqdm(pool.map(inspect, [rec for rec, _ in candidates]), total=len(candidates),
                             desc="index", unit="file"))
 
     mapped = {c for c in columns.values() if c}
@@ -103,7 +108,10 @@ def build_index(
             "duration": round(info.duration, 4), "channels": info.channels, "format": info.format,
             "subtype": info.subtype, "peak": round(result.peak, 6),
             "clipped_fraction": round(result.clipped_fraction, 6), "content_hash": result.content_hash,
+            "note": result.note,
         }
+        if result.note:
+            log.info("kept %s: %s", rec.path, result.note)
         for column, value in rec.row.items():  # other metadata (author, rating...) rides along
             if column not in mapped and column not in row:
                 row[column] = value
@@ -176,9 +184,9 @@ def _check_metadata(recordings: list[Recording], columns: dict[str, str | None],
     return candidates
 
 
-def _inspect(rec: Recording) -> AudioCheck | AudioDecodeError:
+def _inspect(rec: Recording, min_decoded_fraction: float) -> AudioCheck | AudioDecodeError:
     try:
-        return check(rec.path)
+        return check(rec.path, min_decoded_fraction)
     except AudioDecodeError as err:
         return err
 
@@ -210,6 +218,68 @@ def _log_duplicates(index: pd.DataFrame) -> None:
         if len(group) > 1:
             log.warning("duplicate audio: %s have identical samples (kept all; consider removing copies, "
                         "which can leak between folds)", ", ".join(group["key"]))
+
+
+@dataclass(frozen=True)
+class IndexSummary:
+    """How much of the listed input the index kept, and why the rest was rejected."""
+
+    listed: int
+    kept: int
+    reasons: dict[str, int]  # rejected rows per kind of reason, most frequent first
+    lost_classes: list[str]  # labels whose every recording was rejected
+    rejected_csv: str
+
+    @property
+    def rejected(self) -> int:
+        return self.listed - self.kept
+
+    @property
+    def rejected_fraction(self) -> float:
+        return self.rejected / self.listed if self.listed else 0.0
+
+    def text(self) -> str:
+        lines = [f"kept {self.kept} of {self.listed} recordings; rejected {self.rejected}"
+                 + (f" ({self.rejected_fraction:.1%})" if self.rejected else "")]
+        lines += [f"  {count} x {reason}" for reason, count in self.reasons.items()]
+        if self.lost_classes:
+            lines.append(f"  classes that lost all their recordings: {', '.join(self.lost_classes)}")
+        if self.rejected:
+            lines.append(f"  every rejected file, with its reason and fix: {self.rejected_csv}")
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict:
+        return {"listed": self.listed, "kept": self.kept, "rejected": self.rejected,
+                "rejected_fraction": self.rejected_fraction, "reasons": self.reasons,
+                "lost_classes": self.lost_classes, "rejected_csv": self.rejected_csv, "text": self.text()}
+
+
+def summarise(index: pd.DataFrame, rejected: pd.DataFrame, rejected_csv: str) -> IndexSummary:
+    """The kept/rejected counts, the rejection reasons counted by kind, and the classes left
+    with no recording."""
+    kinds = rejected["reason"].map(reason_kind).value_counts()
+    kept_labels = set(index["primary_label"]) if len(index) else set()
+    lost = sorted(set(rejected["label"]) - kept_labels - {""})
+    return IndexSummary(listed=len(index) + len(rejected), kept=len(index),
+                        reasons={str(k): int(v) for k, v in kinds.items()}, lost_classes=lost,
+                        rejected_csv=rejected_csv)
+
+
+def reason_kind(reason: str) -> str:
+    """A rejection reason without its file-specific details: 'truncated', 'too short', ..."""
+    return re.split(r"[:(;]", reason, maxsplit=1)[0].strip()
+
+
+def too_many_rejected(summary: IndexSummary, max_fraction: float) -> BadInputError | None:
+    """The error that stops the run when more of the input was rejected than
+    data.max_rejected_fraction allows, else None."""
+    if summary.rejected_fraction <= max_fraction:
+        return None
+    return BadInputError(
+        f"the index rejected {summary.rejected_fraction:.1%} of the listed recordings, more than "
+        f"data.max_rejected_fraction ({max_fraction:g}):\n{summary.text()}\n"
+        "Fix: repair or remove the rejected files (each has its reason and fix in the list), "
+        "or raise data.max_rejected_fraction to train on what is left.")
 
 
 LIST_COLUMNS = ("secondary_labels", "secondary_class_ids")

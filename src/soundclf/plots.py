@@ -28,6 +28,26 @@ def _save(fig, path: str | Path) -> None:
     plt.close(fig)
 
 
+def input_summary(summary: dict, path: str | Path) -> None:
+    """What the index kept of the listed recordings and why it rejected the rest
+    (indexing.IndexSummary.as_dict), as bars, with the lost classes named."""
+    rows = [("kept", summary["kept"])] + [(f"rejected: {r}", n) for r, n in summary["reasons"].items()]
+    fig, ax = plt.subplots(figsize=(7, 1.2 + 0.35 * len(rows)))
+    y = np.arange(len(rows))
+    ax.barh(y, [n for _, n in rows], color=["tab:green"] + ["tab:red"] * (len(rows) - 1))
+    ax.set_yticks(y, [name for name, _ in rows], fontsize=8)
+    ax.invert_yaxis()
+    for i, (_, n) in enumerate(rows):
+        ax.annotate(str(n), (n, i), xytext=(3, 0), textcoords="offset points", va="center", fontsize=8)
+    title = summary["text"].splitlines()[0]
+    if summary["lost_classes"]:
+        title += "\nclasses with no recording left: " + ", ".join(summary["lost_classes"][:8]) + (
+            " ..." if len(summary["lost_classes"]) > 8 else "")
+    ax.set(title=title, xlabel="recordings")
+    ax.title.set_fontsize(9)
+    _save(fig, path)
+
+
 def training_curves(histories: dict[int, pd.DataFrame], path: str | Path) -> None:
     """Per fold: training and validation loss, and the validation metrics, by epoch."""
     metrics = [m for m in VALIDATION_METRICS if all(m in h for h in histories.values())]
