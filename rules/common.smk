@@ -64,7 +64,9 @@ GPU_REQUEST = 1 if any(Path("/dev").glob("nvidia[0-9]*")) else 0
 MODEL_DIR = f"{RESULTS}/models"
 OOF_DIR = f"{RESULTS}/oof"
 PREDICTIONS_DIR = f"{RESULTS}/predictions"
-FOLDS = list(range(config["folds"]["n_folds"]))
+# folds given by a metadata column (folds.column), in fold order; None: computed
+GIVEN_FOLD_VALUES = sources.given_fold_values(DATA, config["folds"])
+FOLDS = list(range(len(GIVEN_FOLD_VALUES) if GIVEN_FOLD_VALUES else config["folds"]["n_folds"]))
 FOLD_MODELS = [f"{MODEL_DIR}/fold{k}/model.pt" for k in FOLDS]
 # every fold's own outputs, named in `rule all` so that deleting one fold's files rebuilds it
 # (Snakemake does not regenerate a missing intermediate file whose consumers are up to date)

@@ -8,6 +8,7 @@ rule assign_folds:
         folds=FOLDS_TABLE,
     params:
         folds=config["folds"],
+        given_fold_values=GIVEN_FOLD_VALUES,
     conda:
         CONDA_ENV
     log:

@@ -4,6 +4,7 @@ get; the README's "What happens to bad input" table lists the same cases."""
 from __future__ import annotations
 
 import csv
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -59,6 +60,24 @@ def mp3_without_length_frame(path: Path, seconds: float = 6.0, tail: bytes = b""
 APE_TAG = b"APETAGEX" + bytes(24) + b"x" * 600  # tag bytes after the last frame (the decoder ends cleanly)
 
 
+def mp3_in_wav(path: Path, seconds: float = 3.0, sr: int = 44100) -> Path:
+    """MP3 frames inside a WAV container (format tag 0x55, as some published animal-sound sets
+    ship): libsndfile only estimates its length, above what decodes."""
+    mp3 = mp3_without_length_frame(path.with_suffix(".inner.mp3"), seconds, sr=sr)
+    frames = mp3.read_bytes()
+    mp3.unlink()
+    fmt = struct.pack("<HHIIHHHHIHHH", 0x55, 1, sr, 20000, 1, 0, 12, 1, 2, 522, 1, 1393)  # MPEGLAYER3WAVEFORMAT
+    chunks = b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(frames)) + frames
+    path.write_bytes(b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks)
+    return path
+
+
+def _cut_end(path: Path, fraction: float) -> None:
+    """Cut the last `fraction` of the file off (its header still promises the whole)."""
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - int(fraction * len(data))])
+
+
 def _mp3_cut_in_half(path: Path) -> None:
     _write(path, _tone(6.0, 44100), 44100, subtype="MPEG_LAYER_III", fmt="MP3")  # with an exact Info frame
     _truncate(path, 0.5)
@@ -85,6 +104,8 @@ CASES: list[tuple[Case, Callable[[Path], object] | None]] = [
     (Case("bad/truncated.flac", "rejected", "audio", "truncated"),
      lambda p: (_write(p, _tone(6.0), fmt="FLAC"), _truncate(p, 0.6))),
     (Case("bad/mp3_cut_in_half.mp3", "rejected", "audio", "below data.min_decoded_fraction"), _mp3_cut_in_half),
+    (Case("bad/truncated.wav", "rejected", "audio", "truncated: the header promises 48000 frames"),
+     lambda p: (_write(p, _tone(3.0)), _cut_end(p, 0.5))),
     (Case("bad/random_bytes.flac", "rejected", "audio", "not readable as audio"),
      lambda p: p.write_bytes(np.random.default_rng(1).bytes(20000))),
     (Case("bad/notes.wav", "rejected", "audio", "a text file"),
@@ -98,6 +119,9 @@ CASES: list[tuple[Case, Callable[[Path], object] | None]] = [
     (Case("bad/blip.wav", "rejected", "audio", "too short"), lambda p: _write(p, _tone(0.05))),
     # odd but usable: indexed, cached, trained on
     (Case("odd/xeno_canto_style.mp3", "indexed"), lambda p: mp3_without_length_frame(p, tail=APE_TAG)),
+    (Case("odd/mp3_in_wav.wav", "indexed"), mp3_in_wav),
+    (Case("odd/wav_1pct_short.wav", "indexed"), lambda p: (_write(p, _tone(3.0)), _cut_end(p, 0.01))),
+    (Case("odd/short_0.15s.wav", "indexed"), lambda p: _write(p, _tone(0.15))),
     (Case("odd/clipped.wav", "indexed"), lambda p: _write(p, np.clip(_tone(3.0, amplitude=4.0), -1, 1))),
     (Case("odd/pcm_u8.wav", "indexed"), lambda p: _write(p, _tone(2.5), subtype="PCM_U8")),
     (Case("odd/pcm_24.wav", "indexed"), lambda p: _write(p, _tone(2.5), subtype="PCM_24")),

@@ -5,9 +5,12 @@ import logging
 import shutil
 
 import pytest
+import soundfile as sf
 
 from hostile_corpus import CASES, DUPLICATES, add_hostile_corpus
 from soundclf.config import DEMO_COLUMNS
+
+DEFAULT_MIN_SECONDS = 2048 / 32000  # data.min_seconds: null with the default mel.n_fft and sample rate
 from soundclf.indexing import BadInputError, build_index
 from soundclf.sources import list_recordings
 
@@ -33,7 +36,7 @@ def indexed(hostile_dataset):
     logging.getLogger("soundclf").addHandler(handler)
     try:
         index, classes, rejected = build_index(list_recordings(data_section(hostile_dataset)), DEMO_COLUMNS,
-                                               min_seconds=0.25, threads=2)
+                                               min_seconds=DEFAULT_MIN_SECONDS, threads=2)
     finally:
         logging.getLogger("soundclf").removeHandler(handler)
     return index.set_index("key"), classes, rejected.set_index("key"), "\n".join(r.getMessage() for r in records)
@@ -50,6 +53,18 @@ def test_each_case_gets_its_documented_behaviour(indexed, case):
     else:
         assert case.filename not in rejected.index
         assert index.loc[case.filename, "duration"] > 0
+
+
+def test_lengths_are_what_decodes_with_a_note_where_the_header_said_otherwise(indexed, hostile_dataset):
+    index = indexed[0]
+    mp3_in_wav = hostile_dataset / "train_audio/odd/mp3_in_wav.wav"
+    assert sf.info(str(mp3_in_wav)).frames > index.loc["odd/mp3_in_wav.wav", "frames"]  # really the estimate case
+    assert (index.loc["odd/mp3_in_wav.wav", "format"], index.loc["odd/mp3_in_wav.wav", "subtype"]) == ("WAV", "MPEG_LAYER_III")
+    assert "the header estimates" in index.loc["odd/mp3_in_wav.wav", "note"]
+    assert index.loc["odd/wav_1pct_short.wav", "frames"] == 47520  # 3 s at 16 kHz less the cut 1 %
+    assert "the header promises 48000 frames" in index.loc["odd/wav_1pct_short.wav", "note"]
+    assert index.loc["odd/short_0.15s.wav", "duration"] == 0.15
+    assert index.loc["odd/clipped.wav", "note"] == ""
 
 
 def test_odd_formats_are_indexed_with_their_true_properties(indexed):
@@ -82,7 +97,7 @@ def test_log_flags_duplicates_clipping_and_each_rejection(indexed):
 def test_fail_policy_stops_listing_every_problem_of_its_stage(hostile_dataset, policy, stage):
     data = data_section(hostile_dataset)
     with pytest.raises(BadInputError) as err:
-        build_index(list_recordings(data), DEMO_COLUMNS, min_seconds=0.25, **{policy: "fail"})
+        build_index(list_recordings(data), DEMO_COLUMNS, min_seconds=DEFAULT_MIN_SECONDS, **{policy: "fail"})
     message = str(err.value)
     assert f"data.{policy}" in message
     for case, _ in CASES:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -109,7 +109,9 @@ def check(path: str | Path, min_decoded_fraction: float = DEFAULT_MIN_DECODED_FR
         clipped += int((magnitude >= CLIP_LEVEL).sum())
         digest.update(block.tobytes())
     frames = decoded.frames
-    note = _length_note(path, info, frames, decoded.error, min_decoded_fraction)
+    promised = _wav_data_chunk_frames(path, info) or info.frames  # libsndfile clamps a cut WAV's count
+    note = _length_note(path, replace(info, frames=max(promised, info.frames)), frames, decoded.error,
+                        min_decoded_fraction)
     if info.format == "OGG" and not _ogg_ends_with_eos(path):
         raise AudioDecodeError(path, "truncated: the Ogg stream stops without its end-of-stream page")
     info = AudioInfo(frames, info.sample_rate, info.channels, info.format, info.subtype)
@@ -146,6 +148,27 @@ def _length_note(path: str | Path, info: AudioInfo, frames: int, error: str | No
                   f"{min_decoded_fraction:g})",
             f"{FIX_REENCODE}; or lower data.min_decoded_fraction to keep the part that decodes")
     return f"length by decoding: {what}, {stop} after {frames} ({fraction:.1%})"
+
+
+def _wav_data_chunk_frames(path: str | Path, info: AudioInfo) -> int | None:
+    """Frames the data chunk of a PCM/float WAV declares (None for other files), which
+    libsndfile does not report when the file was cut short."""
+    if info.format != "WAV" or not info.subtype.startswith(("PCM", "FLOAT", "DOUBLE")):
+        return None
+    with open(path, "rb") as f:
+        if f.read(12)[8:] != b"WAVE":
+            return None
+        block_align = None
+        while len(header := f.read(8)) == 8:
+            chunk, size = header[:4], int.from_bytes(header[4:], "little")
+            if chunk == b"fmt ":
+                block_align = int.from_bytes(f.read(16)[12:14], "little")
+                f.seek(size - 16 + (size & 1), 1)
+            elif chunk == b"data":
+                return size // block_align if block_align else None
+            else:
+                f.seek(size + (size & 1), 1)
+    return None
 
 
 def _mp3_has_length_frame(path: str | Path) -> bool:

@@ -11,7 +11,8 @@ import importlib.metadata
 from pathlib import Path
 from typing import Any
 
-DEMO_COLUMNS = {"filename": "filename", "label": "primary_label", "secondary_labels": "secondary_labels"}
+DEMO_COLUMNS = {"filename": "filename", "label": "primary_label", "secondary_labels": "secondary_labels",
+                "class_id": None}
 
 
 class ConfigError(ValueError):
@@ -82,8 +83,11 @@ def demo_dir(config: dict[str, Any]) -> Path:
 
 
 def effective_data(config: dict[str, Any]) -> dict[str, Any]:
-    """The data section with the demo's own paths and columns filled in for layout 'demo'."""
+    """The data section with the demo's own paths and columns filled in for layout 'demo',
+    and min_seconds derived when unset."""
     data = dict(config["data"])
+    if data["min_seconds"] is None:  # one STFT frame: the shortest clip that gives the model a column of audio
+        data["min_seconds"] = round(config["mel"]["n_fft"] / config["audio"]["sample_rate"], 4)
     if data["layout"] == "demo":
         data.update(
             audio_dir=str(demo_dir(config) / "train_audio"),

@@ -26,6 +26,29 @@ def multi_hot(index: pd.DataFrame, n_classes: int, secondary_weight: float = 1.0
     return y
 
 
+def given_folds(values: pd.Series, order: list[str]) -> pd.Series:
+    """Fold numbers 0..K-1 from a metadata column's values, in `order` (the values sorted at
+    planning time); a value outside it (the table changed since) is an error."""
+    numeric = all(v.lstrip("-").isdigit() for v in order)  # 1 and "01" name the same fold
+    position = {int(v) if numeric else v: k for k, v in enumerate(order)}
+    text = values.astype(str).str.strip()
+    if numeric:
+        text = text.map(lambda v: int(v) if v.lstrip("-").isdigit() else v)
+    unknown = sorted(map(str, set(text) - set(position)))
+    if unknown:
+        raise FoldError(f"fold values {', '.join(unknown)} were not in the metadata when the workflow was planned; "
+                        "run Snakemake again")
+    fold = text.map(position).astype(int)
+    sizes = np.bincount(fold, minlength=len(order))
+    log.info("folds as given by the metadata: %s", ", ".join(f"{v} -> fold {k} ({n} recordings)"
+                                                           for k, (v, n) in enumerate(zip(order, sizes))))
+    empty = [v for v, n in zip(order, sizes) if n == 0]
+    if empty:
+        raise FoldError(f"given fold(s) {', '.join(empty)} hold no usable recording (all rejected by the index); "
+                        "fix those files or drop the fold's rows from the metadata")
+    return pd.Series(fold.to_numpy(), index=values.index, name="fold")
+
+
 def assign_folds(
     index: pd.DataFrame,
     n_folds: int,

@@ -94,6 +94,7 @@ def build_index(
 
     mapped = {c for c in columns.values() if c}
     rows = []
+    given_ids: dict[str, str] = {}
     for (rec, secondary), result in zip(candidates, results):
         problem = _audio_problem(result, min_seconds)
         if problem:
@@ -113,8 +114,10 @@ def build_index(
         if result.note:
             log.info("kept %s: %s", rec.path, result.note)
         for column, value in rec.row.items():  # other metadata (author, rating...) rides along
-            if column not in mapped and column not in row:
-                row[column] = value
+            if column not in mapped:  # one that an index column would overwrite is kept as <column>_given
+                row[column if column not in INDEX_COLUMNS else f"{column}_given"] = value
+        if columns.get("class_id"):
+            given_ids[rec.key] = rec.row[columns["class_id"]].strip()
         rows.append(row)
 
     if on_bad_audio == "fail":
@@ -122,7 +125,8 @@ def build_index(
     if not rows:
         raise BadInputError("no usable recordings: every listed file was rejected (see the rejected table)")
     index = pd.DataFrame(rows)
-    classes = sorted(index["primary_label"].unique())
+    classes = (given_class_order(index, given_ids, columns["class_id"]) if given_ids
+               else sorted(index["primary_label"].unique()))
     class_id = {c: i for i, c in enumerate(classes)}
     unknown = _unknown_secondary_labels(index, class_id)
     if on_bad_metadata == "fail":
@@ -154,6 +158,34 @@ def build_index(
         len(index), index["duration"].sum() / 3600, len(classes), len(rejected),
     )
     return index, classes_df, rejected
+
+
+def given_class_order(index: pd.DataFrame, given_ids: dict[str, str], column: str) -> list[str]:
+    """The class names in the order of the metadata's class ids (the founding table's
+    class_id), when every label has one integer id and every id one label; ids left with
+    gaps (a class whose files were all rejected) are renumbered in the same order."""
+    label_of: dict[int, tuple[str, str]] = {}
+    id_of: dict[str, tuple[int, str]] = {}
+    for key, label in zip(index["key"], index["primary_label"]):
+        text = given_ids[key]
+        if not text.lstrip("-").isdigit():
+            raise BadInputError(f"data.columns.class_id: row {key}: class id {text!r} is not an integer; "
+                                "fix the table or set data.columns.class_id: null to number classes by name")
+        class_id = int(text)
+        clash = (f"label {label!r} has class id {class_id}, but {id_of[label][1]} gave it {id_of[label][0]}"
+                 if label in id_of and id_of[label][0] != class_id else
+                 f"class id {class_id} names {label!r}, but {label_of[class_id][1]} gave it to {label_of[class_id][0]!r}"
+                 if class_id in label_of and label_of[class_id][0] != label else None)
+        if clash:
+            raise BadInputError(f"data.columns.class_id: the class ids of {column!r} disagree with the labels at "
+                                f"row {key}: {clash}; fix the table or set data.columns.class_id: null to number "
+                                "classes by name")
+        id_of[label], label_of[class_id] = (class_id, key), (label, key)
+    order = [label_of[i][0] for i in sorted(label_of)]
+    if sorted(label_of) != list(range(len(order))):
+        log.warning("class ids of %r renumbered 0..%d in their order (some ids have no usable recording)",
+                    column, len(order) - 1)
+    return order
 
 
 def _check_metadata(recordings: list[Recording], columns: dict[str, str | None],

@@ -60,26 +60,84 @@ def _scan_folders(audio_dir: Path, extensions) -> list[Recording]:
 
 
 def _read_metadata(audio_dir: Path, metadata_csv: Path, columns: dict[str, str]) -> list[Recording]:
+    header, rows = read_metadata_table(metadata_csv)
+    for role in ("filename", "label", "class_id"):
+        if columns.get(role) and columns[role] not in header:
+            raise DataSourceError(
+                f"data.columns.{role}: column '{columns[role]}' is not in {metadata_csv} "
+                f"(its columns: {', '.join(header)}); set data.columns.{role} to the right name."
+            )
+    recordings = []
+    for row in rows:
+        path = Path(row[columns["filename"]].strip())
+        recordings.append(Recording(_key(path, audio_dir), str(audio_dir / path), row[columns["label"]].strip(), row))
+    return recordings
+
+
+def _key(path: Path, audio_dir: Path) -> str:
+    """A relative filename as it is; an absolute one (the founding table's `path`) relative to
+    audio_dir when it lies below it, else without its leading '/'."""
+    if not path.is_absolute():
+        return path.as_posix()
+    try:
+        return path.relative_to(audio_dir).as_posix()
+    except ValueError:
+        return path.as_posix().lstrip("/")
+
+
+def read_metadata_table(metadata_csv: str | Path) -> tuple[list[str], list[dict[str, str]]]:
+    """The metadata CSV's header and rows (a spreadsheet's UTF-8 byte-order mark removed)."""
+    metadata_csv = Path(metadata_csv)
     if not metadata_csv.is_file():
         raise DataSourceError(
             f"data.metadata_csv: file '{metadata_csv}' does not exist; set it to your metadata "
             "table, or use data.layout: folders for a folder-per-class tree."
         )
-    with open(metadata_csv, newline="", encoding="utf-8") as f:
+    with open(metadata_csv, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
-        header = reader.fieldnames or []
-        for role in ("filename", "label"):
-            if columns[role] not in header:
-                raise DataSourceError(
-                    f"data.columns.{role}: column '{columns[role]}' is not in {metadata_csv} "
-                    f"(its columns: {', '.join(header)}); set data.columns.{role} to the right name."
-                )
-        rows = list(reader)
-    recordings = []
-    for row in rows:
-        key = Path(row[columns["filename"]].strip()).as_posix()
-        recordings.append(Recording(key, str(audio_dir / key), row[columns["label"]].strip(), row))
-    return recordings
+        return list(reader.fieldnames or []), list(reader)
+
+
+def given_fold_values(data: dict[str, Any], folds: dict[str, Any]) -> list[str] | None:
+    """The distinct values of the metadata column `folds.column` in fold order (numbers
+    numerically, else as text), or None when folds are computed. Refuses a metadata `fold`
+    column that would be ignored, and rows without a fold value."""
+    column = folds.get("column")
+    if data["layout"] != "metadata":
+        if column:
+            raise DataSourceError(f"folds.column: '{column}' needs a metadata table (data.layout: metadata); "
+                                  "set it to null to compute folds")
+        return None
+    header, rows = read_metadata_table(data["metadata_csv"])
+    if not column:
+        if "fold" in header:
+            raise DataSourceError(
+                f"{data['metadata_csv']} has a 'fold' column, which computed folds would ignore. Either use "
+                "it: set folds.column: fold (scores then compare with results on those folds), or rename the "
+                "column if it is not a cross-validation fold.")
+        return None
+    if column not in header:
+        raise DataSourceError(f"folds.column: column '{column}' is not in {data['metadata_csv']} "
+                              f"(its columns: {', '.join(header)}); set folds.column to the right name or to null")
+    empty = [row[data["columns"]["filename"]] for row in rows if not row[column].strip()]
+    if empty:
+        raise DataSourceError(
+            f"folds.column: {len(empty)} row(s) of {data['metadata_csv']} have no '{column}' value, e.g. "
+            f"{', '.join(empty[:5])}; fill in their fold, remove the rows, or set folds.column: null to compute folds")
+    values = {row[column].strip() for row in rows}
+    if len(values) < 2:
+        raise DataSourceError(f"folds.column: '{column}' has a single value ({', '.join(values)}); "
+                              "cross-validation needs at least 2 folds")
+    numeric = all(_is_int(v) for v in values)
+    return sorted(values, key=lambda v: (int(v) if numeric else 0, v))
+
+
+def _is_int(text: str) -> bool:
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
 
 
 def list_audio_files(folder: str | Path, extensions=AUDIO_EXTENSIONS) -> list[str]:
