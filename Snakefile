@@ -2,6 +2,7 @@
 # 5 s windows -> out-of-fold aggregation -> prediction on long recordings
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -16,6 +17,7 @@ sys.path.insert(0, SRC)
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
 from soundclf import sources
 from soundclf.config import check_backbone, check_config, check_schema, demo_dir, effective_data, effective_predict
+from soundclf.experiments import experiment_configs, mel_cache_params, mel_digest
 
 
 configfile: Path(workflow.basedir) / "config.yaml"
@@ -26,9 +28,11 @@ report: "report/workflow.rst"
 
 check_schema(config, Path(workflow.basedir) / "schemas/config.schema.yaml")  # messages naming key and fix
 validate(config, "schemas/config.schema.yaml", set_default=True)  # fills in the defaults
-check_config(config)
-if workflow.is_main_process:  # jobs re-parse this file; the check needs seconds of timm import
-    check_backbone(config["model"]["backbone"], Path(".snakemake/soundclf_checks"))
+for _name, _cfg in experiment_configs(config).items():  # each experiment's merged config, alike
+    check_schema(_cfg, Path(workflow.basedir) / "schemas/config.schema.yaml", prefix=f"experiments.{_name}: ")
+    check_config(_cfg)
+    if workflow.is_main_process:  # jobs re-parse this file; the check needs seconds of timm import
+        check_backbone(_cfg["model"]["backbone"], Path(".snakemake/soundclf_checks"))
 
 RESULTS = config["results_dir"]
 CONDA_ENV = "../envs/soundclf.yaml"  # relative to rules/, where the rules live
@@ -42,12 +46,14 @@ include: "rules/folds.smk"
 include: "rules/mels.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
+include: "rules/predict.smk"
 include: "rules/report.smk"
+include: "rules/experiments.smk"
 
 
-if PREDICTION_OUTPUTS:
-
-    include: "rules/predict.smk"
+wildcard_constraints:
+    exp="|".join(map(re.escape, EXP_NAMES)),
+    fold=r"\d+",
 
 
 onsuccess:
@@ -62,4 +68,6 @@ rule all:
         OOF_OUTPUTS,
         PREDICTION_OUTPUTS,
         REPORT_OUTPUTS,
+        COMPARISON_OUTPUTS,
+        ENSEMBLE_OUTPUTS,
     default_target: True

@@ -18,6 +18,7 @@ import time
 import yaml
 
 from common import REPO, WORK, markdown_table
+from soundclf.experiments import DEFAULT_NAME, load_config, mel_cache_dir
 
 N_FOLDS, N_SHARDS = 5, 16
 
@@ -40,13 +41,17 @@ def build_tree(root, n_recordings: int, n_classes: int):
     config = {"data": {"layout": "metadata", "audio_dir": "data/audio", "metadata_csv": "data/metadata.csv"},
               "folds": {"n_folds": N_FOLDS}, "cache": {"n_shards": N_SHARDS}, "model": {"backbone": "lcnet_050"}}
     (root / "config.yaml").write_text(yaml.safe_dump(config))
+    mels = mel_cache_dir(load_config(root / "config.yaml"))
+    exp = f"results/experiments/{DEFAULT_NAME}"
     outputs = ["results/index/recordings.csv", "results/index/classes.csv", "results/index/rejected.csv",
-               "results/folds/folds.csv", *(f"results/mels/shard_{s:03d}.h5" for s in range(N_SHARDS)),
-               *(f"results/models/fold{k}/{n}" for k in range(N_FOLDS) for n in ("model.pt", "history.csv")),
-               *(f"results/oof/fold{k}/{n}" for k in range(N_FOLDS) for n in ("windows.csv", "metrics.json")),
-               "results/oof/oof_windows.csv", "results/oof/cv_metrics.json", "results/oof/per_class.csv",
-               "results/report/training_curves.png", "results/report/cv_metrics.csv",
-               *(f"results/report/{n}.png" for n in ("per_class", "confusion", "pr_curves", "examples"))]
+               "results/index/summary.json", "results/folds/folds.csv",
+               *(f"{mels}/shard_{s:03d}.h5" for s in range(N_SHARDS)),
+               *(f"{exp}/models/fold{k}/{n}" for k in range(N_FOLDS) for n in ("model.pt", "history.csv")),
+               *(f"{exp}/oof/fold{k}/{n}" for k in range(N_FOLDS) for n in ("windows.csv", "metrics.json")),
+               *(f"{exp}/oof/{n}" for n in ("oof_windows.csv", "cv_metrics.json", "per_class.csv")),
+               "results/report/input_data.png", f"{exp}/report/training_curves.png", f"{exp}/report/cv_metrics.csv",
+               *(f"{exp}/report/{n}.png" for n in ("per_class", "confusion", "pr_curves", "examples")),
+               "results/experiments/comparison.csv", "results/experiments/comparison.png"]
     now = time.time()
     for rank, name in enumerate(outputs):  # in workflow order, each newer than what it depends on
         path = root / name

@@ -5,11 +5,32 @@ CLASSES_TABLE = f"{RESULTS}/index/classes.csv"
 REJECTED_TABLE = f"{RESULTS}/index/rejected.csv"
 INDEX_SUMMARY = f"{RESULTS}/index/summary.json"
 FOLDS_TABLE = f"{RESULTS}/folds/folds.csv"
-MEL_DIR = f"{RESULTS}/mels"
 N_SHARDS = config["cache"]["n_shards"]
-MEL_SHARDS = [f"{MEL_DIR}/shard_{s:03d}.h5" for s in range(N_SHARDS)]
-# What the cached values depend on: top_db is applied per segment when the cache is read.
-MEL_CACHE_PARAMS = {k: v for k, v in config["mel"].items() if k != "top_db"}
+
+# Experiments: each one's whole config; its mel cache is the folder of its mel digest, so
+# experiments with equal mel parameters share one cache.
+EXPERIMENTS = experiment_configs(config)
+EXP_NAMES = list(EXPERIMENTS)
+EXP_DIR = f"{RESULTS}/experiments"
+MEL_DIGESTS = {name: mel_digest(cfg) for name, cfg in EXPERIMENTS.items()}
+MEL_CACHES = {MEL_DIGESTS[name]: mel_cache_params(cfg) for name, cfg in EXPERIMENTS.items()}
+
+
+def mel_dir(digest):
+    return f"{RESULTS}/mels/{digest}"
+
+
+def mel_shards(digest):
+    return [f"{mel_dir(digest)}/shard_{s:03d}.h5" for s in range(N_SHARDS)]
+
+
+def exp_mel_shards(wildcards):
+    return mel_shards(MEL_DIGESTS[wildcards.exp])
+
+
+def exp_config(wildcards):
+    return EXPERIMENTS[wildcards.exp]
+
 
 LOGS = f"{RESULTS}/logs"
 BENCHMARKS = f"{RESULTS}/benchmarks"
@@ -61,44 +82,69 @@ def shard_recordings(shard):
 # side by side. SLURM profiles set the request themselves (set-resources).
 GPU_REQUEST = 1 if any(Path("/dev").glob("nvidia[0-9]*")) else 0
 
-MODEL_DIR = f"{RESULTS}/models"
-OOF_DIR = f"{RESULTS}/oof"
-PREDICTIONS_DIR = f"{RESULTS}/predictions"
 # folds given by a metadata column (folds.column), in fold order; None: computed
 GIVEN_FOLD_VALUES = sources.given_fold_values(DATA, config["folds"])
 FOLDS = list(range(len(GIVEN_FOLD_VALUES) if GIVEN_FOLD_VALUES else config["folds"]["n_folds"]))
-FOLD_MODELS = [f"{MODEL_DIR}/fold{k}/model.pt" for k in FOLDS]
+
+# Per-experiment output paths: {exp} is the experiment's name.
+MODEL_DIR = f"{EXP_DIR}/{{exp}}/models"
+OOF_DIR = f"{EXP_DIR}/{{exp}}/oof"
+PREDICTIONS_DIR = f"{EXP_DIR}/{{exp}}/predictions"
+REPORT_DIR = f"{EXP_DIR}/{{exp}}/report"
+OOF_NAMES = ("oof_windows.csv", "cv_metrics.json", "per_class.csv")
+OOF_FIGURES = ("per_class", "confusion", "pr_curves", "examples")
+
+
+def for_experiments(pattern, **kw):
+    """`pattern` (with {exp} and maybe {fold}) for every experiment (and fold)."""
+    return expand(pattern, exp=EXP_NAMES, **kw)
+
+
+PREDICT = {name: effective_predict(cfg) for name, cfg in EXPERIMENTS.items()}
+PREDICTING = [name for name in EXP_NAMES if PREDICT[name]["audio_dir"]]
+
+
+def prediction_files(exp):
+    return [f"{EXP_DIR}/{exp}/predictions/{f}" for f in ("submission.csv", "metrics.json")]
+
+
 # every fold's own outputs, named in `rule all` so that deleting one fold's files rebuilds it
 # (Snakemake does not regenerate a missing intermediate file whose consumers are up to date)
-FOLD_OUTPUTS = FOLD_MODELS + [
-    f"{OOF_DIR}/fold{k}/{name}" for k in FOLDS for name in ("windows.csv", "metrics.json")
-]
-OOF_OUTPUTS = [f"{OOF_DIR}/{name}" for name in ("oof_windows.csv", "cv_metrics.json", "per_class.csv")]
-PREDICT = effective_predict(config)
-PREDICTION_OUTPUTS = (
-    [f"{PREDICTIONS_DIR}/submission.csv"]
-    + ([f"{PREDICTIONS_DIR}/metrics.json"] if PREDICT["labels_csv"] else [])
-    if PREDICT["audio_dir"]
-    else []
+FOLD_OUTPUTS = for_experiments(f"{MODEL_DIR}/fold{{fold}}/model.pt", fold=FOLDS) + for_experiments(
+    f"{OOF_DIR}/fold{{fold}}/{{name}}", fold=FOLDS, name=("windows.csv", "metrics.json"))
+OOF_OUTPUTS = for_experiments(f"{OOF_DIR}/{{name}}", name=OOF_NAMES)
+PREDICTION_OUTPUTS = [f for exp in PREDICTING for f in prediction_files(exp)]
+REPORT_OUTPUTS = (
+    for_experiments(f"{REPORT_DIR}/{{name}}", name=["training_curves.png", "cv_metrics.csv"]
+                    + [f"{n}.png" for n in OOF_FIGURES])
+    + [f"{EXP_DIR}/{exp}/report/prediction_timeline.png" for exp in PREDICTING]
+    + [f"{RESULTS}/report/input_data.png"]
+)
+COMPARISON = f"{EXP_DIR}/comparison.csv"
+COMPARISON_OUTPUTS = [COMPARISON, f"{EXP_DIR}/comparison.png"]
+ENSEMBLE_DIR = f"{EXP_DIR}/ensemble"
+ENSEMBLE_OUTPUTS = (
+    [f"{ENSEMBLE_DIR}/ensemble.json"]
+    + ([f"{ENSEMBLE_DIR}/predictions/{f}" for f in ("submission.csv", "metrics.json")]
+       if len(PREDICTING) == len(EXP_NAMES) else [])
+    if len(EXP_NAMES) > 1 else []
 )
 
 
 def prediction_audio(wildcards):
     """The recordings to classify; the demo soundscapes exist only after the checkpoint."""
-    if DATA["layout"] == "demo" and PREDICT["audio_dir"] == str(demo_dir(config) / "soundscapes"):
+    predict = PREDICT[wildcards.exp]
+    if DATA["layout"] == "demo" and predict["audio_dir"] == str(demo_dir(config) / "soundscapes"):
         return checkpoints.make_demo.get().output.soundscapes
-    return sources.list_audio_files(PREDICT["audio_dir"], PREDICT["extensions"])
+    return sources.list_audio_files(predict["audio_dir"], predict["extensions"])
+
+
+def labels_of(exp):
+    labels = PREDICT[exp]["labels_csv"]
+    if DATA["layout"] == "demo" and labels == str(demo_dir(config) / "soundscape_labels.csv"):
+        return checkpoints.make_demo.get().output.soundscape_labels
+    return labels or []
 
 
 def prediction_labels(wildcards):
-    if DATA["layout"] == "demo" and PREDICT["labels_csv"] == str(demo_dir(config) / "soundscape_labels.csv"):
-        return checkpoints.make_demo.get().output.soundscape_labels
-    return PREDICT["labels_csv"] or []
-
-REPORT_DIR = f"{RESULTS}/report"
-OOF_FIGURES = {name: f"{REPORT_DIR}/{name}.png" for name in ("per_class", "confusion", "pr_curves", "examples")}
-REPORT_OUTPUTS = (
-    [f"{REPORT_DIR}/training_curves.png", f"{REPORT_DIR}/cv_metrics.csv", *OOF_FIGURES.values()]
-    + ([f"{REPORT_DIR}/prediction_timeline.png"] if PREDICTION_OUTPUTS else [])
-    + [f"{REPORT_DIR}/input_data.png"]
-)
+    return labels_of(wildcards.exp)

@@ -1,28 +1,27 @@
-# Prediction on unlabelled long recordings with the mean of the fold models. Only
+# Prediction on unlabelled long recordings with the mean of an experiment's fold models. Only
 # prediction keys enter here, so changing one retrains nothing.
 
 
 rule predict_recordings:
     input:
-        models=FOLD_MODELS,
+        models=expand(f"{MODEL_DIR}/fold{{fold}}/model.pt", fold=FOLDS, allow_missing=True),
         audio=prediction_audio,
         labels=prediction_labels,
     output:
-        PREDICTION_OUTPUTS,
-    params:
-        predict=PREDICT,
-        nocall_threshold=config["evaluate"]["nocall_threshold"],
-        on_bad_audio=DATA["on_bad_audio"],
         submission=f"{PREDICTIONS_DIR}/submission.csv",
-        metrics=f"{PREDICTIONS_DIR}/metrics.json" if PREDICT["labels_csv"] else None,
+        metrics=f"{PREDICTIONS_DIR}/metrics.json",
+    params:
+        predict=lambda wc: PREDICT[wc.exp],
+        nocall_threshold=lambda wc: EXPERIMENTS[wc.exp]["evaluate"]["nocall_threshold"],
+        on_bad_audio=DATA["on_bad_audio"],
     threads: 2
     resources:
         gpu=GPU_REQUEST,
     conda:
         CONDA_ENV
     log:
-        f"{LOGS}/predict_recordings.log",
+        f"{LOGS}/predict_recordings/{{exp}}.log",
     benchmark:
-        f"{BENCHMARKS}/predict_recordings.tsv"
+        f"{BENCHMARKS}/predict_recordings/{{exp}}.tsv"
     script:
         "../workflow_scripts/predict_recordings.py"

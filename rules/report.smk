@@ -1,6 +1,7 @@
 # Figures for `snakemake --report report.html` (matplotlib, drawn from the workflow's tables).
-# Captions live in report/*.rst; categories order the report's sections. The figures take
-# seconds: on a cluster they run where Snakemake runs instead of waiting in the queue.
+# Captions live in report/*.rst; categories order the report's sections and each experiment is
+# a subcategory. The figures take seconds: on a cluster they run where Snakemake runs instead
+# of waiting in the queue.
 
 localrules:
     plot_index,
@@ -13,7 +14,7 @@ rule plot_index:
     input:
         summary=INDEX_SUMMARY,
     output:
-        report(f"{REPORT_DIR}/input_data.png", caption="../report/input_data.rst", category="0. Input data"),
+        report(f"{RESULTS}/report/input_data.png", caption="../report/input_data.rst", category="0. Input data"),
     conda:
         CONDA_ENV
     log:
@@ -26,45 +27,51 @@ rule plot_index:
 
 rule plot_training:
     input:
-        histories=expand(f"{MODEL_DIR}/fold{{fold}}/history.csv", fold=FOLDS),
+        histories=expand(f"{MODEL_DIR}/fold{{fold}}/history.csv", fold=FOLDS, allow_missing=True),
     output:
-        report(REPORT_OUTPUTS[0], caption="../report/training_curves.rst", category="1. Training"),
+        report(f"{REPORT_DIR}/training_curves.png", caption="../report/training_curves.rst", category="1. Training",
+               subcategory="{exp}"),
     conda:
         CONDA_ENV
     log:
-        f"{LOGS}/plot_training.log",
+        f"{LOGS}/plot_training/{{exp}}.log",
     benchmark:
-        f"{BENCHMARKS}/plot_training.tsv"
+        f"{BENCHMARKS}/plot_training/{{exp}}.tsv"
     script:
         "../workflow_scripts/plot_training.py"
 
 
 rule plot_oof:
     input:
-        oof=OOF_OUTPUTS[0],
-        cv_metrics=OOF_OUTPUTS[1],
-        per_class=OOF_OUTPUTS[2],
+        oof=f"{OOF_DIR}/oof_windows.csv",
+        cv_metrics=f"{OOF_DIR}/cv_metrics.json",
+        per_class=f"{OOF_DIR}/per_class.csv",
         folds=FOLDS_TABLE,
         classes=CLASSES_TABLE,
-        shards=MEL_SHARDS,
+        shards=exp_mel_shards,
     output:
-        cv_table=report(REPORT_OUTPUTS[1], caption="../report/cv_metrics.rst", category="2. Cross-validation"),
-        per_class=report(OOF_FIGURES["per_class"], caption="../report/per_class.rst", category="2. Cross-validation"),
-        confusion=report(OOF_FIGURES["confusion"], caption="../report/confusion.rst", category="2. Cross-validation"),
-        pr_curves=report(OOF_FIGURES["pr_curves"], caption="../report/pr_curves.rst", category="2. Cross-validation"),
-        examples=report(OOF_FIGURES["examples"], caption="../report/examples.rst", category="3. Examples"),
+        cv_table=report(f"{REPORT_DIR}/cv_metrics.csv", caption="../report/cv_metrics.rst",
+                        category="2. Cross-validation", subcategory="{exp}"),
+        per_class=report(f"{REPORT_DIR}/per_class.png", caption="../report/per_class.rst",
+                         category="2. Cross-validation", subcategory="{exp}"),
+        confusion=report(f"{REPORT_DIR}/confusion.png", caption="../report/confusion.rst",
+                         category="2. Cross-validation", subcategory="{exp}"),
+        pr_curves=report(f"{REPORT_DIR}/pr_curves.png", caption="../report/pr_curves.rst",
+                         category="2. Cross-validation", subcategory="{exp}"),
+        examples=report(f"{REPORT_DIR}/examples.png", caption="../report/examples.rst", category="3. Examples",
+                        subcategory="{exp}"),
     params:
-        sample_rate=config["audio"]["sample_rate"],
-        mel=config["mel"],
-        segment_seconds=config["train"]["segment_seconds"],
-        mel_dir=MEL_DIR,
+        sample_rate=lambda wc: EXPERIMENTS[wc.exp]["audio"]["sample_rate"],
+        mel=lambda wc: EXPERIMENTS[wc.exp]["mel"],
+        segment_seconds=lambda wc: EXPERIMENTS[wc.exp]["train"]["segment_seconds"],
+        mel_dir=lambda wc: mel_dir(MEL_DIGESTS[wc.exp]),
         n_shards=N_SHARDS,
     conda:
         CONDA_ENV
     log:
-        f"{LOGS}/plot_oof.log",
+        f"{LOGS}/plot_oof/{{exp}}.log",
     benchmark:
-        f"{BENCHMARKS}/plot_oof.tsv"
+        f"{BENCHMARKS}/plot_oof/{{exp}}.tsv"
     script:
         "../workflow_scripts/plot_oof.py"
 
@@ -74,12 +81,13 @@ rule plot_predictions:
         submission=f"{PREDICTIONS_DIR}/submission.csv",
         labels=prediction_labels,
     output:
-        report(f"{REPORT_DIR}/prediction_timeline.png", caption="../report/timeline.rst", category="4. Prediction"),
+        report(f"{REPORT_DIR}/prediction_timeline.png", caption="../report/timeline.rst", category="4. Prediction",
+               subcategory="{exp}"),
     conda:
         CONDA_ENV
     log:
-        f"{LOGS}/plot_predictions.log",
+        f"{LOGS}/plot_predictions/{{exp}}.log",
     benchmark:
-        f"{BENCHMARKS}/plot_predictions.tsv"
+        f"{BENCHMARKS}/plot_predictions/{{exp}}.tsv"
     script:
         "../workflow_scripts/plot_predictions.py"

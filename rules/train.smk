@@ -1,27 +1,26 @@
-# Per-fold training: fold k's model is trained on every other fold and validated on fold k.
-# Every training key enters as a param, so changing one retrains (and re-evaluates) without
-# touching the index, the folds or the mel cache.
+# Per-fold training of each experiment: fold k's model is trained on every other fold and
+# validated on fold k. Every key of the experiment's model/train/mel sections enters as a
+# param, so changing one retrains that experiment (and re-evaluates it) without touching the
+# index, the folds, the mel cache or any other experiment.
 
 
 rule train_fold:
     input:
         folds=FOLDS_TABLE,
         classes=CLASSES_TABLE,
-        mels=MEL_SHARDS,
+        mels=exp_mel_shards,
     output:
         model=f"{MODEL_DIR}/fold{{fold}}/model.pt",
         history=f"{MODEL_DIR}/fold{{fold}}/history.csv",
     params:
-        model=config["model"],
-        train=config["train"],
-        sample_rate=config["audio"]["sample_rate"],
-        mel=config["mel"],
-        mel_dir=MEL_DIR,
+        model=lambda wc: EXPERIMENTS[wc.exp]["model"],
+        train=lambda wc: EXPERIMENTS[wc.exp]["train"],
+        sample_rate=lambda wc: EXPERIMENTS[wc.exp]["audio"]["sample_rate"],
+        mel=lambda wc: EXPERIMENTS[wc.exp]["mel"],
+        mel_dir=lambda wc: mel_dir(MEL_DIGESTS[wc.exp]),
         n_shards=N_SHARDS,
         # the resumable checkpoint: not an output, so a killed job's checkpoint survives
-        work_dir=lambda wc: f"{MODEL_DIR}/fold{wc.fold}/work",
-    wildcard_constraints:
-        fold=r"\d+",
+        work_dir=lambda wc: f"{EXP_DIR}/{wc.exp}/models/fold{wc.fold}/work",
     # one thread per job: on a CPU, parallel folds use the cores better than threads
     # inside one job; on a GPU the DataLoader workers are separate processes
     threads: 1
@@ -30,8 +29,8 @@ rule train_fold:
     conda:
         CONDA_ENV
     log:
-        f"{LOGS}/train_fold/fold{{fold}}.log",
+        f"{LOGS}/train_fold/{{exp}}/fold{{fold}}.log",
     benchmark:
-        f"{BENCHMARKS}/train_fold/fold{{fold}}.tsv"
+        f"{BENCHMARKS}/train_fold/{{exp}}/fold{{fold}}.tsv"
     script:
         "../workflow_scripts/train_fold.py"

@@ -44,6 +44,13 @@ def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.C
     return result
 
 
+def mel_cache_dir(workdir: Path, *configfiles: str) -> str:
+    """results/mels/<digest> of the first experiment of config.yaml + `configfiles` (in workdir)."""
+    from soundclf import experiments
+
+    return experiments.mel_cache_dir(experiments.load_config(*(workdir / name for name in configfiles)))
+
+
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> Path:
     """A small demo-style dataset (metadata layout) written once per session; copy before mutating."""

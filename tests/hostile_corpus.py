@@ -116,7 +116,7 @@ CASES: list[tuple[Case, Callable[[Path], object] | None]] = [
     (Case("bad/nan.wav", "rejected", "audio", "NaN or infinite samples (the first at frame 1000)"), lambda p: _write(p, _nan_wave(), subtype="FLOAT")),
     (Case("bad/inf.wav", "rejected", "audio", "NaN or infinite"), lambda p: _write(p, _inf_wave(), subtype="FLOAT")),
     (Case("bad/silent.wav", "rejected", "audio", "silent"), lambda p: _write(p, np.zeros(3 * SR, np.float32))),
-    (Case("bad/blip.wav", "rejected", "audio", "too short"), lambda p: _write(p, _tone(0.05))),
+    (Case("bad/blip.wav", "rejected", "audio", "too short"), lambda p: _write(p, _tone(0.02))),
     # odd but usable: indexed, cached, trained on
     (Case("odd/xeno_canto_style.mp3", "indexed"), lambda p: mp3_without_length_frame(p, tail=APE_TAG)),
     (Case("odd/mp3_in_wav.wav", "indexed"), mp3_in_wav),

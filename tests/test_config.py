@@ -2,21 +2,14 @@
 import copy
 
 import pytest
-import yaml
-from snakemake.utils import update_config, validate
 
 from conftest import REPO
 from soundclf.config import ConfigError, check_config, n_segments
-
-SCHEMA = str(REPO / "schemas/config.schema.yaml")
+from soundclf.experiments import SECTIONS, experiment_configs, load_config, mel_digest
 
 
 def merged(*overlays):
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
-    for overlay in overlays:
-        update_config(config, yaml.safe_load((REPO / overlay).read_text()))
-    validate(config, SCHEMA, set_default=True)
-    return config
+    return load_config(*(REPO / overlay for overlay in overlays))
 
 
 def test_demo_config_is_valid_and_runs_the_recipe_shape():
@@ -36,13 +29,29 @@ def test_birdclef_example_keeps_the_recipe_settings():
     assert "data.audio_dir" in str(err.value) and "predict.audio_dir" in str(err.value)
 
 
-def test_ablation_differs_from_the_demo_only_in_segments_and_mixup():
-    demo, ablation = merged(), merged("configs/ablation_5s.yaml")
-    assert n_segments(ablation["train"]) == 1 and ablation["train"]["mixup_prob"] == 0
-    same = copy.deepcopy(ablation)
-    same["train"].update(crop_seconds=demo["train"]["crop_seconds"], mixup_prob=demo["train"]["mixup_prob"])
-    same["results_dir"] = demo["results_dir"]
-    assert same == demo
+def test_the_experiments_example_differs_only_in_segments_and_mixup():
+    """configs/experiments.yaml: the recipe as the demo config has it, and plain 5 s crops."""
+    demo = merged()
+    configs = experiment_configs(merged("configs/experiments.yaml"))
+    assert list(configs) == ["recipe", "plain_5s"]
+    assert all(configs["recipe"][section] == demo[section] for section in SECTIONS)
+    plain = copy.deepcopy(configs["plain_5s"])
+    assert n_segments(plain["train"]) == 1 and plain["train"]["mixup_prob"] == 0
+    plain["train"].update(crop_seconds=demo["train"]["crop_seconds"], mixup_prob=demo["train"]["mixup_prob"])
+    assert plain == configs["recipe"]
+
+
+def test_experiment_overrides_are_merged_per_section_and_checked():
+    config = merged()
+    config["experiments"] = {"a": None, "b": {"train": {"lr": 0.5}, "mel": {"n_mels": 32}}}
+    configs = experiment_configs(config)
+    assert configs["a"]["train"] == config["train"] and configs["b"]["train"]["epochs"] == config["train"]["epochs"]
+    assert configs["b"]["train"]["lr"] == 0.5 and mel_digest(configs["a"]) != mel_digest(configs["b"])
+    assert mel_digest(configs["a"]) == mel_digest(configs["a"] | {"mel": configs["a"]["mel"] | {"top_db": 60}})
+    config["experiments"] = {"ensemble": {}, "c": {"folds": {"n_folds": 3}}}
+    with pytest.raises(ConfigError) as err:
+        experiment_configs(config)
+    assert "experiments.ensemble:" in str(err.value) and "experiments.c.folds: an experiment overrides only" in str(err.value)
 
 
 def test_crop_must_be_a_whole_number_of_segments():

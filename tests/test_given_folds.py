@@ -60,7 +60,7 @@ def test_given_folds_are_used_as_given_and_the_original_value_kept(dataset):
     assert all(str(given[k]) == str(g) for k, g in zip(folds["key"], folds["fold_given"]))
     assert (folds["fold"] == folds["fold_given"].map({2: 0, 3: 1, 10: 2})).all()  # numbers in numeric order
     assert "folds as given by the metadata" in (dataset / "results/logs/assign_folds.log").read_text()
-    jobs = planned_jobs(run_snakemake(dataset, "-n", "results/models/fold1/model.pt",
+    jobs = planned_jobs(run_snakemake(dataset, "-n", "results/experiments/base/models/fold1/model.pt",
                                       "--configfile", config(dataset, {"column": "fold"})))
     assert jobs == {"mel_shard": 4, "train_fold": 1}
 

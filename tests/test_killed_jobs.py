@@ -14,7 +14,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import run_snakemake, snakemake_command
+from conftest import mel_cache_dir, run_snakemake, snakemake_command
 from hostile_corpus import write_long_wav
 from soundclf.mel_cache import MelCache, shard_path
 from soundclf.model import load_model
@@ -22,6 +22,8 @@ from soundclf.sources import shard_of
 from test_workflow import SMALL, write_config
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
+
+BASE = "results/experiments/base"  # the one experiment of a config without `experiments`
 
 
 def start_snakemake(workdir, *args):
@@ -58,12 +60,13 @@ def test_killed_mel_job_leaves_no_shard_that_looks_complete(tmp_path, tiny_datas
                            "rating": 4.0, "author": "Recordist 01"}
     meta.to_csv(tmp_path / "data/train_metadata.csv", index=False)
     config = write_config(tmp_path)
-    mel_dir = tmp_path / "results/mels"
+    cache_dir = mel_cache_dir(tmp_path, config)
+    mel_dir = tmp_path / cache_dir
     n_shards = SMALL["cache"]["n_shards"]
     long_shard = shard_path(mel_dir, shard_of(long_key, n_shards))
     temporary = f".{long_shard.name}.tmp-*"
 
-    shards = [str(shard_path("results/mels", s)) for s in range(n_shards)]
+    shards = [str(shard_path(cache_dir, s)) for s in range(n_shards)]
     run = start_snakemake(tmp_path, *shards, "--configfile", config)  # targets first: --configfile takes a list
     killed_in = kill_when(run, lambda: list(mel_dir.glob(temporary)))
     assert killed_in and not long_shard.exists()  # killed mid-write: only the temporary file is there
@@ -87,19 +90,20 @@ def trained_workdirs(tmp_path_factory, tiny_dataset):
     shutil.copytree(tiny_dataset, base / "data")
     config = {"train": SMALL["train"] | {"epochs": 6}}
     (base / "epochs.yaml").write_text(yaml.safe_dump(config))
-    run_snakemake(base, "results/folds/folds.csv", *(f"results/mels/shard_{s:03d}.h5" for s in range(SMALL["cache"]["n_shards"])),
-                  "--configfile", write_config(base), "epochs.yaml")
+    cache_dir = mel_cache_dir(base, write_config(base), "epochs.yaml")
+    run_snakemake(base, "results/folds/folds.csv", *(f"{cache_dir}/shard_{s:03d}.h5" for s in range(SMALL["cache"]["n_shards"])),
+                  "--configfile", "config.test.yaml", "epochs.yaml")
     return base
 
 
 def test_killed_training_resumes_from_its_checkpoint_and_matches_an_uninterrupted_run(trained_workdirs, tmp_path):
-    target = ["results/oof/fold0/metrics.json", "--configfile", "config.test.yaml", "epochs.yaml"]
+    target = [f"{BASE}/oof/fold0/metrics.json", "--configfile", "config.test.yaml", "epochs.yaml"]
     uninterrupted, killed = tmp_path / "uninterrupted", tmp_path / "killed"
     for workdir in (uninterrupted, killed):
         shutil.copytree(trained_workdirs, workdir, symlinks=True)
     run_snakemake(uninterrupted, *target)
 
-    checkpoint = killed / "results/models/fold0/work/last.pt"
+    checkpoint = killed / f"{BASE}/models/fold0/work/last.pt"
 
     def saved_epoch():
         try:
@@ -108,21 +112,21 @@ def test_killed_training_resumes_from_its_checkpoint_and_matches_an_uninterrupte
             return 0
 
     epoch_at_kill = kill_when(start_snakemake(killed, *target), saved_epoch)
-    assert 1 <= epoch_at_kill < 6 and not (killed / "results/models/fold0/model.pt").exists()
+    assert 1 <= epoch_at_kill < 6 and not (killed / f"{BASE}/models/fold0/model.pt").exists()
     run_snakemake(killed, "--unlock", *target)
     run_snakemake(killed, *target, "--rerun-incomplete")
 
-    log = (killed / "results/logs/train_fold/fold0.log").read_text()
+    log = (killed / "results/logs/train_fold/base/fold0.log").read_text()
     resumed = int(log.split("after epoch ")[1].split()[0])
     assert resumed >= epoch_at_kill  # at most the epoch in progress was lost
-    history = pd.read_csv(killed / "results/models/fold0/history.csv")
+    history = pd.read_csv(killed / f"{BASE}/models/fold0/history.csv")
     assert history["epoch"].tolist() == [1, 2, 3, 4, 5, 6]
-    reference = pd.read_csv(uninterrupted / "results/models/fold0/history.csv")
+    reference = pd.read_csv(uninterrupted / f"{BASE}/models/fold0/history.csv")
     pd.testing.assert_frame_equal(history, reference, check_exact=True)
     # CPU training here is deterministic (fixed seeds, the RNG state is in the checkpoint,
     # loader in the main process): the resumed run ends on the very same weights
-    models = [load_model(w / "results/models/fold0/model.pt", torch.device("cpu"))[0] for w in (uninterrupted, killed)]
+    models = [load_model(w / f"{BASE}/models/fold0/model.pt", torch.device("cpu"))[0] for w in (uninterrupted, killed)]
     for a, b in zip(models[0].state_dict().values(), models[1].state_dict().values()):
         assert torch.equal(a, b)
-    metrics = [json.loads((w / "results/oof/fold0/metrics.json").read_text()) for w in (uninterrupted, killed)]
+    metrics = [json.loads((w / f"{BASE}/oof/fold0/metrics.json").read_text()) for w in (uninterrupted, killed)]
     assert metrics[0] == metrics[1]

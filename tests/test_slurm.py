@@ -14,6 +14,8 @@ import yaml
 
 from conftest import REPO, TINY_DEMO
 
+BASE = "results/experiments/base"  # the demo config is one experiment
+
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 LOCAL_SLURM = REPO / "tools/local_slurm.sh"
@@ -97,31 +99,32 @@ def test_the_workflow_runs_through_sbatch(slurm_run):
     for rule in ("train_fold", "evaluate_fold"):
         for slurm_id in jobs[rule]:  # SLURM's own log of each job
             assert any((workdir / f".snakemake/slurm_logs/rule_{rule}").glob(f"**/{slurm_id}.log"))
-    results = workdir / "results"
+    results = workdir / BASE
     expected = ["models/fold0/model.pt", "models/fold1/history.csv", "oof/fold1/windows.csv",
                 "oof/oof_windows.csv", "oof/cv_metrics.json", "oof/per_class.csv",
-                "predictions/submission.csv", "predictions/metrics.json", "logs/train_fold/fold0.log"]
+                "predictions/submission.csv", "predictions/metrics.json"]
     assert all((results / path).is_file() for path in expected)
-    assert "device cpu" in (results / "logs/train_fold/fold0.log").read_text()  # GPU granted, none usable
+    train_log = workdir / "results/logs/train_fold/base/fold0.log"
+    assert "device cpu" in train_log.read_text()  # GPU granted, none usable
 
 
 def test_deleting_one_fold_resubmits_only_that_fold_and_what_follows(cluster, slurm_run):
     workdir, _ = slurm_run
-    shutil.rmtree(workdir / "results/models/fold1")
-    shutil.rmtree(workdir / "results/oof/fold1")
+    shutil.rmtree(workdir / f"{BASE}/models/fold1")
+    shutil.rmtree(workdir / f"{BASE}/oof/fold1")
     jobs = submitted(run_on_slurm(cluster, workdir))
     assert {rule: len(ids) for rule, ids in jobs.items()} == {
         "train_fold": 1, "evaluate_fold": 1, "aggregate_oof": 1, "predict_recordings": 1}
-    assert (workdir / "results/models/fold1/model.pt").is_file()
+    assert (workdir / f"{BASE}/models/fold1/model.pt").is_file()
 
 
 def test_a_requeued_training_job_resumes_from_its_checkpoint(cluster, slurm_run, tmp_path):
     workdir, _ = slurm_run
     config = TINY | {"train": TINY["train"] | {"epochs": 6}}
     (workdir / "c.yaml").write_text(yaml.safe_dump(config))
-    cmd, env = slurm_command(cluster, workdir, "results/models/fold0/model.pt")
+    cmd, env = slurm_command(cluster, workdir, f"{BASE}/models/fold0/model.pt")
     runner = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    checkpoint = workdir / "results/models/fold0/work/last.pt"
+    checkpoint = workdir / f"{BASE}/models/fold0/work/last.pt"
     deadline = time.monotonic() + 300
     while not checkpoint.exists():  # at least one epoch done
         assert runner.poll() is None and time.monotonic() < deadline, "training ended before it could be requeued"
@@ -131,8 +134,8 @@ def test_a_requeued_training_job_resumes_from_its_checkpoint(cluster, slurm_run,
     subprocess.run(["scontrol", "requeue", job_id], env=env, check=True)
     out, _ = runner.communicate(timeout=900)
     assert runner.returncode == 0, out[-4000:]
-    log = (workdir / "results/logs/train_fold/fold0.log").read_text()
+    log = (workdir / "results/logs/train_fold/base/fold0.log").read_text()
     resumed = re.search(r"resumed from \S+ after epoch (\d+)", log)
     assert resumed and int(resumed[1]) >= 1, log[-3000:]
-    history = pd.read_csv(workdir / "results/models/fold0/history.csv")
+    history = pd.read_csv(workdir / f"{BASE}/models/fold0/history.csv")
     assert history["epoch"].tolist() == list(range(1, 7))

@@ -26,9 +26,17 @@ SMALL = {
 }
 
 
-# what follows any retraining: the aggregation, the prediction and the report figures
-AFTER_TRAINING = {"aggregate_oof": 1, "predict_recordings": 1, "plot_training": 1, "plot_oof": 1,
-                  "plot_predictions": 1, "all": 1}
+# the built workflow's two experiments: the recipe's crops and plain 5 s crops
+EXPERIMENTS = {"recipe": None, "crop5": {"train": {"crop_seconds": 5}}}
+RECIPE = "results/experiments/recipe"
+
+
+def after_training(n_experiments=2):
+    """What follows retraining n experiments: aggregation, prediction, figures, comparison
+    and (with two experiments) the ensemble."""
+    n = n_experiments
+    return {"aggregate_oof": n, "predict_recordings": n, "plot_training": n, "plot_oof": n,
+            "plot_predictions": n, "compare_experiments": 1, "select_ensemble": 1, "ensemble_predictions": 1, "all": 1}
 
 
 def planned_jobs(result) -> dict[str, int]:
@@ -48,12 +56,17 @@ def write_config(workdir, extra=None, name="config.test.yaml"):
     return name
 
 
+def built_config(workdir, extra=None, name="config.test.yaml"):
+    """The built workflow's config (two experiments) with `extra` on top."""
+    return write_config(workdir, {"experiments": EXPERIMENTS, "compare": {"reference": "recipe"}} | (extra or {}), name)
+
+
 @pytest.fixture(scope="module")
 def built_workdir(tmp_path_factory, tiny_dataset):
-    """A working directory whose data stages have run once."""
+    """A working directory where the whole workflow of two experiments has run once."""
     workdir = tmp_path_factory.mktemp("built")
     shutil.copytree(tiny_dataset, workdir / "data")
-    run_snakemake(workdir, "--configfile", write_config(workdir))
+    run_snakemake(workdir, "--configfile", built_config(workdir))
     return workdir
 
 
@@ -75,12 +88,14 @@ def test_outputs_are_complete(built_workdir):
     meta = pd.read_csv(built_workdir / "data/train_metadata.csv")
     assert len(folds) == len(meta) and set(folds["fold"]) == {0, 1}
     keys = set()
-    for shard in sorted((built_workdir / "results/mels").glob("shard_*.h5")):
+    for shard in sorted((built_workdir / "results/mels").glob("*/shard_*.h5")):
         with h5py.File(shard) as h5:
             h5.visititems(lambda name, obj: keys.add(name) if isinstance(obj, h5py.Dataset) else None)
             assert all(h5[k].shape[0] == 32 for k in keys if k in h5)
     assert keys == set(folds["key"])
-    for rule in ("index_audio", "assign_folds", "mel_shard/000"):
+    digests = [d.name for d in (built_workdir / "results/mels").iterdir()]
+    assert len(digests) == 1  # both experiments share one cache
+    for rule in ("index_audio", "assign_folds", f"mel_shard/{digests[0]}/000", "train_fold/crop5/fold1"):
         assert (built_workdir / f"results/logs/{rule}.log").stat().st_size > 0
         assert (built_workdir / f"results/benchmarks/{rule}.tsv").exists()
 
@@ -90,21 +105,21 @@ def test_unchanged_workflow_has_nothing_to_do(workdir):
 
 
 def test_changing_n_mels_reruns_every_mel_shard_and_no_index(workdir):
-    config = write_config(workdir, {"mel": SMALL["mel"] | {"n_mels": 24}}, "config.mels.yaml")
+    config = built_config(workdir, {"mel": SMALL["mel"] | {"n_mels": 24}}, "config.mels.yaml")
     jobs = dry_run(workdir, config)
-    assert jobs.get("mel_shard") == 4
+    assert jobs.get("mel_shard") == 4  # one new cache, shared by both experiments
     assert "index_audio" not in jobs and "assign_folds" not in jobs
 
 
 def test_changing_top_db_retrains_but_reruns_no_mel_job(workdir):
     """top_db is applied when a segment is read, so the cache does not depend on it."""
-    jobs = dry_run(workdir, write_config(workdir, {"mel": SMALL["mel"] | {"top_db": 60}}, "config.top_db.yaml"))
-    assert jobs == {"train_fold": 2, "evaluate_fold": 2} | AFTER_TRAINING
+    jobs = dry_run(workdir, built_config(workdir, {"mel": SMALL["mel"] | {"top_db": 60}}, "config.top_db.yaml"))
+    assert jobs == {"train_fold": 4, "evaluate_fold": 4} | after_training()
 
 
 def test_changing_fold_count_reruns_no_index_or_mel_job(workdir):
-    jobs = dry_run(workdir, write_config(workdir, {"folds": {"n_folds": 3}}, "config.folds.yaml"))
-    assert jobs == {"assign_folds": 1, "train_fold": 3, "evaluate_fold": 3} | AFTER_TRAINING
+    jobs = dry_run(workdir, built_config(workdir, {"folds": {"n_folds": 3}}, "config.folds.yaml"))
+    assert jobs == {"assign_folds": 1, "train_fold": 6, "evaluate_fold": 6} | after_training()
 
 
 def test_adding_one_recording_reruns_exactly_one_mel_shard(workdir):
@@ -136,14 +151,14 @@ def test_hostile_corpus_is_rejected_or_used_and_the_run_finishes(tmp_path, tiny_
     assert rejected["fix"].str.len().min() > 10
     index = pd.read_csv(results / "index/recordings.csv")
     assert {c.filename for c in cases if c.expect != "rejected"} <= set(index["key"])
-    cache = MelCache(results / "mels", SMALL["cache"]["n_shards"])
+    cache = MelCache(next((results / "mels").iterdir()), SMALL["cache"]["n_shards"])
     for key in index["key"]:
         mel = cache.full(key)
         assert mel.shape[1] > 0 and np.isfinite(mel).all(), key
     cache.close()
     for fold in range(SMALL["folds"]["n_folds"]):
-        assert np.isfinite(pd.read_csv(results / f"models/fold{fold}/history.csv")["train_loss"]).all()
-    oof = pd.read_csv(results / "oof/oof_windows.csv")
+        assert np.isfinite(pd.read_csv(results / f"experiments/base/models/fold{fold}/history.csv")["train_loss"]).all()
+    oof = pd.read_csv(results / "experiments/base/oof/oof_windows.csv")
     assert set(oof["key"]) == set(index["key"]) and np.isfinite(oof.iloc[:, 4:].to_numpy()).all()
     index_log = (results / "logs/index_audio.log").read_text()
     assert "duplicate audio" in index_log and "odd/copy_a.wav" in index_log
@@ -154,8 +169,8 @@ def test_hostile_corpus_is_rejected_or_used_and_the_run_finishes(tmp_path, tiny_
     assert "x truncated" in index_log and "results/index/rejected.csv" in index_log
     notes = index.set_index("key")["note"].fillna("")
     assert notes["odd/xeno_canto_style.mp3"].startswith("length by decoding")
-    assert "broken.wav" in (results / "logs/predict_recordings.log").read_text()
-    assert not pd.read_csv(results / "predictions/submission.csv")["row_id"].str.startswith("broken").any()
+    assert "broken.wav" in (results / "logs/predict_recordings/base.log").read_text()
+    assert not pd.read_csv(results / "experiments/base/predictions/submission.csv")["row_id"].str.startswith("broken").any()
 
 
 def test_index_stops_the_run_when_more_than_max_rejected_fraction_is_lost(tmp_path, tiny_dataset):
@@ -175,7 +190,7 @@ def test_index_stops_the_run_when_more_than_max_rejected_fraction_is_lost(tmp_pa
     assert f"kept {len(meta)} of {len(meta) + 2} recordings; rejected 2" in text
     assert "2 x empty file" in text and "classes that lost all their recordings: lostbird" in text
     assert "data.max_rejected_fraction" in text and "repair or remove" in text
-    assert not (tmp_path / "results/index/recordings.csv").exists() and not (tmp_path / "results/models").exists()
+    assert not (tmp_path / "results/index/recordings.csv").exists() and not (tmp_path / "results/experiments").exists()
     assert "gone/XC1.ogg" in (tmp_path / "results/logs/index_audio.log").read_text()
 
     config = write_config(tmp_path, {"data": {"layout": "metadata", "audio_dir": "data/train_audio",
@@ -191,9 +206,9 @@ def test_demo_layout_builds_through_the_checkpoint(tmp_path):
     folds = pd.read_csv(tmp_path / "results/folds/folds.csv")
     assert len(folds) == TINY_DEMO["n_species"] * TINY_DEMO["recordings_per_species"]
     labels = pd.read_csv(tmp_path / "results/demo/soundscape_labels.csv")
-    submission = pd.read_csv(tmp_path / "results/predictions/submission.csv")
+    submission = pd.read_csv(tmp_path / "results/experiments/base/predictions/submission.csv")
     assert submission["row_id"].tolist() == labels["row_id"].tolist()  # soundscape_00_5, _10
-    assert "padded_cmap" in json.loads((tmp_path / "results/predictions/metrics.json").read_text())
+    assert "padded_cmap" in json.loads((tmp_path / "results/experiments/base/predictions/metrics.json").read_text())
     assert dry_run(tmp_path, "c.yaml") == {}
 
 
@@ -216,9 +231,9 @@ def test_invalid_config_stops_before_any_job_naming_the_key(tmp_path):
 
 
 def test_model_stage_outputs(built_workdir):
-    results = built_workdir / "results"
-    folds = pd.read_csv(results / "folds/folds.csv")
-    classes = pd.read_csv(results / "index/classes.csv")["class"].tolist()
+    folds = pd.read_csv(built_workdir / "results/folds/folds.csv")
+    classes = pd.read_csv(built_workdir / "results/index/classes.csv")["class"].tolist()
+    results = built_workdir / RECIPE
     oof = pd.read_csv(results / "oof/oof_windows.csv")
     assert set(oof["key"]) == set(folds["key"])  # every recording evaluated, by its own fold
     held_out_by = oof.groupby("key")["fold"].first()
@@ -244,57 +259,107 @@ def test_model_stage_outputs(built_workdir):
 
 
 def test_one_fold_target_builds_that_fold_only(workdir):
-    shutil.rmtree(workdir / "results/models/fold1")
-    shutil.rmtree(workdir / "results/oof/fold1")
-    assert planned_jobs(run_snakemake(workdir, "-n", "results/models/fold1/model.pt",
+    shutil.rmtree(workdir / f"{RECIPE}/models/fold1")
+    shutil.rmtree(workdir / f"{RECIPE}/oof/fold1")
+    assert planned_jobs(run_snakemake(workdir, "-n", f"{RECIPE}/models/fold1/model.pt",
                                       "--configfile", "config.test.yaml")) == {"train_fold": 1}
-    assert dry_run(workdir, "config.test.yaml") == {"train_fold": 1, "evaluate_fold": 1} | AFTER_TRAINING
+    assert dry_run(workdir, "config.test.yaml") == {"train_fold": 1, "evaluate_fold": 1} | after_training(1)
+
+
+def test_deleting_one_experiment_rebuilds_only_it(workdir):
+    shutil.rmtree(workdir / "results/experiments/crop5")
+    jobs = dry_run(workdir, "config.test.yaml")
+    assert jobs == {"train_fold": 2, "evaluate_fold": 2} | after_training(1)
+
+
+def test_adding_an_experiment_plans_only_its_jobs(workdir):
+    experiments = EXPERIMENTS | {"lr": {"train": SMALL["train"] | {"lr": 0.003}}}
+    jobs = dry_run(workdir, built_config(workdir, {"experiments": experiments}, "config.more.yaml"))
+    assert jobs == {"train_fold": 2, "evaluate_fold": 2} | after_training(1)
+
+
+def test_changing_one_experiment_reruns_only_that_experiment(workdir):
+    experiments = EXPERIMENTS | {"crop5": {"train": {"crop_seconds": 5, "mixup_prob": 0.0}}}
+    jobs = dry_run(workdir, built_config(workdir, {"experiments": experiments}, "config.one.yaml"))
+    assert jobs == {"train_fold": 2, "evaluate_fold": 2} | after_training(1)
+
+
+def test_an_experiment_with_other_mels_gets_its_own_cache(workdir):
+    experiments = EXPERIMENTS | {"mels24": {"mel": {"n_mels": 24}}}
+    jobs = dry_run(workdir, built_config(workdir, {"experiments": experiments}, "config.mels24.yaml"))
+    assert jobs == {"mel_shard": 4, "train_fold": 2, "evaluate_fold": 2} | after_training(1)
 
 
 def test_one_fold_target_on_a_fresh_workdir_trains_no_other_fold(tmp_path, tiny_dataset):
     shutil.copytree(tiny_dataset, tmp_path / "data")
-    jobs = planned_jobs(run_snakemake(tmp_path, "-n", "results/oof/fold0/metrics.json",
+    jobs = planned_jobs(run_snakemake(tmp_path, "-n", "results/experiments/base/oof/fold0/metrics.json",
                                       "--configfile", write_config(tmp_path)))
     assert jobs == {"index_audio": 1, "assign_folds": 1, "mel_shard": 4, "train_fold": 1, "evaluate_fold": 1}
 
 
 def test_changing_a_training_key_retrains_but_reruns_no_data_stage(workdir):
-    config = write_config(workdir, {"train": SMALL["train"] | {"lr": 0.002}}, "config.lr.yaml")
-    assert dry_run(workdir, config) == {"train_fold": 2, "evaluate_fold": 2} | AFTER_TRAINING
+    config = built_config(workdir, {"train": SMALL["train"] | {"lr": 0.002}}, "config.lr.yaml")
+    assert dry_run(workdir, config) == {"train_fold": 4, "evaluate_fold": 4} | after_training()
 
 
 def test_changing_a_prediction_key_retrains_nothing(workdir):
-    config = write_config(workdir, {"predict": {"audio_dir": "data/soundscapes",
+    config = built_config(workdir, {"predict": {"audio_dir": "data/soundscapes",
                                                 "labels_csv": "data/soundscape_labels.csv", "batch_size": 8}}, "config.predict.yaml")
-    assert dry_run(workdir, config) == {"predict_recordings": 1, "plot_predictions": 1, "all": 1}
+    assert dry_run(workdir, config) == {"predict_recordings": 2, "plot_predictions": 2, "ensemble_predictions": 1, "all": 1}
 
 
-REPORT_SECTIONS = {  # category: (files, a phrase of the caption)
-    "0. Input data": (["input_data.png"], "Input data: how many of the listed recordings"),
-    "1. Training": (["training_curves.png"], "Training curves: per fold"),
-    "2. Cross-validation": (["cv_metrics.csv", "per_class.png", "confusion.png", "pr_curves.png"],
+REPORT_SECTIONS = {  # category: (files under results/, a phrase of the caption)
+    "0. Input data": (["report/input_data.png"], "Input data: how many of the listed recordings"),
+    "1. Training": ([f"experiments/{e}/report/training_curves.png" for e in EXPERIMENTS], "Training curves: per fold"),
+    "2. Cross-validation": ([f"experiments/{e}/report/{n}" for e in EXPERIMENTS for n in
+                             ("cv_metrics.csv", "per_class.png", "confusion.png", "pr_curves.png")],
                             "Precision-recall on OOF 5 s windows"),
-    "3. Examples": (["examples.png"], "Example log-mel windows as the model sees them"),
-    "4. Prediction": (["prediction_timeline.png"], "Prediction timeline"),
+    "3. Examples": ([f"experiments/{e}/report/examples.png" for e in EXPERIMENTS],
+                    "Example log-mel windows as the model sees them"),
+    "4. Prediction": ([f"experiments/{e}/report/prediction_timeline.png" for e in EXPERIMENTS], "Prediction timeline"),
+    "5. Experiments": (["experiments/comparison.png"], "Experiments compared on the same folds"),
 }
 
 
 def test_report_figures_are_made_and_the_html_report_has_every_section(built_workdir):
-    figures = built_workdir / "results/report"
+    results = built_workdir / "results"
     for files, _ in REPORT_SECTIONS.values():
         for name in files:
-            content = (figures / name).read_bytes()
+            content = (results / name).read_bytes()
             assert content.startswith(b"level,") if name.endswith(".csv") else (
                 content.startswith(b"\x89PNG") and len(content) > 5000), name
-    cv = pd.read_csv(figures / "cv_metrics.csv")
+    cv = pd.read_csv(results / RECIPE.removeprefix("results/") / "report/cv_metrics.csv")
     assert set(cv["level"]) == {"window", "recording"} and cv["mean"].notna().all()
     assert {"fold 0", "fold 1", "pooled"} <= set(cv.columns)
-    for rule in ("plot_index", "plot_training", "plot_oof", "plot_predictions"):
-        assert (built_workdir / f"results/logs/{rule}.log").exists()
+    for rule in ("plot_index", "plot_training/recipe", "plot_oof/crop5", "plot_predictions/recipe",
+                 "compare_experiments", "select_ensemble", "ensemble_predictions"):
+        assert (results / f"logs/{rule}.log").exists(), rule
 
     run_snakemake(built_workdir, "--report", "report.html", "--configfile", "config.test.yaml")
     html = (built_workdir / "report.html").read_text()
     for category, (files, caption) in REPORT_SECTIONS.items():
         assert category in html and caption in html, category
-        assert all(name in html for name in files)
-    assert html.count("iVBORw0KGgo") == 7  # each PNG embedded (base64 of the PNG signature)
+        assert all(name.rsplit("/", 1)[-1] in html for name in files)
+    pngs = sum(name.endswith(".png") for files, _ in REPORT_SECTIONS.values() for name in files)
+    assert html.count("iVBORw0KGgo") == pngs  # each PNG embedded (base64 of the PNG signature)
+
+
+def test_experiments_are_compared_fold_by_fold_and_ensembled(built_workdir):
+    results = built_workdir / "results/experiments"
+    table = pd.read_csv(results / "comparison.csv").set_index("experiment")
+    assert set(table.index) == {"recipe", "crop5"}
+    metric = "recording.padded_cmap"
+    cvs = {e: json.loads((results / f"{e}/oof/cv_metrics.json").read_text()) for e in table.index}
+    diffs = [a[metric.split(".")[0]]["padded_cmap"] - b[metric.split(".")[0]]["padded_cmap"]
+             for a, b in zip(cvs["crop5"]["per_fold"], cvs["recipe"]["per_fold"])]
+    assert table.loc["crop5", f"{metric}.diff_vs_recipe.mean"] == pytest.approx(np.mean(diffs))
+    assert table.loc["recipe", f"{metric}.diff_vs_recipe.mean"] == 0
+    assert table.loc["crop5", f"{metric}.folds_won_vs_recipe"] == f"{sum(d > 0 for d in diffs)}/2"
+    assert (table["train_seconds_per_fold"] > 0).all() and table[f"{metric}.mean"].notna().all()
+    ensemble = json.loads((results / "ensemble/ensemble.json").read_text())
+    assert set(ensemble["weights"]) <= {"recipe", "crop5"} and sum(ensemble["weights"].values()) == pytest.approx(1)
+    assert ensemble["oof_score"] >= max(ensemble["single_scores"].values()) - 1e-9  # greedy starts at the best single
+    submission = pd.read_csv(results / "ensemble/predictions/submission.csv")
+    members = {e: pd.read_csv(results / f"{e}/predictions/submission.csv") for e in ensemble["weights"]}
+    expected = sum(w * members[e].iloc[:, 1:].to_numpy() for e, w in ensemble["weights"].items())
+    assert np.allclose(submission.iloc[:, 1:].to_numpy(), expected, atol=1e-6)

@@ -1,4 +1,5 @@
-"""Rule predict_recordings: fold-mean probabilities on every 5 s window of each recording."""
+"""Rule predict_recordings: fold-mean probabilities on every 5 s window of each recording,
+and their metrics against the window labels when there are labels."""
 import json
 
 import torch
@@ -9,12 +10,12 @@ from soundclf.prediction import list_audio, predict_folder, prediction_metrics
 
 log = setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
-p = snakemake.params
+p, out = snakemake.params, snakemake.output
 files = list_audio(p.predict["audio_dir"], p.predict["extensions"])
 submission = predict_folder(files, list(snakemake.input.models), p.predict["batch_size"], p.on_bad_audio)
-write_csv(submission, p.submission)
-log.info("%d windows of %d recordings -> %s", len(submission), len(files), p.submission)
-if p.metrics:
-    metrics = prediction_metrics(submission, snakemake.input.labels, p.nocall_threshold)
-    write_json(metrics, p.metrics)
+write_csv(submission, out.submission)
+log.info("%d windows of %d recordings -> %s", len(submission), len(files), out.submission)
+metrics = prediction_metrics(submission, snakemake.input.labels, p.nocall_threshold) if snakemake.input.labels else {}
+write_json({"labels": str(snakemake.input.labels) if snakemake.input.labels else None, **metrics}, out.metrics)
+if metrics:
     log.info("metrics against %s: %s", snakemake.input.labels, json.dumps(metrics))

@@ -51,10 +51,10 @@ def schema_problems(config: dict[str, Any], schema_path: str | Path) -> list[str
     return problems
 
 
-def check_schema(config: dict[str, Any], schema_path: str | Path) -> None:
+def check_schema(config: dict[str, Any], schema_path: str | Path, prefix: str = "") -> None:
     problems = schema_problems(config, schema_path)
     if problems:
-        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(prefix + p for p in problems))
 
 
 def check_backbone(name: str, stamp_dir: str | Path) -> None:

@@ -48,6 +48,26 @@ def input_summary(summary: dict, path: str | Path) -> None:
     _save(fig, path)
 
 
+def experiment_comparison(cvs: dict[str, dict], metric: str, reference: str, path: str | Path) -> None:
+    """Per experiment: the metric's mean ± std over folds (bars) and each fold's value (dots,
+    joined across experiments fold by fold, since the folds are shared)."""
+    from .comparison import metric_of
+
+    names = list(cvs)
+    folds = [f["fold"] for f in cvs[reference]["per_fold"]]
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.1 * len(names) + 2), 3.8))
+    x = np.arange(len(names))
+    means = [metric_of(cvs[n], metric) for n in names]
+    stds = [np.nanstd([metric_of(cvs[n], metric, k) for k in folds]) for n in names]
+    ax.bar(x, means, 0.6, yerr=stds, capsize=4, color=["tab:gray" if n == reference else "tab:blue" for n in names])
+    for k in folds:
+        ax.plot(x, [metric_of(cvs[n], metric, k) for n in names], "o-", color="black", alpha=0.35, markersize=3, lw=0.8)
+    ax.set_xticks(x, names, rotation=30, ha="right")
+    ax.set(ylabel=metric, title=f"{metric}: mean ± std over folds (grey: reference {reference});\nlines join each fold")
+    ax.title.set_fontsize(9)
+    _save(fig, path)
+
+
 def training_curves(histories: dict[int, pd.DataFrame], path: str | Path) -> None:
     """Per fold: training and validation loss, and the validation metrics, by epoch."""
     metrics = [m for m in VALIDATION_METRICS if all(m in h for h in histories.values())]

@@ -1,0 +1,72 @@
+# The experiments side by side: a comparison table and figure (paired per-fold differences
+# against a reference), and with two or more experiments the ensemble chosen on their OOF
+# scores, whose predictions are the weighted mean of the members' predictions.
+
+localrules:
+    compare_experiments,
+    select_ensemble,
+    ensemble_predictions,
+
+
+rule compare_experiments:
+    input:
+        cv_metrics=for_experiments(f"{OOF_DIR}/cv_metrics.json"),
+        models=for_experiments(f"{MODEL_DIR}/fold{{fold}}/model.pt", fold=FOLDS),
+    output:
+        table=COMPARISON,
+        figure=report(f"{EXP_DIR}/comparison.png", caption="../report/comparison.rst", category="5. Experiments"),
+    params:
+        experiments=EXP_NAMES,
+        compare=config["compare"],
+        # written by each training job as it ends (not an output Snakemake can depend on)
+        benchmarks=[[f"{BENCHMARKS}/train_fold/{exp}/fold{k}.tsv" for k in FOLDS] for exp in EXP_NAMES],
+    conda:
+        CONDA_ENV
+    log:
+        f"{LOGS}/compare_experiments.log",
+    benchmark:
+        f"{BENCHMARKS}/compare_experiments.tsv"
+    script:
+        "../workflow_scripts/compare_experiments.py"
+
+
+rule select_ensemble:
+    input:
+        oof=for_experiments(f"{OOF_DIR}/oof_windows.csv"),
+        folds=FOLDS_TABLE,
+        classes=CLASSES_TABLE,
+    output:
+        f"{ENSEMBLE_DIR}/ensemble.json",
+    params:
+        experiments=EXP_NAMES,
+        ensemble=config["ensemble"],
+        nocall_threshold=config["evaluate"]["nocall_threshold"],
+    conda:
+        CONDA_ENV
+    log:
+        f"{LOGS}/select_ensemble.log",
+    benchmark:
+        f"{BENCHMARKS}/select_ensemble.tsv"
+    script:
+        "../workflow_scripts/select_ensemble.py"
+
+
+rule ensemble_predictions:
+    input:
+        ensemble=f"{ENSEMBLE_DIR}/ensemble.json",
+        submissions=for_experiments(f"{PREDICTIONS_DIR}/submission.csv"),
+        labels=lambda wc: labels_of(EXP_NAMES[0]),
+    output:
+        submission=f"{ENSEMBLE_DIR}/predictions/submission.csv",
+        metrics=f"{ENSEMBLE_DIR}/predictions/metrics.json",
+    params:
+        experiments=EXP_NAMES,
+        nocall_threshold=config["evaluate"]["nocall_threshold"],
+    conda:
+        CONDA_ENV
+    log:
+        f"{LOGS}/ensemble_predictions.log",
+    benchmark:
+        f"{BENCHMARKS}/ensemble_predictions.tsv"
+    script:
+        "../workflow_scripts/ensemble_predictions.py"

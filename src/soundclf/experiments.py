@@ -1,0 +1,80 @@
+"""Experiments: named variants of the model stages on top of the base configuration.
+
+`experiments:` maps a name to overrides of the model, train, evaluate, predict, mel and
+audio sections; every experiment shares the index and the folds, and experiments with equal
+mel parameters share one mel cache (a folder named by their digest). Standard library only:
+the Snakefile calls this while it parses.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+from typing import Any
+
+from .config import ConfigError
+
+DEFAULT_NAME = "base"  # the one experiment of a config without an `experiments` key
+RESERVED_NAMES = {"ensemble"}  # results/experiments/ensemble holds the selected ensemble
+SECTIONS = ("model", "train", "evaluate", "predict", "mel", "audio")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def experiment_configs(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each experiment's whole configuration: the base config with its overrides applied."""
+    overrides = config.get("experiments") or {DEFAULT_NAME: {}}
+    problems, configs = [], {}
+    for name, override in overrides.items():
+        override = override or {}
+        if not NAME.match(name) or name in RESERVED_NAMES:
+            problems.append(f"experiments.{name}: an experiment name is letters, digits, '_', '.', '-' "
+                            f"(not {', '.join(sorted(RESERVED_NAMES))}); rename it")
+            continue
+        for section in sorted(set(override) - set(SECTIONS)):
+            problems.append(f"experiments.{name}.{section}: an experiment overrides only "
+                            f"{', '.join(SECTIONS)}; move '{section}' to the base config")
+        merged = {k: v for k, v in copy.deepcopy(config).items() if k != "experiments"}
+        for section in SECTIONS:
+            merged[section] = {**merged.get(section, {}), **(override.get(section) or {})}
+        configs[name] = merged
+    if problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+    return configs
+
+
+def load_config(*config_files) -> dict[str, Any]:
+    """The configuration Snakemake builds from the repository's config.yaml and
+    `config_files` over it (nested keys merged), schema defaults filled in: for tools that
+    need a workflow's paths without running it (tests, benchmarks)."""
+    from pathlib import Path
+
+    import yaml
+    from snakemake.utils import update_config, validate
+
+    repo = Path(__file__).resolve().parents[2]
+    config = yaml.safe_load((repo / "config.yaml").read_text())
+    for path in config_files:
+        update_config(config, yaml.safe_load(Path(path).read_text()))
+    validate(config, str(repo / "schemas/config.schema.yaml"), set_default=True)
+    return config
+
+
+def mel_cache_dir(config: dict[str, Any], experiment: str | None = None) -> str:
+    """results/mels/<digest> of an experiment (the first by default)."""
+    configs = experiment_configs(config)
+    return f"{config['results_dir']}/mels/{mel_digest(configs[experiment or next(iter(configs))])}"
+
+
+def mel_cache_params(config: dict[str, Any]) -> dict[str, Any]:
+    """What the cached values depend on (top_db is applied when a segment is read)."""
+    return {"sample_rate": config["audio"]["sample_rate"],
+            "mel": {k: v for k, v in config["mel"].items() if k != "top_db"},
+            "cache": config["cache"]}
+
+
+def mel_digest(config: dict[str, Any]) -> str:
+    """The name of the mel cache folder of a configuration: equal mel parameters, one cache."""
+    text = json.dumps(mel_cache_params(config), sort_keys=True)
+    return hashlib.sha1(text.encode()).hexdigest()[:10]

@@ -1,0 +1,19 @@
+"""Rule compare_experiments: every experiment's CV metrics side by side, paired per-fold
+differences against the reference, and a figure of the same."""
+import json
+
+from soundclf.atomic import write_csv
+from soundclf.comparison import comparison_table
+from soundclf.logs import setup_logging
+from soundclf.plots import experiment_comparison
+
+log = setup_logging(snakemake.log[0])
+p = snakemake.params
+cvs = {exp: json.loads(open(path).read()) for exp, path in zip(p.experiments, snakemake.input.cv_metrics)}
+reference = p.compare["reference"] or p.experiments[0]
+if reference not in cvs:
+    raise ValueError(f"compare.reference: '{reference}' is not an experiment ({', '.join(cvs)})")
+table = comparison_table(cvs, dict(zip(p.experiments, p.benchmarks)), reference, p.compare["metric"])
+write_csv(table, snakemake.output.table)
+experiment_comparison(cvs, p.compare["metric"], reference, snakemake.output.figure)
+log.info("comparison on %s:\n%s", p.compare["metric"], table.iloc[:, :7].to_string(index=False))
