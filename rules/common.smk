@@ -16,6 +16,11 @@ MEL_DIGESTS = {name: mel_digest(cfg) for name, cfg in EXPERIMENTS.items()}
 MEL_CACHES = {MEL_DIGESTS[name]: mel_cache_params(cfg) for name, cfg in EXPERIMENTS.items()}
 
 
+PROBES = [name for name, cfg in EXPERIMENTS.items() if cfg["model"]["kind"] == "embedding_probe"]
+EMBED_DIGESTS = {name: embedding_digest(EXPERIMENTS[name]) for name in PROBES}
+EMBED_CACHES = {EMBED_DIGESTS[name]: EXPERIMENTS[name]["embedding"] for name in PROBES}
+
+
 def mel_dir(digest):
     return f"{RESULTS}/mels/{digest}"
 
@@ -26,6 +31,17 @@ def mel_shards(digest):
 
 def exp_mel_shards(wildcards):
     return mel_shards(MEL_DIGESTS[wildcards.exp])
+
+
+def features_dir(exp):
+    """Where an experiment's model reads its input: its mel cache, or its embedding cache."""
+    if exp in PROBES:
+        return f"{RESULTS}/embeddings/{EMBED_DIGESTS[exp]}"
+    return mel_dir(MEL_DIGESTS[exp])
+
+
+def exp_features(wildcards):
+    return [f"{features_dir(wildcards.exp)}/shard_{s:03d}.h5" for s in range(N_SHARDS)]
 
 
 def exp_config(wildcards):

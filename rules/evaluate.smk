@@ -5,13 +5,14 @@ rule evaluate_fold:
     input:
         model=f"{MODEL_DIR}/fold{{fold}}/model.pt",
         folds=FOLDS_TABLE,
-        mels=exp_mel_shards,
+        features=exp_features,
     output:
         windows=f"{OOF_DIR}/fold{{fold}}/windows.csv",
         metrics=f"{OOF_DIR}/fold{{fold}}/metrics.json",
     params:
         evaluate=lambda wc: EXPERIMENTS[wc.exp]["evaluate"],
-        mel_dir=lambda wc: mel_dir(MEL_DIGESTS[wc.exp]),
+        kind=lambda wc: EXPERIMENTS[wc.exp]["model"]["kind"],
+        features_dir=lambda wc: features_dir(wc.exp),
         n_shards=N_SHARDS,
     # one thread per job: on a CPU, parallel folds use the cores better than threads
     # inside one job; on a GPU the DataLoader workers are separate processes

@@ -12,6 +12,7 @@ rule predict_recordings:
         metrics=f"{PREDICTIONS_DIR}/metrics.json",
     params:
         predict=lambda wc: PREDICT[wc.exp],
+        kind=lambda wc: EXPERIMENTS[wc.exp]["model"]["kind"],
         nocall_threshold=lambda wc: EXPERIMENTS[wc.exp]["evaluate"]["nocall_threshold"],
         on_bad_audio=DATA["on_bad_audio"],
     threads: 2

@@ -8,7 +8,7 @@ rule train_fold:
     input:
         folds=FOLDS_TABLE,
         classes=CLASSES_TABLE,
-        mels=exp_mel_shards,
+        features=exp_features,
     output:
         model=f"{MODEL_DIR}/fold{{fold}}/model.pt",
         history=f"{MODEL_DIR}/fold{{fold}}/history.csv",
@@ -17,7 +17,8 @@ rule train_fold:
         train=lambda wc: EXPERIMENTS[wc.exp]["train"],
         sample_rate=lambda wc: EXPERIMENTS[wc.exp]["audio"]["sample_rate"],
         mel=lambda wc: EXPERIMENTS[wc.exp]["mel"],
-        mel_dir=lambda wc: mel_dir(MEL_DIGESTS[wc.exp]),
+        embedding=lambda wc: EXPERIMENTS[wc.exp]["embedding"],
+        features_dir=lambda wc: features_dir(wc.exp),
         n_shards=N_SHARDS,
         # the resumable checkpoint: not an output, so a killed job's checkpoint survives
         work_dir=lambda wc: f"{EXP_DIR}/{wc.exp}/models/fold{wc.fold}/work",

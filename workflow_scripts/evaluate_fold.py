@@ -4,22 +4,25 @@ import json
 import torch
 
 from soundclf.atomic import write_csv, write_json
-from soundclf.evaluation import evaluate_fold
 from soundclf.indexing import read_index
 from soundclf.logs import setup_logging
-from soundclf.mel_cache import MelCache
 
 log = setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 p = snakemake.params
-table, metrics = evaluate_fold(
-    snakemake.input.model,
-    read_index(snakemake.input.folds),
-    int(snakemake.wildcards.fold),
-    MelCache(p.mel_dir, p.n_shards),
-    p.evaluate["batch_size"],
-    p.evaluate["nocall_threshold"],
-)
+folds, fold = read_index(snakemake.input.folds), int(snakemake.wildcards.fold)
+if p.kind == "embedding_probe":
+    from soundclf.embedding.cache import EmbeddingCache
+    from soundclf.embedding.probe import evaluate_probe_fold
+
+    table, metrics = evaluate_probe_fold(snakemake.input.model, folds, fold, EmbeddingCache(p.features_dir, p.n_shards),
+                                         p.evaluate["nocall_threshold"])
+else:
+    from soundclf.evaluation import evaluate_fold
+    from soundclf.mel_cache import MelCache
+
+    table, metrics = evaluate_fold(snakemake.input.model, folds, fold, MelCache(p.features_dir, p.n_shards),
+                                   p.evaluate["batch_size"], p.evaluate["nocall_threshold"])
 write_csv(table, snakemake.output.windows)
 write_json(metrics, snakemake.output.metrics)
 log.info("fold %s: %s", snakemake.wildcards.fold, json.dumps(metrics["recording"]))

@@ -12,7 +12,12 @@ log = setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 p, out = snakemake.params, snakemake.output
 files = list_audio(p.predict["audio_dir"], p.predict["extensions"])
-submission = predict_folder(files, list(snakemake.input.models), p.predict["batch_size"], p.on_bad_audio)
+if p.kind == "embedding_probe":
+    from soundclf.embedding.probe import predict_probe_folder
+
+    submission = predict_probe_folder(files, list(snakemake.input.models), p.on_bad_audio, threads=snakemake.threads)
+else:
+    submission = predict_folder(files, list(snakemake.input.models), p.predict["batch_size"], p.on_bad_audio)
 write_csv(submission, out.submission)
 log.info("%d windows of %d recordings -> %s", len(submission), len(files), out.submission)
 metrics = prediction_metrics(submission, snakemake.input.labels, p.nocall_threshold) if snakemake.input.labels else {}

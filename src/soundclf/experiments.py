@@ -18,7 +18,7 @@ from .config import ConfigError
 
 DEFAULT_NAME = "base"  # the one experiment of a config without an `experiments` key
 RESERVED_NAMES = {"ensemble"}  # results/experiments/ensemble holds the selected ensemble
-SECTIONS = ("model", "train", "evaluate", "predict", "mel", "audio")
+SECTIONS = ("model", "train", "evaluate", "predict", "mel", "audio", "embedding")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -76,5 +76,13 @@ def mel_cache_params(config: dict[str, Any]) -> dict[str, Any]:
 
 def mel_digest(config: dict[str, Any]) -> str:
     """The name of the mel cache folder of a configuration: equal mel parameters, one cache."""
-    text = json.dumps(mel_cache_params(config), sort_keys=True)
-    return hashlib.sha1(text.encode()).hexdigest()[:10]
+    return _digest(mel_cache_params(config))
+
+
+def embedding_digest(config: dict[str, Any]) -> str:
+    """The name of the embedding cache folder: equal embedding parameters, one cache."""
+    return _digest({"embedding": config["embedding"], "n_shards": config["cache"]["n_shards"]})
+
+
+def _digest(params: dict[str, Any]) -> str:
+    return hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]

@@ -1,0 +1,98 @@
+"""The embedding cache: per recording, the embeddings of its consecutive windows, in HDF5
+shards (the mel cache's sharding: a recording's shard is a hash of its key)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import h5py
+import numpy as np
+from tqdm import tqdm
+
+from ..atomic import atomic_path
+from ..audio import AudioDecodeError, CountedBlocks, stream_mono
+from ..mel_cache import shard_path
+from ..sources import shard_of
+from .model import EmbeddingSpec, Embedder, window_starts
+
+log = logging.getLogger(__name__)
+
+
+def audio_windows(audio: CountedBlocks, spec: EmbeddingSpec) -> Iterator[np.ndarray]:
+    """The embedding windows (window_starts) of a recording streaming in at the model's rate;
+    the last one zero-padded."""
+    hop, width = int(round(spec.hop_seconds * spec.sample_rate)), spec.window_samples
+    buffer, offset, k = np.zeros(0, np.float32), 0, 0  # buffer[0] is sample `offset`
+    for block in audio:
+        buffer = np.concatenate([buffer, block])
+        while k * hop + width <= offset + len(buffer):
+            yield buffer[k * hop - offset : k * hop - offset + width]
+            k += 1
+        drop = k * hop - offset  # hop <= window: never beyond the buffer
+        buffer, offset = buffer[drop:], offset + drop
+    for start in window_starts(audio.samples, spec)[k:]:
+        window = buffer[start - offset : start - offset + width]
+        yield np.pad(window, (0, width - len(window)))
+
+
+def embed_file(path: str | Path, embedder: Embedder, batch: int = 64) -> tuple[np.ndarray, float]:
+    """(windows, dim) embeddings of one recording, computed a batch of windows at a time, and
+    its decoded duration in seconds."""
+    out, pending = [], []
+    audio = CountedBlocks(stream_mono(path, embedder.spec.sample_rate))
+    for window in audio_windows(audio, embedder.spec):
+        pending.append(window)
+        if len(pending) == batch:
+            out.append(embedder(np.stack(pending)))
+            pending = []
+    if pending:
+        out.append(embedder(np.stack(pending)))
+    return np.concatenate(out), audio.samples / embedder.spec.sample_rate
+
+
+def write_shard(out_path: str | Path, recordings: Iterable[tuple[str, str]], spec: EmbeddingSpec,
+                threads: int = 1, on_bad_audio: str = "skip") -> list[tuple[str, str, str]]:
+    """Embed every (key, path) into one HDF5 shard (float16), written atomically; unusable
+    audio is skipped (it is the index's to report) unless on_bad_audio is 'fail'."""
+    embedder = Embedder(spec, threads=threads)
+    recordings = list(recordings)
+    skipped = []
+    with atomic_path(out_path) as tmp, h5py.File(tmp, "w") as h5:
+        h5.attrs["embedding"] = json.dumps(asdict(spec))
+        for key, path in tqdm(recordings, desc=Path(out_path).name, unit="file"):
+            try:
+                embeddings, seconds = embed_file(path, embedder)
+            except AudioDecodeError as err:
+                if on_bad_audio == "fail":
+                    raise
+                log.warning("skipped %s: %s", path, err.reason)
+                skipped.append((key, path, err.reason))
+                continue
+            h5.create_dataset(key, data=embeddings.astype(np.float16)).attrs["duration"] = seconds
+    log.info("wrote %s: %d recordings, %d skipped", out_path, len(recordings) - len(skipped), len(skipped))
+    return skipped
+
+
+class EmbeddingCache:
+    """Reads a recording's embeddings from the shards (each process opens its own handles)."""
+
+    def __init__(self, cache_dir: str | Path, n_shards: int):
+        self.cache_dir, self.n_shards = Path(cache_dir), n_shards
+        self._files: dict[int, h5py.File] = {}
+        self._pid = os.getpid()
+
+    def embeddings(self, key: str) -> np.ndarray:
+        if os.getpid() != self._pid:
+            self._files, self._pid = {}, os.getpid()
+        shard = shard_of(key, self.n_shards)
+        if shard not in self._files:
+            self._files[shard] = h5py.File(shard_path(self.cache_dir, shard), "r")
+        try:
+            return self._files[shard][key][()].astype(np.float32)
+        except KeyError:
+            raise KeyError(f"recording '{key}' is not in {shard_path(self.cache_dir, shard)}") from None

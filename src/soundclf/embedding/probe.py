@@ -1,0 +1,188 @@
+"""Probes on cached embeddings: per fold, a linear (logistic regression) or small MLP
+classifier over the embeddings pooled into the project's evaluation windows, evaluated and
+applied like a CNN (the same window table, metrics and submission layout)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from ..atomic import atomic_path
+from ..audio import AudioDecodeError
+from ..evaluation import fold_metrics, window_table
+from ..folds import multi_hot
+from ..prediction import row_id
+from .cache import EmbeddingCache, embed_file
+from .model import EmbeddingSpec, Embedder
+
+log = logging.getLogger(__name__)
+
+
+def n_windows(duration: float, segment_seconds: float) -> int:
+    """Consecutive evaluation windows covering a recording once (as datasets.window_plan)."""
+    return max(1, int(math.ceil(duration / segment_seconds - 1e-6)))
+
+
+def pool_windows(embeddings: np.ndarray, spec: EmbeddingSpec, count: int, segment_seconds: float) -> np.ndarray:
+    """(count, dim): the mean of the embeddings whose window centre falls in each evaluation
+    window, or the nearest one where none does (a short recording, a last partial window)."""
+    centres = np.arange(len(embeddings)) * spec.hop_seconds + spec.window_seconds / 2
+    pooled = np.empty((count, embeddings.shape[1]), dtype=np.float32)
+    for j in range(count):
+        inside = (centres >= j * segment_seconds) & (centres < (j + 1) * segment_seconds)
+        pooled[j] = embeddings[inside].mean(axis=0) if inside.any() else \
+            embeddings[np.argmin(np.abs(centres - (j + 0.5) * segment_seconds))]
+    return pooled
+
+
+def window_features(table: pd.DataFrame, cache: EmbeddingCache, spec: EmbeddingSpec,
+                    segment_seconds: float) -> tuple[pd.DataFrame, np.ndarray]:
+    """Every evaluation window of every recording: (key, start, end) and its pooled embedding."""
+    rows, features = [], []
+    for key, duration in zip(table["key"], table["duration"]):
+        count = n_windows(duration, segment_seconds)
+        features.append(pool_windows(cache.embeddings(key), spec, count, segment_seconds))
+        rows += [(key, j * segment_seconds, (j + 1) * segment_seconds) for j in range(count)]
+    return pd.DataFrame(rows, columns=["key", "start", "end"]), np.concatenate(features)
+
+
+class Probe(nn.Module):
+    """Standardised embeddings -> class logits: one linear layer (logistic regression) or an
+    MLP with one hidden layer."""
+
+    def __init__(self, dim: int, n_classes: int, hidden: int = 0, dropout: float = 0.2):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("std", torch.ones(dim))
+        self.body = nn.Linear(dim, n_classes) if not hidden else nn.Sequential(
+            nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, n_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body((x - self.mean) / self.std)
+
+
+def probability(logits: torch.Tensor, loss: str) -> torch.Tensor:
+    return torch.softmax(logits, dim=1) if loss == "ce" else torch.sigmoid(logits)
+
+
+def fit_probe(x: np.ndarray, y: np.ndarray, weights: np.ndarray, kind: str, loss: str, weight_decay: float,
+              seed: int = 0, epochs: int = 300) -> Probe:
+    """Full-batch training: L-BFGS for the linear probe (a convex problem), AdamW for the MLP;
+    BCE on multi-hot targets, or softmax cross-entropy on row-normalised ones."""
+    torch.manual_seed(seed)
+    x_t, y_t, w_t = map(torch.from_numpy, (x.astype(np.float32), y.astype(np.float32), weights.astype(np.float32)))
+    probe = Probe(x.shape[1], y.shape[1], hidden=256 if kind == "mlp" else 0)
+    probe.mean.copy_(x_t.mean(0))
+    probe.std.copy_(x_t.std(0).clamp(min=1e-6))
+    w_t = w_t / w_t.sum()
+
+    def objective():
+        logits = probe(x_t)
+        if loss == "ce":
+            per_row = -(y_t / y_t.sum(1, keepdim=True).clamp(min=1e-6) * torch.log_softmax(logits, 1)).sum(1)
+        else:
+            per_row = nn.functional.binary_cross_entropy_with_logits(logits, y_t, reduction="none").mean(1)
+        return (per_row * w_t).sum()
+
+    if kind == "linear":
+        optimizer = torch.optim.LBFGS(probe.parameters(), max_iter=epochs, line_search_fn="strong_wolfe")
+
+        def closure():
+            optimizer.zero_grad()
+            value = objective() + weight_decay * probe.body.weight.pow(2).sum()
+            value.backward()
+            return value
+
+        optimizer.step(closure)
+    else:
+        optimizer = torch.optim.AdamW(probe.parameters(), lr=1e-3, weight_decay=weight_decay)
+        probe.train()
+        for _ in range(epochs):
+            optimizer.zero_grad()
+            objective().backward()
+            optimizer.step()
+    probe.eval()
+    with torch.no_grad():
+        probe.final_loss = float(objective())
+    return probe
+
+
+def train_probe_fold(folds: pd.DataFrame, classes: list[str], fold: int, cache: EmbeddingCache, spec: EmbeddingSpec,
+                     model_cfg: dict, train_cfg: dict, model_path: str | Path) -> dict:
+    """Fit fold `fold`'s probe on every other fold's windows (each window carries its
+    recording's labels; each recording weighs one in all) and save it with what rebuilds it."""
+    train_table = folds[folds["fold"] != fold].reset_index(drop=True)
+    windows, x = window_features(train_table, cache, spec, train_cfg["segment_seconds"])
+    labels = multi_hot(train_table, len(classes), train_cfg["secondary_weight"])
+    row = train_table.reset_index().set_index("key").loc[windows["key"], "index"].to_numpy()
+    weights = 1.0 / windows.groupby("key")["key"].transform("size").to_numpy()
+    loss = train_cfg.get("loss", "bce")
+    log.info("fold %d: %s probe on %d windows of %d recordings (%d-dim %s embeddings), loss %s",
+             fold, model_cfg["probe"], len(x), len(train_table), x.shape[1], spec.model, loss)
+    probe = fit_probe(x, labels[row], weights, model_cfg["probe"], loss, model_cfg["probe_weight_decay"],
+                      seed=train_cfg["seed"])
+    log.info("fold %d: final training loss %.4f", fold, probe.final_loss)
+    meta = {"kind": "embedding_probe", "probe": model_cfg["probe"], "classes": classes, "fold": fold,
+            "train_loss": probe.final_loss,
+            "embedding": spec.__dict__, "segment_seconds": train_cfg["segment_seconds"], "loss": loss,
+            "dim": int(x.shape[1]), "training_keys": sorted(train_table["key"])}
+    with atomic_path(model_path) as tmp:
+        torch.save({"model": probe.state_dict(), "meta": json.dumps(meta)}, tmp)
+    return meta
+
+
+def load_probe(path: str | Path) -> tuple[Probe, dict]:
+    """A saved probe (weights_only: a file that would run code is refused)."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    meta = json.loads(state["meta"])
+    probe = Probe(meta["dim"], len(meta["classes"]), hidden=256 if meta["probe"] == "mlp" else 0)
+    probe.load_state_dict(state["model"])
+    return probe.eval(), meta
+
+
+@torch.no_grad()
+def evaluate_probe_fold(model_path: str | Path, folds: pd.DataFrame, fold: int, cache: EmbeddingCache,
+                        nocall_threshold: float) -> tuple[pd.DataFrame, dict]:
+    """The probe of `fold` on every evaluation window of that fold's recordings: the OOF window
+    table and metrics of evaluation.evaluate_fold."""
+    probe, meta = load_probe(model_path)
+    held_out = folds[folds["fold"] == fold].reset_index(drop=True)
+    windows, x = window_features(held_out, cache, EmbeddingSpec(**meta["embedding"]), meta["segment_seconds"])
+    p = probability(probe(torch.from_numpy(x)), meta["loss"]).numpy()
+    table = window_table(windows, p, meta["classes"])
+    table.insert(0, "fold", fold)
+    return table, fold_metrics(table, held_out, meta["classes"], fold, nocall_threshold)
+
+
+@torch.no_grad()
+def predict_probe_folder(files: list[Path], model_paths: list[str | Path], on_bad_audio: str = "skip",
+                         threads: int = 1) -> pd.DataFrame:
+    """Submission table of the fold probes' mean on consecutive evaluation windows."""
+    probes, metas = zip(*(load_probe(p) for p in model_paths))
+    meta = metas[0]
+    spec = EmbeddingSpec(**meta["embedding"])
+    embedder = Embedder(spec, threads=threads)
+    parts = []
+    for path in tqdm(files, desc="predict", unit="file"):
+        try:
+            embeddings, seconds = embed_file(path, embedder)
+        except AudioDecodeError as err:
+            if on_bad_audio == "fail":
+                raise
+            log.warning("skipped %s: %s", path, err.reason)
+            continue
+        count = n_windows(seconds, meta["segment_seconds"])
+        x = torch.from_numpy(pool_windows(embeddings, spec, count, meta["segment_seconds"]))
+        p = torch.stack([probability(probe(x), m["loss"]) for probe, m in zip(probes, metas)]).mean(0).numpy()
+        frame = pd.DataFrame(p, columns=meta["classes"])
+        frame.insert(0, "row_id", [row_id(path, (j + 1) * meta["segment_seconds"]) for j in range(count)])
+        parts.append(frame)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["row_id", *meta["classes"]])

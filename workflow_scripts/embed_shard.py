@@ -1,0 +1,9 @@
+"""Rule embed_shard: pretrained embeddings of one shard's recordings into one HDF5 file."""
+from soundclf.embedding.cache import write_shard
+from soundclf.embedding.model import EmbeddingSpec
+from soundclf.logs import setup_logging
+
+setup_logging(snakemake.log[0])
+p = snakemake.params
+write_shard(snakemake.output[0], p.recordings, EmbeddingSpec.from_config(p.embedding), threads=snakemake.threads,
+            on_bad_audio=p.on_bad_audio)
