@@ -44,7 +44,7 @@ def load_ensemble(model_paths: list[str | Path], device: torch.device) -> tuple[
     models, metas = zip(*(load_model(p, device) for p in model_paths))
     first = metas[0]
     for path, meta in zip(model_paths, metas):
-        for key in ("classes", "mel_params", "segment_seconds", "segment_frames"):
+        for key in ("classes", "mel_params", "segment_seconds", "segment_frames", "activation"):
             if meta[key] != first[key]:
                 raise PredictionError(f"{path}: its {key} differ from those of {model_paths[0]}; "
                                       "train all fold models with the same data and config")
@@ -85,7 +85,7 @@ def predict_file(path: str | Path, models: list[torch.nn.Module], meta: dict, lo
     def run_batch():
         x = torch.from_numpy(np.stack(batch))[:, None].to(device)
         with torch.autocast(device.type, enabled=device.type == "cuda"):
-            p = torch.stack([torch.sigmoid(m(x, n_segments=1).float()) for m in models]).mean(dim=0)
+            p = torch.stack([m.probabilities(m(x, n_segments=1)) for m in models]).mean(dim=0)
         probabilities.append(p.cpu().numpy())
         batch.clear()
 
