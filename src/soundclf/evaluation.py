@@ -90,7 +90,8 @@ def evaluate_fold(model_path, folds: pd.DataFrame, fold: int, cache, batch_size:
     model, meta = load_model(model_path, pick_device())
     held_out = folds[folds["fold"] == fold].reset_index(drop=True)
     params = MelParams(**meta["mel_params"])
-    windows = WindowDataset(held_out, cache, params, meta["segment_seconds"], meta["segment_frames"])
+    windows = WindowDataset(held_out, cache, params, meta["segment_seconds"], meta["segment_frames"],
+                            short_clip=meta["short_clip"])
     classes = meta["classes"]
     table = window_table(windows.windows, window_probabilities(model, windows, batch_size), classes)
     table.insert(0, "fold", fold)

@@ -61,12 +61,14 @@ def train_fold(folds: pd.DataFrame, classes: list[str], fold: int, cache: MelCac
         secondary_weight=train_cfg["secondary_weight"], label_smoothing=train_cfg["label_smoothing"],
         weight_column=train_cfg["weight_column"],
         augment=SpecAugment(train_cfg["freq_mask"], train_cfg["time_mask"], train_cfg["n_masks"]),
+        short_clip=train_cfg["short_clip"],
     )
     batch_size = min(train_cfg["batch_size"], len(crops))
     loader = DataLoader(crops, batch_size=batch_size, shuffle=True, drop_last=True,
                         num_workers=train_cfg["num_workers"], persistent_workers=train_cfg["num_workers"] > 0,
                         pin_memory=device.type == "cuda")
-    windows = WindowDataset(held_out, cache, params, train_cfg["segment_seconds"], seg_frames)
+    windows = WindowDataset(held_out, cache, params, train_cfg["segment_seconds"], seg_frames,
+                            short_clip=train_cfg["short_clip"])
     validator = Validator(windows, held_out, classes, batch_size=4 * batch_size)
 
     torch.manual_seed(cfg.seed)  # the same initial weights on every run of this config
@@ -87,7 +89,8 @@ def train_fold(folds: pd.DataFrame, classes: list[str], fold: int, cache: MelCac
         log.info("kept the last epoch")
     meta = {"backbone": model_cfg["backbone"], "classes": classes, "fold": fold,
             "mel_params": params.as_dict(), "segment_seconds": train_cfg["segment_seconds"],
-            "segment_frames": seg_frames, "kept_epoch": best["epoch"] if monitor else cfg.epochs, "loss": cfg.loss}
+            "segment_frames": seg_frames, "kept_epoch": best["epoch"] if monitor else cfg.epochs, "loss": cfg.loss,
+            "short_clip": train_cfg["short_clip"]}
     save_model(model_path, model.cpu(), meta)
     shutil.rmtree(work_dir, ignore_errors=True)  # the run is complete: nothing left to resume
     return history

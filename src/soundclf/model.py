@@ -101,10 +101,11 @@ def save_model(path, model: SoundClassifier, meta: dict) -> None:
 def load_model(path, device: torch.device | str = "cpu") -> tuple[SoundClassifier, dict]:
     """Rebuild a saved model in eval mode. Loads with weights_only=True: a file that would
     run code when unpickled is refused. Models saved before the activation was recorded
-    were trained with BCE: sigmoid."""
+    were trained with BCE (sigmoid) and evaluated short windows padded."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     meta = json.loads(state["meta"])
     meta.setdefault("activation", "sigmoid")
+    meta.setdefault("short_clip", "pad")
     model = SoundClassifier(meta["backbone"], len(meta["classes"]), activation=meta["activation"])
     model.load_state_dict(state["model"])
     return model.to(device).eval(), meta
