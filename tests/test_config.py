@@ -12,10 +12,12 @@ def merged(*overlays):
     return load_config(*(REPO / overlay for overlay in overlays))
 
 
-def test_demo_config_is_valid_and_runs_the_recipe_shape():
+def test_demo_config_is_valid_and_trains_honestly():
     config = merged()
     check_config(config)
-    assert n_segments(config["train"]) == 6 and config["train"]["mixup_prob"] == 1.0
+    # the demo trains on plain 5 s crops with softmax CE (README: ablation) and keeps the last epoch
+    assert n_segments(config["train"]) == 1 and config["train"]["loss"] == "ce"
+    assert config["train"]["keep"] == "last"
 
 
 def test_birdclef_example_keeps_the_recipe_settings():
@@ -23,22 +25,23 @@ def test_birdclef_example_keeps_the_recipe_settings():
     assert config["folds"]["n_folds"] == 5 and config["audio"]["sample_rate"] == 32000
     assert config["mel"]["n_mels"] == 128 and config["model"]["backbone"].startswith("efficientnet")
     assert n_segments(config["train"]) == 6 and config["train"]["mixup_prob"] > 0
-    assert 25 <= config["train"]["epochs"] <= 40
+    assert 25 <= config["train"]["epochs"] <= 40 and config["train"]["keep"] == "last"
     with pytest.raises(ConfigError) as err:  # its data paths are placeholders for the user's own
         check_config(config)
     assert "data.audio_dir" in str(err.value) and "predict.audio_dir" in str(err.value)
 
 
-def test_the_experiments_example_differs_only_in_segments_and_mixup():
-    """configs/experiments.yaml: the recipe as the demo config has it, and plain 5 s crops."""
+def test_the_experiments_example_differs_only_in_the_recipe_shape_mixup_and_epochs():
+    """configs/experiments.yaml: the demo as config.yaml has it, and the recipe's 30 s crops."""
     demo = merged()
     configs = experiment_configs(merged("configs/experiments.yaml"))
-    assert list(configs) == ["recipe", "plain_5s"]
-    assert all(configs["recipe"][section] == demo[section] for section in SECTIONS)
-    plain = copy.deepcopy(configs["plain_5s"])
-    assert n_segments(plain["train"]) == 1 and plain["train"]["mixup_prob"] == 0
-    plain["train"].update(crop_seconds=demo["train"]["crop_seconds"], mixup_prob=demo["train"]["mixup_prob"])
-    assert plain == configs["recipe"]
+    assert list(configs) == ["demo", "recipe"]
+    assert all(configs["demo"][section] == demo[section] for section in SECTIONS)
+    recipe = copy.deepcopy(configs["recipe"])
+    assert n_segments(recipe["train"]) == 6 and recipe["train"]["mixup_prob"] == 1
+    recipe["train"].update(crop_seconds=demo["train"]["crop_seconds"], mixup_prob=demo["train"]["mixup_prob"],
+                           epochs=demo["train"]["epochs"])
+    assert recipe == configs["demo"]
 
 
 def test_experiment_overrides_are_merged_per_section_and_checked():

@@ -102,3 +102,51 @@ def test_loader_workers_open_their_own_hdf5_handles(cache):
 
     in_workers = torch.cat(list(DataLoader(ds, batch_size=2, num_workers=2)))
     assert torch.equal(in_parent, in_workers)
+
+
+# --- short clips: the same kind of input in training, evaluation and prediction --------------
+
+
+def _kind(x: np.ndarray, clip: np.ndarray) -> str | None:
+    """'loop' when x is the clip tiled from some frame on; 'pad' when x holds the clip once,
+    whole and contiguous, and every other frame is the clip's floor; else None."""
+    n, width = clip.shape[1], x.shape[1]
+    for s in range(n):
+        if np.allclose(x, np.tile(clip, (1, width // n + 2))[:, s : s + width], atol=1e-3):
+            return "loop"
+    for offset in range(width - n + 1):
+        rest = np.delete(x, range(offset, offset + n), axis=1)
+        if np.allclose(x[:, offset : offset + n], clip, atol=1e-3) and np.allclose(rest, clip.min(), atol=1e-3):
+            return "pad"
+    return None
+
+
+@pytest.mark.parametrize("short_clip", ["loop", "pad"])
+def test_a_short_clip_gives_the_same_kind_of_input_in_training_evaluation_and_prediction(tmp_path, short_clip):
+    from soundclf.mel import LogMel
+    from soundclf.prediction import stream_windows
+
+    params = MelParams(sample_rate=16000, n_fft=512, hop_length=256, n_mels=16, fmin=50, fmax=7000, top_db=None)
+    t = np.arange(int(0.4 * 16000)) / 16000
+    chirp = (np.sin(2 * np.pi * (500 + 4000 * t) * t) * np.linspace(0.05, 0.8, t.size)).astype(np.float32)
+    path = write(tmp_path / "a" / "clip.wav", chirp, 16000)
+    write_shard(shard_path(tmp_path / "mels", 0), [("a/clip.wav", str(path))], params, dtype="float32")
+    cache = MelCache(tmp_path / "mels", 1)
+    table = pd.DataFrame({"key": ["a/clip.wav"], "duration": [0.4], "class_id": [0], "secondary_class_ids": [[]]})
+    seg = segment_frames(params, 1.0)
+    clip = normalise_db(cache.full("a/clip.wav"))
+    assert 10 < clip.shape[1] < seg // 2  # 0.4 s: far shorter than one window
+
+    crops = CropDataset(table, cache, n_classes=1, seg_frames=seg, n_segments=3, top_db=None, short_clip=short_clip)
+    torch.manual_seed(0)
+    training = [crops[0][0][0].numpy() for _ in range(5)]  # several random offsets
+    evaluation = WindowDataset(table, cache, params, 1.0, seg, short_clip=short_clip)[0][0].numpy()
+    windows = list(stream_windows(path, LogMel(params), 1.0, seg, short_clip))
+    assert len(windows) == 1 and windows[0][0] == 1.0
+    prediction = windows[0][1]
+
+    assert training[0].shape == (16, 3 * seg) and evaluation.shape == prediction.shape == (16, seg)
+    assert [_kind(x, clip) for x in training] == [short_clip] * 5
+    assert _kind(evaluation, clip) == short_clip
+    assert _kind(prediction, clip) == short_clip
+    np.testing.assert_allclose(prediction, evaluation, atol=1e-3)  # the very same window

@@ -114,3 +114,47 @@ def test_cosine_schedule_warms_up_then_decays_to_zero():
     assert lrs[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
     assert lrs[4] == pytest.approx(1.0) and lrs[-1] < 0.02
     assert all(a >= b for a, b in zip(lrs[4:], lrs[5:]))
+
+
+# --- train.loss: bce | ce | focal -------------------------------------------------------
+
+from soundclf.training import activation_for, per_sample_loss  # noqa: E402
+
+
+def test_each_loss_matches_its_definition_on_soft_targets():
+    logits = torch.tensor([[2.0, -1.0, 0.5], [0.0, 1.0, -2.0]])
+    targets = torch.tensor([[0.7, 0.3, 0.0], [0.005, 0.995, 0.005]])  # mixed row; smoothed row
+    bce = per_sample_loss(logits, targets, "bce")
+    assert torch.allclose(bce, torch.nn.functional.binary_cross_entropy_with_logits(
+        logits, targets, reduction="none").mean(dim=1))
+    ce = per_sample_loss(logits, targets, "ce")
+    dist = targets / targets.sum(dim=1, keepdim=True)  # rows normalised to a distribution
+    assert torch.allclose(ce, -(dist * torch.log_softmax(logits, dim=1)).sum(dim=1))
+    assert torch.allclose(ce[1], torch.nn.functional.cross_entropy(logits[1:], dist[1:]))
+    focal = per_sample_loss(logits, targets, "focal")
+    p = torch.sigmoid(logits)
+    p_t = p * targets + (1 - p) * (1 - targets)
+    element = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+    assert torch.allclose(focal, (element * (1 - p_t) ** 2).mean(dim=1))
+    assert (focal < bce).all()  # focal down-weights what is already fairly right
+    with pytest.raises(ValueError, match="unknown loss"):
+        per_sample_loss(logits, targets, "hinge")
+
+
+@pytest.mark.parametrize("loss", ["bce", "ce", "focal"])
+def test_each_loss_trains_and_the_saved_model_applies_the_matching_activation(tmp_path, loss):
+    cfg = TrainConfig(epochs=4, lr=3e-3, warmup_epochs=0.5, mixup_prob=0.0, n_segments=2, seed=1, loss=loss)
+    model = SoundClassifier("resnet10t", n_classes=2, activation=activation_for(loss))
+    history = train(model, tiny_loader(), cfg, tmp_path / "ckpt.pt", tmp_path / "h.csv", device=torch.device("cpu"))
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    from soundclf.model import save_model
+    save_model(tmp_path / "m.pt", model, {"backbone": "resnet10t", "classes": ["a", "b"]})
+    loaded, meta = load_model(tmp_path / "m.pt")
+    assert meta["activation"] == loaded.activation == ("softmax" if loss == "ce" else "sigmoid")
+    x = torch.randn(3, 1, 16, 12)
+    with torch.no_grad():
+        p = loaded.probabilities(loaded(x))
+    if loss == "ce":
+        assert torch.allclose(p.sum(dim=1), torch.ones(3), atol=1e-5)
+    else:
+        assert torch.allclose(p, torch.sigmoid(loaded(x)), atol=1e-6)

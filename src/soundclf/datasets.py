@@ -15,6 +15,24 @@ from .mel import MelParams, floor_segments
 from .mel_cache import MelCache
 
 
+SHORT_CLIP_MODES = ("loop", "pad")
+
+
+def fill_short(mel: np.ndarray, n_frames: int, short_clip: str, offset: int = 0) -> np.ndarray:
+    """A (n_mels, t < n_frames) dB array brought to n_frames, the one way training, evaluation
+    and prediction all use (train.short_clip): `loop` tiles it (starting `offset` frames into
+    it), `pad` puts it `offset` frames into the window and fills the rest with its quietest
+    dB (its floor)."""
+    t = mel.shape[1]
+    if short_clip == "loop" and t > 0:
+        return np.tile(mel, (1, -(-(n_frames + offset) // t)))[:, offset : offset + n_frames]
+    if short_clip not in SHORT_CLIP_MODES:
+        raise ValueError(f"short_clip must be one of {SHORT_CLIP_MODES}, not {short_clip!r}")
+    out = np.full((mel.shape[0], n_frames), mel.min() if mel.size else -80.0, dtype=mel.dtype)
+    out[:, offset : offset + t] = mel
+    return out
+
+
 def segment_frames(params: MelParams, segment_seconds: float) -> int:
     """Frames of one segment: what a centred STFT yields for `segment_seconds` of audio, so
     a 5 s training segment and a 5 s inference window have the same width."""
@@ -64,13 +82,17 @@ class SpecAugment:
 
 class CropDataset(Dataset):
     """Random `n_segments * seg_frames`-frame crops of whole recordings (the recipe's 30 s),
-    short recordings tiled (looped) to length, each segment floored at `top_db` below its
+    short recordings looped (tiled) to length from a random frame, or with `short_clip='pad'`
+    placed at a random offset in their floor, each segment floored at `top_db` below its
     maximum, with multi-hot targets and a loss weight. Only the crop's frames are read."""
 
     def __init__(self, table: pd.DataFrame, cache: MelCache, n_classes: int, seg_frames: int,
                  n_segments: int, top_db: float | None = 80.0, secondary_weight: float = 1.0,
                  label_smoothing: float = 0.0, weight_column: str | None = None,
-                 augment: SpecAugment = SpecAugment()):
+                 augment: SpecAugment = SpecAugment(), short_clip: str = "loop"):
+        if short_clip not in SHORT_CLIP_MODES:
+            raise ValueError(f"short_clip must be one of {SHORT_CLIP_MODES}, not {short_clip!r}")
+        self.short_clip = short_clip
         self.keys = table["key"].tolist()
         self.cache = cache
         self.seg_frames = seg_frames
@@ -89,9 +111,9 @@ class CropDataset(Dataset):
             start = int(rng.integers(0, n - self.crop_frames + 1))
             return self.cache.window(key, start, self.crop_frames)
         full = self.cache.full(key)  # short: it is small, read it whole
-        looped = np.tile(full, (1, -(-self.crop_frames // n) + 1))
-        start = int(rng.integers(0, n))
-        return looped[:, start : start + self.crop_frames]
+        if self.short_clip == "loop":
+            return fill_short(full, self.crop_frames, "loop", int(rng.integers(0, n)))
+        return fill_short(full, self.crop_frames, "pad", int(rng.integers(0, self.crop_frames - n + 1)))
 
     def __getitem__(self, i: int):
         # torch seeds each worker and each epoch differently; draw the crop offset from it
@@ -110,22 +132,24 @@ def window_plan(duration: float, window_seconds: float, params: MelParams) -> li
     return [(j, int(round(j * step)), j * window_seconds, (j + 1) * window_seconds) for j in range(n_windows)]
 
 
-def window_input(mel: np.ndarray, n_frames: int, top_db: float | None) -> np.ndarray:
+def window_input(mel: np.ndarray, n_frames: int, top_db: float | None, short_clip: str = "pad") -> np.ndarray:
     """A (n_mels, <=n_frames) dB window as the model sees it: floored at top_db below its
-    maximum, a short last window padded to n_frames with its floor (its quietest dB), scaled."""
+    maximum, a short window (a clip shorter than the window, or a recording's last partial
+    window) brought to n_frames as in training (fill_short: looped, or padded with its floor),
+    scaled."""
     mel = floor_segments(mel, top_db, n_frames)
     if mel.shape[1] < n_frames:
-        floor = mel.min() if mel.size else -80.0
-        mel = np.pad(mel, ((0, 0), (0, n_frames - mel.shape[1])), constant_values=floor)
+        mel = fill_short(mel, n_frames, short_clip)
     return normalise_db(mel)
 
 
 class WindowDataset(Dataset):
     """Every consecutive `seg_frames`-frame window of each recording, once (see window_plan);
-    the last, partial window is padded with the floor."""
+    the last, partial window is looped or padded as in training (`short_clip`)."""
 
     def __init__(self, table: pd.DataFrame, cache: MelCache, params: MelParams,
-                 window_seconds: float, seg_frames: int):
+                 window_seconds: float, seg_frames: int, short_clip: str = "pad"):
+        self.short_clip = short_clip
         self.cache = cache
         self.seg_frames = seg_frames
         self.top_db = params.top_db
@@ -139,4 +163,4 @@ class WindowDataset(Dataset):
     def __getitem__(self, i: int) -> torch.Tensor:
         w = self.windows.iloc[i]
         mel = self.cache.window(w.key, int(w.start_frame), self.seg_frames)
-        return torch.from_numpy(window_input(mel, self.seg_frames, self.top_db))[None]
+        return torch.from_numpy(window_input(mel, self.seg_frames, self.top_db, self.short_clip))[None]

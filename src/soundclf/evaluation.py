@@ -21,8 +21,9 @@ WINDOW_COLUMNS = ["key", "start", "end"]
 
 @torch.no_grad()
 def window_probabilities(model: nn.Module, windows: Dataset, batch_size: int) -> np.ndarray:
-    """Sigmoid probabilities (windows, classes) of one model over a dataset of single 5 s
-    windows (batches of (B, 1, mels, frames) tensors), in eval mode."""
+    """Probabilities (windows, classes) of one model over a dataset of single 5 s windows
+    (batches of (B, 1, mels, frames) tensors), in eval mode, with the model's activation
+    (sigmoid, or softmax for a model trained with cross-entropy)."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()  # dropout off in evaluation (the founders' weeks-long bug)
@@ -33,7 +34,7 @@ def window_probabilities(model: nn.Module, windows: Dataset, batch_size: int) ->
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, enabled=device.type == "cuda"):
             logits = model(x, n_segments=1)
-        out.append(torch.sigmoid(logits.float()).cpu().numpy())
+        out.append(model.probabilities(logits).cpu().numpy())
     model.train(was_training)
     return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
 
@@ -89,7 +90,8 @@ def evaluate_fold(model_path, folds: pd.DataFrame, fold: int, cache, batch_size:
     model, meta = load_model(model_path, pick_device())
     held_out = folds[folds["fold"] == fold].reset_index(drop=True)
     params = MelParams(**meta["mel_params"])
-    windows = WindowDataset(held_out, cache, params, meta["segment_seconds"], meta["segment_frames"])
+    windows = WindowDataset(held_out, cache, params, meta["segment_seconds"], meta["segment_frames"],
+                            short_clip=meta["short_clip"])
     classes = meta["classes"]
     table = window_table(windows.windows, window_probabilities(model, windows, batch_size), classes)
     table.insert(0, "fold", fold)

@@ -19,7 +19,7 @@ from .evaluation import Validator
 from .mel import MelParams
 from .mel_cache import MelCache
 from .model import SoundClassifier, save_model
-from .training import TrainConfig, load_checkpoint, pick_device, train
+from .training import TrainConfig, activation_for, load_checkpoint, pick_device, train
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ def train_config(train_cfg: dict[str, Any]) -> TrainConfig:
         epochs=train_cfg["epochs"], lr=train_cfg["lr"], weight_decay=train_cfg["weight_decay"],
         warmup_epochs=train_cfg["warmup_epochs"], mixup_alpha=train_cfg["mixup_alpha"],
         mixup_prob=train_cfg["mixup_prob"], grad_clip=train_cfg["grad_clip"],
-        n_segments=n_segments(train_cfg), seed=train_cfg["seed"],
+        n_segments=n_segments(train_cfg), seed=train_cfg["seed"], loss=train_cfg.get("loss", "bce"),
     )
 
 
@@ -61,18 +61,20 @@ def train_fold(folds: pd.DataFrame, classes: list[str], fold: int, cache: MelCac
         secondary_weight=train_cfg["secondary_weight"], label_smoothing=train_cfg["label_smoothing"],
         weight_column=train_cfg["weight_column"],
         augment=SpecAugment(train_cfg["freq_mask"], train_cfg["time_mask"], train_cfg["n_masks"]),
+        short_clip=train_cfg["short_clip"],
     )
     batch_size = min(train_cfg["batch_size"], len(crops))
     loader = DataLoader(crops, batch_size=batch_size, shuffle=True, drop_last=True,
                         num_workers=train_cfg["num_workers"], persistent_workers=train_cfg["num_workers"] > 0,
                         pin_memory=device.type == "cuda")
-    windows = WindowDataset(held_out, cache, params, train_cfg["segment_seconds"], seg_frames)
+    windows = WindowDataset(held_out, cache, params, train_cfg["segment_seconds"], seg_frames,
+                            short_clip=train_cfg["short_clip"])
     validator = Validator(windows, held_out, classes, batch_size=4 * batch_size)
 
     torch.manual_seed(cfg.seed)  # the same initial weights on every run of this config
     model = SoundClassifier(model_cfg["backbone"], len(classes), pretrained=model_cfg["pretrained"],
                             pretrained_path=model_cfg["pretrained_path"], drop_rate=model_cfg["drop_rate"],
-                            drop_path_rate=model_cfg["drop_path_rate"])
+                            drop_path_rate=model_cfg["drop_path_rate"], activation=activation_for(cfg.loss))
     monitor = train_cfg["monitor"] if train_cfg["keep"] == "best" else None
     best_path = work_dir / "best.pt"
     history = train(model, loader, cfg, work_dir / "last.pt", history_csv, validate=validator, device=device,
@@ -87,7 +89,8 @@ def train_fold(folds: pd.DataFrame, classes: list[str], fold: int, cache: MelCac
         log.info("kept the last epoch")
     meta = {"backbone": model_cfg["backbone"], "classes": classes, "fold": fold,
             "mel_params": params.as_dict(), "segment_seconds": train_cfg["segment_seconds"],
-            "segment_frames": seg_frames, "kept_epoch": best["epoch"] if monitor else cfg.epochs}
+            "segment_frames": seg_frames, "kept_epoch": best["epoch"] if monitor else cfg.epochs, "loss": cfg.loss,
+            "short_clip": train_cfg["short_clip"]}
     save_model(model_path, model.cpu(), meta)
     shutil.rmtree(work_dir, ignore_errors=True)  # the run is complete: nothing left to resume
     return history

@@ -47,8 +47,12 @@ class SoundClassifier(nn.Module):
     """
 
     def __init__(self, backbone: str, n_classes: int, pretrained: bool = False,
-                 pretrained_path: str | None = None, drop_rate: float = 0.0, drop_path_rate: float = 0.0):
+                 pretrained_path: str | None = None, drop_rate: float = 0.0, drop_path_rate: float = 0.0,
+                 activation: str = "sigmoid"):
         super().__init__()
+        if activation not in ("sigmoid", "softmax"):
+            raise ValueError(f"activation must be sigmoid or softmax, not {activation!r}")
+        self.activation = activation  # what turns logits into probabilities (matches the training loss)
         import timm
 
         overlay = {"file": pretrained_path} if pretrained_path else None
@@ -64,6 +68,12 @@ class SoundClassifier(nn.Module):
         # keep a conv head after their pooling), with `num_features` channels
         features = self.backbone.forward_features(split_segments(x, n_segments))
         return self.head(self.pool(join_segments(features, n_segments)))
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Class probabilities of logits with the activation that matches the training loss:
+        softmax for cross-entropy, sigmoid for BCE and focal."""
+        logits = logits.float()
+        return torch.softmax(logits, dim=-1) if self.activation == "softmax" else torch.sigmoid(logits)
 
 
 def mixup(x: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor, alpha: float,
@@ -82,16 +92,20 @@ def mixup(x: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor, alpha: 
 
 def save_model(path, model: SoundClassifier, meta: dict) -> None:
     """A fold's kept model: weights plus the JSON metadata that rebuilds it (backbone, class
-    names, mel parameters, window length), written atomically."""
+    names, mel parameters, window length, output activation), written atomically."""
+    meta = {**meta, "activation": model.activation}
     with atomic_path(path) as tmp:
         torch.save({"model": model.state_dict(), "meta": json.dumps(meta)}, tmp)
 
 
 def load_model(path, device: torch.device | str = "cpu") -> tuple[SoundClassifier, dict]:
     """Rebuild a saved model in eval mode. Loads with weights_only=True: a file that would
-    run code when unpickled is refused."""
+    run code when unpickled is refused. Models saved before the activation was recorded
+    were trained with BCE (sigmoid) and evaluated short windows padded."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     meta = json.loads(state["meta"])
-    model = SoundClassifier(meta["backbone"], len(meta["classes"]))
+    meta.setdefault("activation", "sigmoid")
+    meta.setdefault("short_clip", "pad")
+    model = SoundClassifier(meta["backbone"], len(meta["classes"]), activation=meta["activation"])
     model.load_state_dict(state["model"])
     return model.to(device).eval(), meta

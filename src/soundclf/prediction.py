@@ -44,7 +44,7 @@ def load_ensemble(model_paths: list[str | Path], device: torch.device) -> tuple[
     models, metas = zip(*(load_model(p, device) for p in model_paths))
     first = metas[0]
     for path, meta in zip(model_paths, metas):
-        for key in ("classes", "mel_params", "segment_seconds", "segment_frames"):
+        for key in ("classes", "mel_params", "segment_seconds", "segment_frames", "activation", "short_clip"):
             if meta[key] != first[key]:
                 raise PredictionError(f"{path}: its {key} differ from those of {model_paths[0]}; "
                                       "train all fold models with the same data and config")
@@ -52,10 +52,11 @@ def load_ensemble(model_paths: list[str | Path], device: torch.device) -> tuple[
 
 
 def stream_windows(path: str | Path, logmel: LogMel, window_seconds: float,
-                   n_frames: int) -> Iterator[tuple[float, np.ndarray]]:
+                   n_frames: int, short_clip: str = "pad") -> Iterator[tuple[float, np.ndarray]]:
     """(end second, model input) of each consecutive window of a recording (the windows of
     window_plan), produced while the audio streams in: memory holds one decoded block and
-    one window of frames, however long the recording."""
+    one window of frames, however long the recording. A short last window is looped or
+    padded as the model was trained (`short_clip`)."""
     params = logmel.params
     step = window_seconds * params.frames_per_second
     frames = np.zeros((params.n_mels, 0), dtype=np.float32)
@@ -65,13 +66,13 @@ def stream_windows(path: str | Path, logmel: LogMel, window_seconds: float,
         frames = np.concatenate([frames, block], axis=1)
         while round(j * step) + n_frames <= offset + frames.shape[1]:
             start = round(j * step) - offset
-            yield (j + 1) * window_seconds, window_input(frames[:, start : start + n_frames], n_frames, params.top_db)
+            yield (j + 1) * window_seconds, window_input(frames[:, start : start + n_frames], n_frames, params.top_db, short_clip)
             j += 1
         drop = round(j * step) - offset
         frames, offset = frames[:, drop:], offset + drop
     for _, start, _, end in window_plan(audio.samples / params.sample_rate, window_seconds, params)[j:]:
         window = frames[:, start - offset : start - offset + n_frames]
-        yield end, window_input(window, n_frames, params.top_db)
+        yield end, window_input(window, n_frames, params.top_db, short_clip)
 
 
 @torch.no_grad()
@@ -85,11 +86,11 @@ def predict_file(path: str | Path, models: list[torch.nn.Module], meta: dict, lo
     def run_batch():
         x = torch.from_numpy(np.stack(batch))[:, None].to(device)
         with torch.autocast(device.type, enabled=device.type == "cuda"):
-            p = torch.stack([torch.sigmoid(m(x, n_segments=1).float()) for m in models]).mean(dim=0)
+            p = torch.stack([m.probabilities(m(x, n_segments=1)) for m in models]).mean(dim=0)
         probabilities.append(p.cpu().numpy())
         batch.clear()
 
-    for end, window in stream_windows(path, logmel, meta["segment_seconds"], n_segment_frames):
+    for end, window in stream_windows(path, logmel, meta["segment_seconds"], n_segment_frames, meta["short_clip"]):
         ends.append(end)
         batch.append(window)
         if len(batch) == batch_size:

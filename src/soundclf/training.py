@@ -33,9 +33,40 @@ class TrainConfig:
     grad_clip: float = 5.0
     n_segments: int = 6
     seed: int = 0
+    loss: str = "bce"
 
     def fingerprint(self) -> str:
         return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+
+
+LOSSES = ("bce", "ce", "focal")
+FOCAL_GAMMA = 2.0
+
+
+def activation_for(loss: str) -> str:
+    """The output activation that matches a loss: softmax for ce, sigmoid otherwise."""
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+    return "softmax" if loss == "ce" else "sigmoid"
+
+
+def per_sample_loss(logits: torch.Tensor, targets: torch.Tensor, loss: str) -> torch.Tensor:
+    """Loss of each row (B,) of logits (B, classes) against soft targets in [0, 1].
+
+    bce: BCE with logits, mean over classes. ce: softmax cross-entropy against the targets
+    normalised per row (a mixed or smoothed multi-hot row becomes a distribution). focal:
+    sigmoid focal BCE, (1 - p_t)^2 * BCE, mean over classes."""
+    if loss == "bce":
+        return nn.functional.binary_cross_entropy_with_logits(logits, targets, reduction="none").mean(dim=1)
+    if loss == "ce":
+        dist = targets / targets.sum(dim=1, keepdim=True).clamp(min=1e-8)
+        return -(dist * torch.log_softmax(logits, dim=1)).sum(dim=1)
+    if loss == "focal":
+        bce = nn.functional.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+        p = torch.sigmoid(logits)
+        p_t = p * targets + (1 - p) * (1 - targets)
+        return (bce * (1 - p_t).pow(FOCAL_GAMMA)).mean(dim=1)
+    raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
 
 
 def pick_device() -> torch.device:
@@ -92,7 +123,7 @@ def train(
     steps_per_epoch = len(loader)
     scheduler = cosine_with_warmup(optimizer, int(cfg.warmup_epochs * steps_per_epoch), cfg.epochs * steps_per_epoch)
     scaler = torch.amp.GradScaler("cuda", enabled=cuda)
-    loss_fn = nn.BCEWithLogitsLoss(reduction="none")
+    activation_for(cfg.loss)  # an unknown loss fails before any epoch
     history: list[dict] = []
     start_epoch = 0
     best = None
@@ -125,7 +156,7 @@ def train(
                 x, y, w, _, _ = mixup(x, y, w, cfg.mixup_alpha)
             with torch.autocast(device.type, enabled=cuda):
                 logits = model(x, n_segments=cfg.n_segments)
-            loss = (loss_fn(logits.float(), y).mean(dim=1) * w).mean()
+            loss = (per_sample_loss(logits.float(), y, cfg.loss) * w).mean()
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)
