@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -12,10 +13,11 @@ sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).parents[1] / "src
 
 import cache_build  # noqa: E402
 import input_loss  # noqa: E402
+import quality  # noqa: E402
 import loader  # noqa: E402
 import prediction  # noqa: E402
 import workflow_overhead  # noqa: E402
-from common import REPO, machine  # noqa: E402
+from common import REPO, WORK, machine  # noqa: E402
 
 GPU_NOTE = ("Not measured: this project had no GPU machine available when the benchmarks ran "
             "(the device tool reported none could be started, and CI has none). The training loop "
@@ -31,6 +33,8 @@ def main() -> None:
                         help="real Xeno-canto MP3 dataset written by bench/prepare_xenocanto.py")
     args = parser.parse_args()
     q = args.quick
+    # quality.py takes tens of minutes per dataset: its own run writes the JSON collected here
+    qualities = [json.loads(p.read_text()) for p in sorted((WORK / "quality").glob("*/quality.json"))]
     sections = [
         ("1. Mel cache build", "python bench/cache_build.py", cache_build.table(
             cache_build.run(n_files=3 if q else 16, seconds=20 if q else 60))),
@@ -44,6 +48,9 @@ def main() -> None:
         ("6. Real MP3 field recordings kept by the index", f"python bench/input_loss.py {args.xenocanto}",
          input_loss.table(input_loss.run(args.xenocanto)) if Path(args.xenocanto).is_dir() else
          "Not run: prepare the dataset first with `python bench/prepare_xenocanto.py` (see its docstring)."),
+        ("7. Model quality on real recordings", "python bench/quality.py NAME DATA_DIR",
+         "\n\n".join(quality.table(r) for r in qualities) or
+         "Not run: `python bench/quality.py esc10 /work/data/esc10` (and xenocanto) writes the figures."),
     ]
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
     lines = ["# Benchmarks", "",
@@ -53,6 +60,8 @@ def main() -> None:
         lines += [f"## {title}", "", f"Command: `{command}` (or all: `python bench/run.py`)." if command != "-" else "", "",
                   body, ""]
     Path(args.out).write_text("\n".join(lines))
+    figures = {k: v for r in qualities for k, v in quality.flat(r).items()}
+    (Path(args.out).parent / "results.json").write_text(json.dumps(figures, indent=1, sort_keys=True) + "\n")
     print("\n".join(lines))
 
 

