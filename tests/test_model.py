@@ -59,3 +59,23 @@ def test_five_second_window_and_thirty_second_crop_share_the_backbone():
     with torch.no_grad():
         assert model(crop, n_segments=6).shape == (1, 4)
         assert model(crop[..., :10], n_segments=1).shape == (1, 4)
+
+
+def test_pretrained_path_loads_a_local_weights_file_into_the_backbone(tmp_path):
+    """Offline compute nodes: weights saved on a machine with internet (here: a timm model's
+    state_dict, as `timm.create_model(name, pretrained=True).state_dict()` would give) load
+    through model.pretrained_path; the 3-channel stem is summed to the 1-channel input."""
+    import timm
+
+    torch.manual_seed(1)
+    source = timm.create_model("lcnet_050", pretrained=False)
+    path = tmp_path / "lcnet_050.pth"
+    torch.save(source.state_dict(), path)
+    model = SoundClassifier("lcnet_050", n_classes=4, pretrained_path=str(path))
+    saved, loaded = source.state_dict(), model.backbone.state_dict()
+    stem = "conv_stem.weight"
+    assert torch.allclose(loaded[stem], saved[stem].sum(dim=1, keepdim=True), atol=1e-6)
+    shared = [k for k in loaded if k != stem and k in saved]
+    assert len(shared) > 50 and all(torch.equal(loaded[k], saved[k]) for k in shared)
+    fresh = SoundClassifier("lcnet_050", n_classes=4)
+    assert not torch.equal(fresh.backbone.state_dict()["blocks.1.0.conv_dw.weight"], saved["blocks.1.0.conv_dw.weight"])
