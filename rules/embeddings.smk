@@ -15,6 +15,7 @@ rule embed_shard:
     wildcard_constraints:
         shard=r"\d{3}",
         edigest="|".join(EMBED_CACHES) or "none",
+    threads: config["threads"]["mel"]
     conda:
         CONDA_ENV
     log:

@@ -14,9 +14,7 @@ rule evaluate_fold:
         kind=lambda wc: EXPERIMENTS[wc.exp]["model"]["kind"],
         features_dir=lambda wc: features_dir(wc.exp),
         n_shards=N_SHARDS,
-    # one thread per job: on a CPU, parallel folds use the cores better than threads
-    # inside one job; on a GPU the DataLoader workers are separate processes
-    threads: 1
+    threads: config["threads"]["evaluate"]
     conda:
         CONDA_ENV
     log:

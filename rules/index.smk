@@ -12,7 +12,7 @@ rule index_audio:
         summary=INDEX_SUMMARY,
     params:
         data=DATA,
-    threads: 2
+    threads: config["threads"]["index"]
     conda:
         CONDA_ENV
     log:

@@ -17,6 +17,7 @@ rule mel_shard:
     wildcard_constraints:
         shard=r"\d{3}",
         digest="|".join(MEL_CACHES),
+    threads: config["threads"]["mel"]
     conda:
         CONDA_ENV
     log:

@@ -15,7 +15,7 @@ rule predict_recordings:
         kind=lambda wc: EXPERIMENTS[wc.exp]["model"]["kind"],
         nocall_threshold=lambda wc: EXPERIMENTS[wc.exp]["evaluate"]["nocall_threshold"],
         on_bad_audio=DATA["on_bad_audio"],
-    threads: 2
+    threads: config["threads"]["predict"]
     resources:
         gpu=GPU_REQUEST,
     conda:

@@ -22,9 +22,7 @@ rule train_fold:
         n_shards=N_SHARDS,
         # the resumable checkpoint: not an output, so a killed job's checkpoint survives
         work_dir=lambda wc: f"{EXP_DIR}/{wc.exp}/models/fold{wc.fold}/work",
-    # one thread per job: on a CPU, parallel folds use the cores better than threads
-    # inside one job; on a GPU the DataLoader workers are separate processes
-    threads: 1
+    threads: config["threads"]["train"]
     resources:
         gpu=GPU_REQUEST,
     conda:

@@ -58,7 +58,8 @@ def write_config(workdir, extra=None, name="config.test.yaml"):
 
 def built_config(workdir, extra=None, name="config.test.yaml"):
     """The built workflow's config (two experiments) with `extra` on top."""
-    return write_config(workdir, {"experiments": EXPERIMENTS, "compare": {"reference": "recipe"}} | (extra or {}), name)
+    return write_config(workdir, {"experiments": EXPERIMENTS, "compare": {"reference": "recipe"},
+                                  "threads": {"evaluate": 2}} | (extra or {}), name)
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +94,9 @@ def test_outputs_are_complete(built_workdir):
             h5.visititems(lambda name, obj: keys.add(name) if isinstance(obj, h5py.Dataset) else None)
             assert all(h5[k].shape[0] == 32 for k in keys if k in h5)
     assert keys == set(folds["key"])
+    logs = built_workdir / "results/logs"
+    assert "1 torch threads" in (logs / "train_fold/recipe/fold0.log").read_text()  # threads.train, the default
+    assert "2 torch threads" in (logs / "evaluate_fold/recipe/fold0.log").read_text()  # threads.evaluate: 2
     digests = [d.name for d in (built_workdir / "results/mels").iterdir()]
     assert len(digests) == 1  # both experiments share one cache
     for rule in ("index_audio", "assign_folds", f"mel_shard/{digests[0]}/000", "train_fold/crop5/fold1"):
@@ -300,6 +304,10 @@ def test_one_fold_target_on_a_fresh_workdir_trains_no_other_fold(tmp_path, tiny_
 def test_changing_a_training_key_retrains_but_reruns_no_data_stage(workdir):
     config = built_config(workdir, {"train": SMALL["train"] | {"lr": 0.002}}, "config.lr.yaml")
     assert dry_run(workdir, config) == {"train_fold": 4, "evaluate_fold": 4} | after_training()
+
+
+def test_changing_thread_counts_reruns_nothing(workdir):
+    assert dry_run(workdir, built_config(workdir, {"threads": {"evaluate": 1, "train": 2}}, "config.threads.yaml")) == {}
 
 
 def test_changing_a_prediction_key_retrains_nothing(workdir):

@@ -1,5 +1,6 @@
 """Rule evaluate_fold: fold k's model on every 5 s window of fold k's recordings."""
 import json
+import logging
 
 import torch
 
@@ -9,6 +10,7 @@ from soundclf.logs import setup_logging
 
 log = setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
+logging.getLogger("soundclf").info("%d torch threads", torch.get_num_threads())
 p = snakemake.params
 folds, fold = read_index(snakemake.input.folds), int(snakemake.wildcards.fold)
 if p.kind == "embedding_probe":

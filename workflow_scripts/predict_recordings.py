@@ -1,6 +1,7 @@
 """Rule predict_recordings: fold-mean probabilities on every 5 s window of each recording,
 and their metrics against the window labels when there are labels."""
 import json
+import logging
 
 import torch
 
@@ -10,6 +11,7 @@ from soundclf.prediction import list_audio, predict_folder, prediction_metrics
 
 log = setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
+logging.getLogger("soundclf").info("%d torch threads", torch.get_num_threads())
 p, out = snakemake.params, snakemake.output
 files = list_audio(p.predict["audio_dir"], p.predict["extensions"])
 if p.kind == "embedding_probe":

@@ -1,5 +1,7 @@
 """Rule train_fold: train fold k's model on the other folds (a CNN on log-mels, or a probe on
 pretrained embeddings)."""
+import logging
+
 import pandas as pd
 import torch
 
@@ -9,6 +11,7 @@ from soundclf.logs import setup_logging
 
 setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
+logging.getLogger("soundclf").info("%d torch threads", torch.get_num_threads())
 p = snakemake.params
 folds = read_index(snakemake.input.folds)
 classes = pd.read_csv(snakemake.input.classes)["class"].tolist()
