@@ -53,7 +53,8 @@ def test_a_folds_probe_never_sees_that_folds_recordings(tmp_path):
                           "fold": [i % 3 for i in range(30)]})
     cache = FakeCache(folds)
     train = {"segment_seconds": 5.0, "secondary_weight": 1.0, "seed": 0, "loss": "ce"}
-    meta = train_probe_fold(folds, ["a", "b", "c"], 1, cache, EmbeddingSpec(), {"probe": "linear", "probe_weight_decay": 1e-3},
+    meta = train_probe_fold(folds, ["a", "b", "c"], 1, cache, EmbeddingSpec(),
+                            {"probe": "linear", "probe_weight_decay": 1e-3, "probe_examples": "windows"},
                             train, tmp_path / "model.pt")
     held_out = set(folds.loc[folds["fold"] == 1, "key"])
     assert not held_out & set(cache.read) and not held_out & set(meta["training_keys"])

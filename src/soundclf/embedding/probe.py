@@ -124,9 +124,13 @@ def train_probe_fold(folds: pd.DataFrame, classes: list[str], fold: int, cache: 
     labels = multi_hot(train_table, len(classes), train_cfg["secondary_weight"])
     row = train_table.reset_index().set_index("key").loc[windows["key"], "index"].to_numpy()
     weights = 1.0 / windows.groupby("key")["key"].transform("size").to_numpy()
+    if model_cfg["probe_examples"] == "recordings":  # one example per recording: its windows' mean
+        x = pd.DataFrame(x).groupby(windows["key"].to_numpy(), sort=False).mean().to_numpy(dtype=np.float32)
+        row = train_table.reset_index().set_index("key").loc[windows["key"].unique(), "index"].to_numpy()
+        weights = np.ones(len(x))
     loss = train_cfg.get("loss", "bce")
-    log.info("fold %d: %s probe on %d windows of %d recordings (%d-dim %s embeddings), loss %s",
-             fold, model_cfg["probe"], len(x), len(train_table), x.shape[1], spec.model, loss)
+    log.info("fold %d: %s probe on %d examples (%s) of %d recordings (%d-dim %s embeddings), loss %s",
+             fold, model_cfg["probe"], len(x), model_cfg["probe_examples"], len(train_table), x.shape[1], spec.model, loss)
     probe = fit_probe(x, labels[row], weights, model_cfg["probe"], loss, model_cfg["probe_weight_decay"],
                       seed=train_cfg["seed"])
     log.info("fold %d: final training loss %.4f", fold, probe.final_loss)
