@@ -44,10 +44,6 @@ def exp_features(wildcards):
     return [f"{features_dir(wildcards.exp)}/shard_{s:03d}.h5" for s in range(N_SHARDS)]
 
 
-def exp_config(wildcards):
-    return EXPERIMENTS[wildcards.exp]
-
-
 LOGS = f"{RESULTS}/logs"
 BENCHMARKS = f"{RESULTS}/benchmarks"
 
