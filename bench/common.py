@@ -3,8 +3,10 @@
 Everything is written under results/bench/ (git-ignored)."""
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
+import subprocess
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -63,3 +65,17 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def git(mirror: str | Path, *args: str) -> bytes:
+    """stdout of a git command on a bare mirror that the fetch tool brought (prepare_*.py)."""
+    return subprocess.run(["git", "--git-dir", str(mirror), *args], check=True, capture_output=True).stdout
+
+
+def read_blob(mirror: str | Path, blob: str, path: str) -> bytes:
+    """A file's bytes from the mirror, checked against its git blob id (CalledProcessError
+    when the snapshot left it out)."""
+    data = git(mirror, "cat-file", "blob", blob)
+    if hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest() != blob:
+        raise SystemExit(f"{path}: content does not match its git blob id")
+    return data

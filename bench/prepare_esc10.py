@@ -35,15 +35,15 @@ Run, with the bare git dir that ``fetch github:karolpiczak/ESC-10`` gave::
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import soundfile as sf
+
+from common import git, read_blob
 
 COMMIT = "553c8f1743b9dba6b282e1323c3ca8fa76923448"
 NAME = re.compile(r"^(?P<target>\d{3}) - (?P<category>[^/]+)/"
@@ -51,11 +51,6 @@ NAME = re.compile(r"^(?P<target>\d{3}) - (?P<category>[^/]+)/"
 CREDIT = re.compile(r"^- \[(?P<file>[^\]]+)\]:\s+clip derived from (?P<source_title>.*) "
                     r"\((?P<freesound_url>https?://\S+)\) by (?P<author>.*) "
                     r"\[(?P<clip_license>[^\]]+)\]$")
-
-
-def git(mirror: Path, *args: str) -> bytes:
-    return subprocess.run(["git", "--git-dir", str(mirror), *args], check=True,
-                          capture_output=True).stdout
 
 
 def main() -> int:
@@ -75,11 +70,9 @@ def main() -> int:
         if m is None:
             continue
         blob = meta.split()[2]
-        data = git(args.mirror, "cat-file", "blob", blob)  # fails loudly if absent from the mirror
+        data = read_blob(args.mirror, blob, path)  # fails loudly if absent from the mirror
         if data[:4] != b"OggS":
             raise SystemExit(f"{path}: not an Ogg file")
-        if hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest() != blob:
-            raise SystemExit(f"{path}: content does not match its git blob id")
         if m["file"] not in credits:
             raise SystemExit(f"{path}: no attribution line in README.txt")
         info = sf.info(io.BytesIO(data))

@@ -29,7 +29,6 @@ Run, with the bare git dir that ``fetch github:rrodzstgo/bird_audio_xeno_canto``
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import subprocess
 import sys
@@ -37,14 +36,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from common import git, read_blob
+
 COMMIT = "ff7d59f607205f2d7a3c788c88a7129718fc6a8d"
 AUDIO_DIR = "audio_files/"
 METADATA = "data/puerto_rico_recordings.json"
-
-
-def git(mirror: Path, *args: str) -> bytes:
-    return subprocess.run(["git", "--git-dir", str(mirror), *args], check=True,
-                          capture_output=True).stdout
 
 
 def is_mp3(data: bytes) -> bool:
@@ -70,15 +66,13 @@ def main() -> int:
             skipped["not in metadata"] += 1
             continue
         try:
-            data = git(args.mirror, "cat-file", "blob", blob)
+            data = read_blob(args.mirror, blob, path)
         except subprocess.CalledProcessError:
             skipped["absent from mirror"] += 1
             continue
         if not is_mp3(data):
             skipped["not MP3"] += 1
             continue
-        if hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest() != blob:
-            raise SystemExit(f"{path}: content does not match its git blob id")
 
         label = f"{rec['gen']}_{rec['sp']}".lower().replace(" ", "_")
         filename = f"{label}/XC{rec['id']}.mp3"
