@@ -210,25 +210,27 @@ class DecodedBlocks:
             probe(path)  # names the problem (missing, empty, not audio)
             raise AudioDecodeError(path, f"not readable as audio ({_short(err)})") from err
         pending: list[np.ndarray] = []
+        decoded = 0  # frames read so far, emitted or pending
         with handle:
             while True:
                 try:
                     piece = handle.read(READ_FRAMES, dtype="float32", always_2d=self.always_2d)
                 except Exception as err:
-                    if self.frames + sum(map(len, pending)) == 0:
+                    if decoded == 0:
                         raise AudioDecodeError(path, f"corrupt: decoding fails at the first frame ({_short(err)})") from err
                     self.error = _short(err)
                     log.warning("%s: decoding stopped with an error after %d frames (%s); using the frames before it",
-                                path, self.frames + sum(map(len, pending)), self.error)
+                                path, decoded, self.error)
                     break
                 if len(piece) == 0:
                     break
                 finite = np.isfinite(piece).reshape(len(piece), -1).all(axis=1)
                 if not finite.all():
-                    first = self.frames + sum(map(len, pending)) + int(np.argmin(finite))
-                    raise AudioDecodeError(path, f"contains NaN or infinite samples (the first at frame {first})")
+                    raise AudioDecodeError(path, f"contains NaN or infinite samples (the first at frame "
+                                                 f"{decoded + int(np.argmin(finite))})")
                 pending.append(piece)
-                if sum(map(len, pending)) >= BLOCK_FRAMES:
+                decoded += len(piece)
+                if decoded - self.frames >= BLOCK_FRAMES:
                     yield self._emit(pending)
                     pending = []
         if pending:
@@ -240,6 +242,14 @@ class DecodedBlocks:
         block = pending[0] if len(pending) == 1 else np.concatenate(pending)
         self.frames += len(block)
         return block
+
+
+def skip_unusable(path: str | Path, err: AudioDecodeError, on_bad_audio: str) -> None:
+    """What a stage that meets an unusable file does: re-raise under on_bad_audio 'fail', else
+    log that the file is skipped (the index reports it)."""
+    if on_bad_audio == "fail":
+        raise err
+    log.warning("skipped %s: %s", path, err.reason)
 
 
 def stream_mono(path: str | Path, sample_rate: int) -> Iterator[np.ndarray]:

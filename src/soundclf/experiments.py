@@ -1,8 +1,8 @@
 """Experiments: named variants of the model stages on top of the base configuration.
 
-`experiments:` maps a name to overrides of the model, train, evaluate, predict, mel and
-audio sections; every experiment shares the index and the folds, and experiments with equal
-mel parameters share one mel cache (a folder named by their digest). Standard library only:
+`experiments:` maps a name to overrides of the SECTIONS below; every experiment shares the
+index and the folds, and experiments with equal mel (or embedding) parameters share one
+cache (a folder named by their digest). Standard library only:
 the Snakefile calls this while it parses.
 """
 

@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
+from .sources import is_int
+
 log = logging.getLogger(__name__)
 
 
@@ -29,11 +31,11 @@ def multi_hot(index: pd.DataFrame, n_classes: int, secondary_weight: float = 1.0
 def given_folds(values: pd.Series, order: list[str]) -> pd.Series:
     """Fold numbers 0..K-1 from a metadata column's values, in `order` (the values sorted at
     planning time); a value outside it (the table changed since) is an error."""
-    numeric = all(v.lstrip("-").isdigit() for v in order)  # 1 and "01" name the same fold
+    numeric = all(map(is_int, order))  # as sources.given_fold_values sorted them; 1 and "01" name one fold
     position = {int(v) if numeric else v: k for k, v in enumerate(order)}
     text = values.astype(str).str.strip()
     if numeric:
-        text = text.map(lambda v: int(v) if v.lstrip("-").isdigit() else v)
+        text = text.map(lambda v: int(v) if is_int(v) else v)
     unknown = sorted(map(str, set(text) - set(position)))
     if unknown:
         raise FoldError(f"fold values {', '.join(unknown)} were not in the metadata when the workflow was planned; "

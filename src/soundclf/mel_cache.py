@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from . import __version__
 from .atomic import atomic_path
-from .audio import AudioDecodeError, CountedBlocks, probe, stream_mono
+from .audio import AudioDecodeError, CountedBlocks, probe, skip_unusable, stream_mono
 from .mel import LogMel, MelParams
 from .sources import shard_of
 
@@ -54,11 +54,9 @@ def write_shard(
             try:
                 _write_recording(h5, key, path, logmel, dtype, chunk_frames, compression)
             except AudioDecodeError as err:
-                if on_bad_audio == "fail":
-                    raise
+                skip_unusable(path, err, on_bad_audio)
                 if key in h5:
                     del h5[key]
-                log.warning("skipped %s: %s", path, err.reason)
                 skipped.append((key, path, err.reason))
     log.info("wrote %s: %d recordings, %d skipped", out_path, len(recordings) - len(skipped), len(skipped))
     return skipped

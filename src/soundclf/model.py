@@ -70,10 +70,14 @@ class SoundClassifier(nn.Module):
         return self.head(self.pool(join_segments(features, n_segments)))
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
-        """Class probabilities of logits with the activation that matches the training loss:
-        softmax for cross-entropy, sigmoid for BCE and focal."""
-        logits = logits.float()
-        return torch.softmax(logits, dim=-1) if self.activation == "softmax" else torch.sigmoid(logits)
+        return probabilities(logits, self.activation)
+
+
+def probabilities(logits: torch.Tensor, activation: str) -> torch.Tensor:
+    """Class probabilities of logits with the activation that matches the training loss:
+    softmax for cross-entropy, sigmoid for BCE and focal (training.activation_for)."""
+    logits = logits.float()
+    return torch.softmax(logits, dim=-1) if activation == "softmax" else torch.sigmoid(logits)
 
 
 def mixup(x: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor, alpha: float,

@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from .audio import AudioDecodeError, CountedBlocks, stream_mono
+from .audio import AudioDecodeError, CountedBlocks, skip_unusable, stream_mono
 from .datasets import window_input, window_plan
 from .mel import LogMel, MelParams
 from .metrics import classification_report
@@ -109,21 +109,27 @@ def predict_folder(files: list[Path], model_paths: list[str | Path], batch_size:
     """Submission table: row_id, then one probability column per class (the fold mean)."""
     models, meta = load_ensemble(model_paths, device or pick_device())
     logmel = LogMel(MelParams(**meta["mel_params"]))
+    return submission_table(files, lambda path: predict_file(path, models, meta, logmel, batch_size),
+                            meta["classes"], on_bad_audio)
+
+
+def submission_table(files: list[Path], predict_one, classes: list[str], on_bad_audio: str = "skip") -> pd.DataFrame:
+    """row_id and one probability column per class for every window of every file, from
+    predict_one(path) -> (window end seconds, probabilities); unusable files are skipped
+    (or stop the run under on_bad_audio 'fail')."""
     parts = []
     for path in tqdm(files, desc="predict", unit="file"):
         try:
-            ends, probabilities = predict_file(path, models, meta, logmel, batch_size)
+            ends, probabilities = predict_one(path)
         except AudioDecodeError as err:
-            if on_bad_audio == "fail":
-                raise
-            log.warning("skipped %s: %s", path, err.reason)
+            skip_unusable(path, err, on_bad_audio)
             continue
-        frame = pd.DataFrame(probabilities, columns=meta["classes"])
+        frame = pd.DataFrame(probabilities, columns=classes)
         frame.insert(0, "row_id", [row_id(path, e) for e in ends])
         parts.append(frame)
         log.info("%s: %d windows", path, len(frame))
     if not parts:
-        return pd.DataFrame(columns=["row_id", *meta["classes"]])
+        return pd.DataFrame(columns=["row_id", *classes])
     return pd.concat(parts, ignore_index=True)
 
 

@@ -128,11 +128,11 @@ def given_fold_values(data: dict[str, Any], folds: dict[str, Any]) -> list[str] 
     if len(values) < 2:
         raise DataSourceError(f"folds.column: '{column}' has a single value ({', '.join(values)}); "
                               "cross-validation needs at least 2 folds")
-    numeric = all(_is_int(v) for v in values)
+    numeric = all(map(is_int, values))
     return sorted(values, key=lambda v: (int(v) if numeric else 0, v))
 
 
-def _is_int(text: str) -> bool:
+def is_int(text: str) -> bool:
     try:
         int(text)
     except ValueError:

@@ -15,7 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..atomic import atomic_path
-from ..audio import AudioDecodeError, CountedBlocks, stream_mono
+from ..audio import AudioDecodeError, CountedBlocks, skip_unusable, stream_mono
 from ..mel_cache import shard_path
 from ..sources import shard_of
 from .model import EmbeddingSpec, Embedder, window_starts
@@ -68,9 +68,7 @@ def write_shard(out_path: str | Path, recordings: Iterable[tuple[str, str]], spe
             try:
                 embeddings, seconds = embed_file(path, embedder)
             except AudioDecodeError as err:
-                if on_bad_audio == "fail":
-                    raise
-                log.warning("skipped %s: %s", path, err.reason)
+                skip_unusable(path, err, on_bad_audio)
                 skipped.append((key, path, err.reason))
                 continue
             h5.create_dataset(key, data=embeddings.astype(np.float16)).attrs["duration"] = seconds

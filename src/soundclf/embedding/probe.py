@@ -13,13 +13,13 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from ..atomic import atomic_path
-from ..audio import AudioDecodeError
 from ..evaluation import fold_metrics, window_table
 from ..folds import multi_hot
-from ..prediction import row_id
+from ..model import probabilities
+from ..prediction import submission_table
+from ..training import activation_for, per_sample_loss
 from .cache import EmbeddingCache, embed_file
 from .model import EmbeddingSpec, Embedder
 
@@ -69,14 +69,10 @@ class Probe(nn.Module):
         return self.body((x - self.mean) / self.std)
 
 
-def probability(logits: torch.Tensor, loss: str) -> torch.Tensor:
-    return torch.softmax(logits, dim=1) if loss == "ce" else torch.sigmoid(logits)
-
-
 def fit_probe(x: np.ndarray, y: np.ndarray, weights: np.ndarray, kind: str, loss: str, weight_decay: float,
               seed: int = 0, epochs: int = 300) -> Probe:
     """Full-batch training: L-BFGS for the linear probe (a convex problem), AdamW for the MLP;
-    BCE on multi-hot targets, or softmax cross-entropy on row-normalised ones."""
+    with the CNN's loss (training.per_sample_loss: BCE, softmax CE or focal)."""
     torch.manual_seed(seed)
     x_t, y_t, w_t = map(torch.from_numpy, (x.astype(np.float32), y.astype(np.float32), weights.astype(np.float32)))
     probe = Probe(x.shape[1], y.shape[1], hidden=256 if kind == "mlp" else 0)
@@ -85,12 +81,7 @@ def fit_probe(x: np.ndarray, y: np.ndarray, weights: np.ndarray, kind: str, loss
     w_t = w_t / w_t.sum()
 
     def objective():
-        logits = probe(x_t)
-        if loss == "ce":
-            per_row = -(y_t / y_t.sum(1, keepdim=True).clamp(min=1e-6) * torch.log_softmax(logits, 1)).sum(1)
-        else:
-            per_row = nn.functional.binary_cross_entropy_with_logits(logits, y_t, reduction="none").mean(1)
-        return (per_row * w_t).sum()
+        return (per_sample_loss(probe(x_t), y_t, loss) * w_t).sum()
 
     if kind == "linear":
         optimizer = torch.optim.LBFGS(probe.parameters(), max_iter=epochs, line_search_fn="strong_wolfe")
@@ -117,18 +108,21 @@ def fit_probe(x: np.ndarray, y: np.ndarray, weights: np.ndarray, kind: str, loss
 
 def train_probe_fold(folds: pd.DataFrame, classes: list[str], fold: int, cache: EmbeddingCache, spec: EmbeddingSpec,
                      model_cfg: dict, train_cfg: dict, model_path: str | Path) -> dict:
-    """Fit fold `fold`'s probe on every other fold's windows (each window carries its
-    recording's labels; each recording weighs one in all) and save it with what rebuilds it."""
+    """Fit fold `fold`'s probe on every other fold's recordings — their mean embeddings, or
+    every window with its recording's labels, each recording weighing one in all
+    (model.probe_examples) — and save it with what rebuilds it."""
     train_table = folds[folds["fold"] != fold].reset_index(drop=True)
     windows, x = window_features(train_table, cache, spec, train_cfg["segment_seconds"])
     labels = multi_hot(train_table, len(classes), train_cfg["secondary_weight"])
-    row = train_table.reset_index().set_index("key").loc[windows["key"], "index"].to_numpy()
-    weights = 1.0 / windows.groupby("key")["key"].transform("size").to_numpy()
+    position = pd.Series(range(len(train_table)), index=train_table["key"])
+    keys = windows["key"]
+    weights = 1.0 / keys.groupby(keys).transform("size").to_numpy()
     if model_cfg["probe_examples"] == "recordings":  # one example per recording: its windows' mean
-        x = pd.DataFrame(x).groupby(windows["key"].to_numpy(), sort=False).mean().to_numpy(dtype=np.float32)
-        row = train_table.reset_index().set_index("key").loc[windows["key"].unique(), "index"].to_numpy()
+        x = pd.DataFrame(x).groupby(keys.to_numpy(), sort=False).mean().to_numpy(dtype=np.float32)
+        keys = keys.drop_duplicates()
         weights = np.ones(len(x))
-    loss = train_cfg.get("loss", "bce")
+    row = position[keys].to_numpy()
+    loss = train_cfg["loss"]
     log.info("fold %d: %s probe on %d examples (%s) of %d recordings (%d-dim %s embeddings), loss %s",
              fold, model_cfg["probe"], len(x), model_cfg["probe_examples"], len(train_table), x.shape[1], spec.model, loss)
     probe = fit_probe(x, labels[row], weights, model_cfg["probe"], loss, model_cfg["probe_weight_decay"],
@@ -160,7 +154,7 @@ def evaluate_probe_fold(model_path: str | Path, folds: pd.DataFrame, fold: int, 
     probe, meta = load_probe(model_path)
     held_out = folds[folds["fold"] == fold].reset_index(drop=True)
     windows, x = window_features(held_out, cache, EmbeddingSpec(**meta["embedding"]), meta["segment_seconds"])
-    p = probability(probe(torch.from_numpy(x)), meta["loss"]).numpy()
+    p = probabilities(probe(torch.from_numpy(x)), activation_for(meta["loss"])).numpy()
     table = window_table(windows, p, meta["classes"])
     table.insert(0, "fold", fold)
     return table, fold_metrics(table, held_out, meta["classes"], fold, nocall_threshold)
@@ -171,22 +165,15 @@ def predict_probe_folder(files: list[Path], model_paths: list[str | Path], on_ba
                          threads: int = 1) -> pd.DataFrame:
     """Submission table of the fold probes' mean on consecutive evaluation windows."""
     probes, metas = zip(*(load_probe(p) for p in model_paths))
-    meta = metas[0]
+    meta, segment = metas[0], metas[0]["segment_seconds"]
     spec = EmbeddingSpec(**meta["embedding"])
     embedder = Embedder(spec, threads=threads)
-    parts = []
-    for path in tqdm(files, desc="predict", unit="file"):
-        try:
-            embeddings, seconds = embed_file(path, embedder)
-        except AudioDecodeError as err:
-            if on_bad_audio == "fail":
-                raise
-            log.warning("skipped %s: %s", path, err.reason)
-            continue
-        count = n_windows(seconds, meta["segment_seconds"])
-        x = torch.from_numpy(pool_windows(embeddings, spec, count, meta["segment_seconds"]))
-        p = torch.stack([probability(probe(x), m["loss"]) for probe, m in zip(probes, metas)]).mean(0).numpy()
-        frame = pd.DataFrame(p, columns=meta["classes"])
-        frame.insert(0, "row_id", [row_id(path, (j + 1) * meta["segment_seconds"]) for j in range(count)])
-        parts.append(frame)
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["row_id", *meta["classes"]])
+
+    def predict_one(path):
+        embeddings, seconds = embed_file(path, embedder)
+        count = n_windows(seconds, segment)
+        x = torch.from_numpy(pool_windows(embeddings, spec, count, segment))
+        p = torch.stack([probabilities(probe(x), activation_for(m["loss"])) for probe, m in zip(probes, metas)])
+        return [(j + 1) * segment for j in range(count)], p.mean(0).numpy()
+
+    return submission_table(files, predict_one, meta["classes"], on_bad_audio)
