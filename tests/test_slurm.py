@@ -120,7 +120,9 @@ def test_deleting_one_fold_resubmits_only_that_fold_and_what_follows(cluster, sl
 
 def test_a_requeued_training_job_resumes_from_its_checkpoint(cluster, slurm_run, tmp_path):
     workdir, _ = slurm_run
-    config = TINY | {"train": TINY["train"] | {"epochs": 6}}
+    # long enough to be requeued mid-run: an epoch of the tiny data takes ~0.05 s on an idle machine
+    epochs = 100
+    config = TINY | {"train": TINY["train"] | {"epochs": epochs}}
     (workdir / "c.yaml").write_text(yaml.safe_dump(config))
     cmd, env = slurm_command(cluster, workdir, f"{BASE}/models/fold0/model.pt")
     runner = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -128,7 +130,7 @@ def test_a_requeued_training_job_resumes_from_its_checkpoint(cluster, slurm_run,
     deadline = time.monotonic() + 300
     while not checkpoint.exists():  # at least one epoch done
         assert runner.poll() is None and time.monotonic() < deadline, "training ended before it could be requeued"
-        time.sleep(0.5)
+        time.sleep(0.1)
     squeue = subprocess.run(["squeue", "-h", "-o", "%i %j"], env=env, capture_output=True, text=True, check=True)
     job_id = squeue.stdout.split()[0]
     subprocess.run(["scontrol", "requeue", job_id], env=env, check=True)
@@ -138,4 +140,4 @@ def test_a_requeued_training_job_resumes_from_its_checkpoint(cluster, slurm_run,
     resumed = re.search(r"resumed from \S+ after epoch (\d+)", log)
     assert resumed and int(resumed[1]) >= 1, log[-3000:]
     history = pd.read_csv(workdir / f"{BASE}/models/fold0/history.csv")
-    assert history["epoch"].tolist() == list(range(1, 7))
+    assert history["epoch"].tolist() == list(range(1, epochs + 1))
