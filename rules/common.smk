@@ -21,6 +21,11 @@ EMBED_DIGESTS = {name: embedding_digest(EXPERIMENTS[name]) for name in PROBES}
 EMBED_CACHES = {EMBED_DIGESTS[name]: EXPERIMENTS[name]["embedding"] for name in PROBES}
 
 
+# Background noise (train.noise_dir) of CNN experiments: one cached file per folder beside
+# the experiment's mel cache, rebuilt when a noise recording is added or changes.
+NOISE_DIRS = {noise_digest(cfg): cfg["train"]["noise_dir"] for cfg in EXPERIMENTS.values() if noise_digest(cfg)}
+
+
 def mel_dir(digest):
     return f"{RESULTS}/mels/{digest}"
 
@@ -77,6 +82,19 @@ def existing_recordings():
 
 def all_audio(wildcards):
     return [r.path for r in existing_recordings()]
+
+
+def noise_recordings(noise):
+    """(key, path) of the recordings of one noise folder, listed once."""
+    if noise not in _listing:
+        _listing[noise] = sources.noise_recordings(NOISE_DIRS[noise], DATA["extensions"])
+    return _listing[noise]
+
+
+def exp_noise_mels(wildcards):
+    """The cached noise folder an experiment mixes into its crops: [] or [its path]."""
+    noise = noise_digest(EXPERIMENTS[wildcards.exp])
+    return [f"{mel_dir(MEL_DIGESTS[wildcards.exp])}/noise_{noise}.h5"] if noise else []
 
 
 def shard_recordings(shard):

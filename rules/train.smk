@@ -9,6 +9,7 @@ rule train_fold:
         folds=FOLDS_TABLE,
         classes=CLASSES_TABLE,
         features=exp_features,
+        noise=exp_noise_mels,
     output:
         model=f"{MODEL_DIR}/fold{{fold}}/model.pt",
         history=f"{MODEL_DIR}/fold{{fold}}/history.csv",

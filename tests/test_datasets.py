@@ -6,7 +6,7 @@ import torch
 
 from conftest import tone, write
 from soundclf.datasets import (CropDataset, SpecAugment, WindowDataset, multi_hot_targets, normalise_db,
-                               sample_weights, segment_frames)
+                               sample_weights, segment_frames, window_input, window_times)
 from soundclf.mel import MelParams, floor_segments
 from soundclf.mel_cache import MelCache, shard_path, write_shard
 
@@ -75,15 +75,47 @@ def test_sample_weights_scale_to_mean_one_and_fill_unrated(cache):
     assert (sample_weights(table, None) == 1).all()
 
 
-def test_windows_cover_each_recording_exactly_once(cache):
+def test_windows_cover_each_recording_and_the_last_ends_at_its_end(cache):
     mel_cache, table = cache
-    ds = WindowDataset(table, mel_cache, PARAMS, window_seconds=5.0, seg_frames=segment_frames(PARAMS, 5.0))
+    seg = segment_frames(PARAMS, 5.0)
+    ds = WindowDataset(table, mel_cache, PARAMS, window_seconds=5.0, seg_frames=seg)
     for key, duration in zip(table["key"], table["duration"]):
         w = ds.windows[ds.windows["key"] == key].sort_values("start")
         assert len(w) == int(np.ceil(duration / 5.0))
-        assert w["start"].iloc[0] == 0 and (w["start"].to_numpy()[1:] == w["end"].to_numpy()[:-1]).all()
-        assert w["end"].iloc[-1] >= duration > w["start"].iloc[-1]
-    assert all(ds[i].shape == (1, 16, segment_frames(PARAMS, 5.0)) for i in range(len(ds)))
+        assert w["start"].iloc[0] == 0 and (w["start"].to_numpy()[1:] <= w["end"].to_numpy()[:-1]).all()
+        if duration > 5.0:  # every window full of audio: the last one pulled back to the end
+            assert (w["end"] - w["start"] == 5.0).all() and w["end"].iloc[-1] == duration
+    assert all(ds[i].shape == (1, 16, seg) for i in range(len(ds)))
+    # the 13 s recording's third window is its last 5 s (frames 10 s ... 13 s would be 3/5 padding)
+    last = ds.windows.index[(ds.windows["key"] == "a/long.wav")][-1]
+    n = mel_cache.n_frames("a/long.wav")
+    np.testing.assert_allclose(ds[last][0].numpy(), window_input(mel_cache.window("a/long.wav", n - seg, seg), seg, PARAMS.top_db))
+
+
+def test_window_times_pull_only_a_partial_last_window_back():
+    assert window_times(10.0, 5.0) == [(0.0, 5.0), (5.0, 10.0)]
+    assert window_times(5.001, 5.0) == [(0.0, 5.0), (0.0010000000000003340, 5.001)]
+    assert window_times(0.4, 5.0) == [(0.0, 5.0)]  # shorter than a window: one, looped or padded
+    assert window_times(12.0, 5.0)[-1] == (7.0, 12.0)
+
+
+def test_prediction_streams_the_same_windows_as_evaluation(tmp_path):
+    from soundclf.mel import LogMel
+    from soundclf.prediction import stream_windows
+
+    params = MelParams(sample_rate=16000, n_fft=512, hop_length=256, n_mels=16, fmin=50, fmax=7000)
+    rng = np.random.default_rng(0)
+    seconds = 7.3
+    path = write(tmp_path / "rec.wav", (0.1 * rng.standard_normal(int(seconds * 16000))).astype(np.float32), 16000)
+    write_shard(shard_path(tmp_path / "mels", 0), [("rec.wav", str(path))], params, dtype="float32")
+    table = pd.DataFrame({"key": ["rec.wav"], "duration": [seconds]})
+    seg = segment_frames(params, 2.0)
+    evaluation = WindowDataset(table, MelCache(tmp_path / "mels", 1), params, 2.0, seg)
+    streamed = list(stream_windows(path, LogMel(params, chunk_frames=64), 2.0, seg))
+    assert [end for end, _ in streamed] == pytest.approx(evaluation.windows["end"].tolist())
+    assert evaluation.windows["end"].iloc[-1] == pytest.approx(seconds)
+    for i, (_, window) in enumerate(streamed):
+        np.testing.assert_allclose(window, evaluation[i][0].numpy(), atol=1e-3)
 
 
 def test_spec_augment_masks_only_when_configured():

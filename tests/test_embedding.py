@@ -10,7 +10,8 @@ import yaml
 
 from conftest import run_snakemake, tone, write
 from soundclf.embedding.model import EmbeddingSpec, embedding_available, window_starts
-from soundclf.embedding.probe import n_windows, pool_windows, train_probe_fold
+from soundclf.datasets import window_times
+from soundclf.embedding.probe import pool_windows, train_probe_fold
 from test_workflow import SMALL, planned_jobs
 
 MISSING = embedding_available()
@@ -27,9 +28,9 @@ def test_window_starts_cover_the_recording_and_pad_a_short_one():
 def test_pooling_takes_the_windows_whose_centre_falls_inside_or_the_nearest():
     spec = EmbeddingSpec(window_seconds=3.0, hop_seconds=1.0)
     embeddings = np.arange(8, dtype=np.float32)[:, None]  # centres 1.5, 2.5, ... 8.5 s
-    pooled = pool_windows(embeddings, spec, n_windows(10.0, 5.0), 5.0)
+    pooled = pool_windows(embeddings, spec, window_times(10.0, 5.0))
     assert pooled[:, 0].tolist() == [np.mean([0, 1, 2, 3]), np.mean([4, 5, 6, 7])]
-    short = pool_windows(embeddings[:1], spec, n_windows(0.4, 5.0), 5.0)
+    short = pool_windows(embeddings[:1], spec, window_times(0.4, 5.0))
     assert short[:, 0].tolist() == [0.0]
 
 

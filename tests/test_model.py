@@ -79,3 +79,26 @@ def test_pretrained_path_loads_a_local_weights_file_into_the_backbone(tmp_path):
     assert len(shared) > 50 and all(torch.equal(loaded[k], saved[k]) for k in shared)
     fresh = SoundClassifier("lcnet_050", n_classes=4)
     assert not torch.equal(fresh.backbone.state_dict()["blocks.1.0.conv_dw.weight"], saved["blocks.1.0.conv_dw.weight"])
+
+
+def test_attention_head_weights_frames_over_time_and_survives_saving(tmp_path):
+    from soundclf.model import AttentionHead, load_model, save_model
+
+    torch.manual_seed(0)
+    model = SoundClassifier("resnet10t", n_classes=4, head="attention").eval()
+    assert isinstance(model.head, AttentionHead)
+    crop = torch.randn(2, 1, 32, 60)
+    with torch.no_grad():
+        assert model(crop, n_segments=6).shape == (2, 4) and model(crop[..., :10]).shape == (2, 4)
+        features = model.backbone.forward_features(crop)
+        weights, frame_logits = model.head.frame_logits(features)
+        assert weights.shape == frame_logits.shape == (2, 4, features.shape[-1])
+        assert torch.allclose(weights.sum(dim=-1), torch.ones(2, 4))
+        assert torch.allclose(model.head(features), (weights * frame_logits).sum(-1))
+    save_model(tmp_path / "m.pt", model, {"backbone": "resnet10t", "classes": list("abcd")})
+    loaded, meta = load_model(tmp_path / "m.pt")
+    assert meta["head"] == "attention"
+    with torch.no_grad():
+        assert torch.allclose(loaded(crop, n_segments=6), model(crop, n_segments=6), atol=1e-5)
+    with pytest.raises(ValueError, match="head must be one of gem, attention"):
+        SoundClassifier("resnet10t", n_classes=4, head="max")

@@ -158,3 +158,22 @@ def test_each_loss_trains_and_the_saved_model_applies_the_matching_activation(tm
         assert torch.allclose(p.sum(dim=1), torch.ones(3), atol=1e-5)
     else:
         assert torch.allclose(p, torch.sigmoid(loaded(x)), atol=1e-6)
+
+
+def test_ema_keeps_the_moving_average_of_the_weights_and_resumes_it(tmp_path):
+    cpu = torch.device("cpu")
+    initial = {k: v.clone() for k, v in new_model().state_dict().items()}
+    raw = new_model()
+    train(raw, tiny_loader(), config(3), tmp_path / "raw.pt", tmp_path / "raw.csv", device=cpu)
+    weights = [k for k, _ in raw.named_parameters()]
+
+    def distance(model):  # how far training took the weights from where they started
+        return sum(float((model.state_dict()[k] - initial[k]).norm()) for k in weights)
+
+    slow = TrainConfig(**{**config(3).__dict__, "ema_decay": 0.999999})  # the average barely leaves the start
+    averaged = new_model()
+    train(averaged, tiny_loader(), slow, tmp_path / "ema.pt", tmp_path / "ema.csv", device=cpu)
+    # the average starts at the weights after the first step and barely moves from there
+    assert distance(averaged) < 0.4 * distance(raw)
+    state = load_checkpoint(tmp_path / "ema.pt")
+    assert "ema" in state and int(state["ema"]["n_averaged"]) == 3 * len(tiny_loader())

@@ -294,6 +294,31 @@ def test_an_experiment_with_other_mels_gets_its_own_cache(workdir):
     assert jobs == {"mel_shard": 4, "train_fold": 2, "evaluate_fold": 2} | after_training(1)
 
 
+def test_an_experiment_with_background_noise_caches_the_noise_folder_and_mixes_it_in(workdir):
+    for name, freq in [("rain.wav", 700.0), ("sub/wind.wav", 2500.0)]:
+        write(workdir / "data/noise" / name, tone(2.0, 16000, freq), 16000)
+    noisy = {"train": SMALL["train"] | {"noise_dir": "data/noise", "noise_prob": 1.0, "white_noise_snr_db": [10, 20],
+                                        "gain_db": 3, "time_shift_seconds": 1, "ema_decay": 0.9},
+             "model": {"head": "attention"}}
+    config = built_config(workdir, {"experiments": EXPERIMENTS | {"noisy": noisy}}, "config.noisy.yaml")
+    assert dry_run(workdir, config) == {"noise_mels": 1, "train_fold": 2, "evaluate_fold": 2} | after_training(1)
+    run_snakemake(workdir, "results/experiments/noisy/models/fold0/model.pt", "--configfile", config)
+    (noise_cache,) = (workdir / "results/mels").glob("*/noise_*.h5")
+    with h5py.File(noise_cache) as h5:
+        assert sorted(h5) == ["rain.wav", "sub"] and "wind.wav" in h5["sub"]
+    log = (workdir / "results/logs/train_fold/noisy/fold0.log").read_text()
+    assert "background noise: 2 recordings" in log and "white noise: SNR [10, 20] dB" in log
+    write(workdir / "data/noise/thunder.wav", tone(1.0, 16000, 150.0), 16000)  # one more noise file
+    assert planned_jobs(run_snakemake(workdir, "-n", "results/experiments/noisy/models/fold0/model.pt",
+                                      "--configfile", config)) == {"noise_mels": 1, "train_fold": 1}
+
+
+def test_a_missing_noise_folder_stops_the_run_naming_the_key(workdir):
+    config = built_config(workdir, {"train": SMALL["train"] | {"noise_dir": "data/no_such_folder"}}, "config.bad.yaml")
+    result = run_snakemake(workdir, "-n", "--configfile", config, check=False)
+    assert result.returncode != 0 and "train.noise_dir: folder 'data/no_such_folder' does not exist" in result.stdout + result.stderr
+
+
 def test_one_fold_target_on_a_fresh_workdir_trains_no_other_fold(tmp_path, tiny_dataset):
     shutil.copytree(tiny_dataset, tmp_path / "data")
     jobs = planned_jobs(run_snakemake(tmp_path, "-n", "results/experiments/base/oof/fold0/metrics.json",

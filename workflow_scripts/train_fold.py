@@ -32,4 +32,5 @@ else:
 
     train_fold(folds, classes, fold, MelCache(p.features_dir, p.n_shards),
                MelParams.from_config({"sample_rate": p.sample_rate}, p.mel), p.model, p.train,
-               snakemake.output.model, snakemake.output.history, p.work_dir)
+               snakemake.output.model, snakemake.output.history, p.work_dir,
+               noise_mels=snakemake.input.noise[0] if snakemake.input.noise else None)

@@ -137,6 +137,13 @@ def check_config(config: dict[str, Any]) -> None:
     segments = n_segments(train)
     if segments < 1 or abs(segments * train["segment_seconds"] - train["crop_seconds"]) > 1e-9:
         problems.append(f"train.crop_seconds ({train['crop_seconds']}) must be a whole multiple of train.segment_seconds ({train['segment_seconds']}): the crop is cut into equal segments")
+    if train["noise_dir"] and not Path(train["noise_dir"]).is_dir():
+        problems.append(f"train.noise_dir: folder '{train['noise_dir']}' does not exist; point it at a folder of "
+                        "background or no-call recordings, or set it to null")
+    for key in ("noise_snr_db", "white_noise_snr_db", "pink_noise_snr_db"):
+        low_high = train[key]
+        if low_high and low_high[0] > low_high[1]:
+            problems.append(f"train.{key} ({low_high}) must be [low, high] with low <= high")
     embedding = config["embedding"]
     if embedding["hop_seconds"] > embedding["window_seconds"]:
         problems.append(f"embedding.hop_seconds ({embedding['hop_seconds']}) exceeds embedding.window_seconds "

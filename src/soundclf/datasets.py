@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import Dataset
 from torchaudio.transforms import FrequencyMasking, TimeMasking
 
+from .augment import CropAugment
 from .folds import multi_hot
 from .mel import MelParams, floor_segments
 from .mel_cache import MelCache
@@ -83,13 +84,15 @@ class SpecAugment:
 class CropDataset(Dataset):
     """Random `n_segments * seg_frames`-frame crops of whole recordings (the recipe's 30 s),
     short recordings looped (tiled) to length from a random frame, or with `short_clip='pad'`
-    placed at a random offset in their floor, each segment floored at `top_db` below its
-    maximum, with multi-hot targets and a loss weight. Only the crop's frames are read."""
+    placed at a random offset in their floor, then `crop_augment` (shift, noise, gain: see
+    augment.py), each segment floored at `top_db` below its maximum, scaled, SpecAugment;
+    with multi-hot targets and a loss weight. Only the crop's frames are read."""
 
     def __init__(self, table: pd.DataFrame, cache: MelCache, n_classes: int, seg_frames: int,
                  n_segments: int, top_db: float | None = 80.0, secondary_weight: float = 1.0,
                  label_smoothing: float = 0.0, weight_column: str | None = None,
-                 augment: SpecAugment = SpecAugment(), short_clip: str = "loop"):
+                 augment: SpecAugment = SpecAugment(), short_clip: str = "loop",
+                 crop_augment: CropAugment | None = None):
         if short_clip not in SHORT_CLIP_MODES:
             raise ValueError(f"short_clip must be one of {SHORT_CLIP_MODES}, not {short_clip!r}")
         self.short_clip = short_clip
@@ -101,6 +104,7 @@ class CropDataset(Dataset):
         self.targets = multi_hot_targets(table, n_classes, secondary_weight, label_smoothing)
         self.weights = sample_weights(table, weight_column)
         self.augment = augment.build()
+        self.crop_augment = crop_augment or CropAugment()
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -118,24 +122,42 @@ class CropDataset(Dataset):
     def __getitem__(self, i: int):
         # torch seeds each worker and each epoch differently; draw the crop offset from it
         rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,)).item()))
-        crop = floor_segments(self.crop(self.keys[i], rng), self.top_db, self.seg_frames)
+        crop = self.crop_augment(self.crop(self.keys[i], rng), rng)
+        crop = floor_segments(crop, self.top_db, self.seg_frames)
         mel = torch.from_numpy(normalise_db(crop))[None]
         return self.augment(mel), torch.from_numpy(self.targets[i]), torch.tensor(self.weights[i])
 
 
-def window_plan(duration: float, window_seconds: float, params: MelParams) -> list[tuple[int, int, float, float]]:
-    """Consecutive windows covering `duration` seconds once: (index, start frame, start s,
-    end s); window j starts at frame round(j * window_seconds * frames_per_second). The last
-    window may run past the end (it is padded)."""
-    step = window_seconds * params.frames_per_second
+def window_times(duration: float, window_seconds: float) -> list[tuple[float, float]]:
+    """(start, end) seconds of the windows that score a recording: consecutive windows from 0,
+    as many as cover `duration` once. A recording shorter than one window has one window (its
+    clip looped or padded, as in training). In a longer recording the last window, where it
+    would run past the end, is pulled back to end at the end (OpenSoundscape's
+    final_clip='full'): every window is full of audio, none is a few milliseconds of the
+    recording's tail stretched to a whole window, and no audio is left out."""
     n_windows = max(1, int(np.ceil(duration / window_seconds - 1e-6)))
-    return [(j, int(round(j * step)), j * window_seconds, (j + 1) * window_seconds) for j in range(n_windows)]
+    starts = [j * window_seconds for j in range(n_windows)]
+    if duration > window_seconds:
+        starts = [min(start, duration - window_seconds) for start in starts]
+    return [(start, start + window_seconds) for start in starts]
+
+
+def window_plan(duration: float, window_seconds: float, params: MelParams) -> list[tuple[int, int, float, float]]:
+    """window_times with frames: (index, start frame, start s, end s)."""
+    return [(j, int(round(start * params.frames_per_second)), start, end)
+            for j, (start, end) in enumerate(window_times(duration, window_seconds))]
+
+
+def window_start_frame(start_frame: int, n_frames: int, recording_frames: int) -> int:
+    """A planned window's first frame, pulled back so that the window ends within the
+    recording's frames where the recording is at least a window long (the frame count from
+    seconds may round one frame past the cache's)."""
+    return max(0, min(start_frame, recording_frames - n_frames))
 
 
 def window_input(mel: np.ndarray, n_frames: int, top_db: float | None, short_clip: str = "pad") -> np.ndarray:
     """A (n_mels, <=n_frames) dB window as the model sees it: floored at top_db below its
-    maximum, a short window (a clip shorter than the window, or a recording's last partial
-    window) brought to n_frames as in training (fill_short: looped, or padded with its floor),
+    maximum, a clip shorter than the window brought to n_frames as in training (fill_short: looped, or padded with its floor),
     scaled."""
     mel = floor_segments(mel, top_db, n_frames)
     if mel.shape[1] < n_frames:
@@ -144,8 +166,9 @@ def window_input(mel: np.ndarray, n_frames: int, top_db: float | None, short_cli
 
 
 class WindowDataset(Dataset):
-    """Every consecutive `seg_frames`-frame window of each recording, once (see window_plan);
-    the last, partial window is looped or padded as in training (`short_clip`)."""
+    """Every `seg_frames`-frame window of each recording (window_plan: consecutive, the last
+    pulled back to end at the recording's end); a recording shorter than a window is looped or
+    padded as in training (`short_clip`)."""
 
     def __init__(self, table: pd.DataFrame, cache: MelCache, params: MelParams,
                  window_seconds: float, seg_frames: int, short_clip: str = "pad"):
@@ -162,5 +185,6 @@ class WindowDataset(Dataset):
 
     def __getitem__(self, i: int) -> torch.Tensor:
         w = self.windows.iloc[i]
-        mel = self.cache.window(w.key, int(w.start_frame), self.seg_frames)
+        start = window_start_frame(int(w.start_frame), self.seg_frames, self.cache.n_frames(w.key))
+        mel = self.cache.window(w.key, start, self.seg_frames)
         return torch.from_numpy(window_input(mel, self.seg_frames, self.top_db, self.short_clip))[None]

@@ -84,5 +84,16 @@ def embedding_digest(config: dict[str, Any]) -> str:
     return _digest({"embedding": config["embedding"], "n_shards": config["cache"]["n_shards"]})
 
 
+def noise_digest(config: dict[str, Any]) -> str | None:
+    """The name of the cached train.noise_dir (within its experiment's mel cache folder), or
+    None when the experiment mixes no background noise."""
+    noise_dir = config["train"].get("noise_dir")
+    if config["model"].get("kind", "cnn") != "cnn" or not noise_dir:
+        return None
+    from pathlib import Path
+
+    return _digest({"noise_dir": str(Path(noise_dir).resolve())})
+
+
 def _digest(params: dict[str, Any]) -> str:
     return hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]

@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
+from .augment import CropAugment
 from .config import n_segments
 from .datasets import CropDataset, SpecAugment, WindowDataset, segment_frames
 from .evaluation import Validator
@@ -30,6 +31,7 @@ def train_config(train_cfg: dict[str, Any]) -> TrainConfig:
         warmup_epochs=train_cfg["warmup_epochs"], mixup_alpha=train_cfg["mixup_alpha"],
         mixup_prob=train_cfg["mixup_prob"], grad_clip=train_cfg["grad_clip"],
         n_segments=n_segments(train_cfg), seed=train_cfg["seed"], loss=train_cfg.get("loss", "bce"),
+        ema_decay=train_cfg.get("ema_decay", 0.0),
     )
 
 
@@ -43,10 +45,10 @@ def data_digest(train_table: pd.DataFrame, fold: int, model_cfg: dict, train_cfg
 
 def train_fold(folds: pd.DataFrame, classes: list[str], fold: int, cache: MelCache, params: MelParams,
                model_cfg: dict[str, Any], train_cfg: dict[str, Any], model_path: str | Path,
-               history_csv: str | Path, work_dir: str | Path) -> list[dict]:
+               history_csv: str | Path, work_dir: str | Path, noise_mels: str | Path | None = None) -> list[dict]:
     """Train on every fold but `fold`, validate on `fold` each epoch, write the kept model
     (best or last epoch, per train.keep) to `model_path`. `work_dir` holds the resumable
-    checkpoint while the run lasts."""
+    checkpoint while the run lasts; `noise_mels` the cached train.noise_dir, if any."""
     work_dir = Path(work_dir)
     train_table = folds[folds["fold"] != fold].reset_index(drop=True)
     held_out = folds[folds["fold"] == fold].reset_index(drop=True)
@@ -61,7 +63,7 @@ def train_fold(folds: pd.DataFrame, classes: list[str], fold: int, cache: MelCac
         secondary_weight=train_cfg["secondary_weight"], label_smoothing=train_cfg["label_smoothing"],
         weight_column=train_cfg["weight_column"],
         augment=SpecAugment(train_cfg["freq_mask"], train_cfg["time_mask"], train_cfg["n_masks"]),
-        short_clip=train_cfg["short_clip"],
+        short_clip=train_cfg["short_clip"], crop_augment=CropAugment.from_config(train_cfg, params, noise_mels),
     )
     batch_size = min(train_cfg["batch_size"], len(crops))
     loader = DataLoader(crops, batch_size=batch_size, shuffle=True, drop_last=True,
@@ -74,7 +76,8 @@ def train_fold(folds: pd.DataFrame, classes: list[str], fold: int, cache: MelCac
     torch.manual_seed(cfg.seed)  # the same initial weights on every run of this config
     model = SoundClassifier(model_cfg["backbone"], len(classes), pretrained=model_cfg["pretrained"],
                             pretrained_path=model_cfg["pretrained_path"], drop_rate=model_cfg["drop_rate"],
-                            drop_path_rate=model_cfg["drop_path_rate"], activation=activation_for(cfg.loss))
+                            drop_path_rate=model_cfg["drop_path_rate"], activation=activation_for(cfg.loss),
+                            head=model_cfg["head"])
     monitor = train_cfg["monitor"] if train_cfg["keep"] == "best" else None
     best_path = work_dir / "best.pt"
     history = train(model, loader, cfg, work_dir / "last.pt", history_csv, validate=validator, device=device,

@@ -1,5 +1,6 @@
 """The recipe's network: a timm backbone applied to 5 s segments of a 30 s crop, segment
-feature maps re-joined along time, GeM pooling and one linear head."""
+feature maps re-joined along time, then GeM pooling and one linear head, or an SED-style
+attention head over time."""
 
 from __future__ import annotations
 
@@ -21,6 +22,43 @@ class GeM(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.clamp(min=self.eps).pow(self.p).mean(dim=(-2, -1)).pow(1.0 / self.p)
+
+
+class GeMHead(nn.Module):
+    """The recipe's head: GeM over frequency and time, one linear layer."""
+
+    def __init__(self, in_features: int, n_classes: int):
+        super().__init__()
+        self.pool = GeM()
+        self.linear = nn.Linear(in_features, n_classes)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.pool(features))
+
+
+class AttentionHead(nn.Module):
+    """Sound-event-detection head (PANNs' attention block, as the BirdCLEF 2023-25 winners
+    use): the feature map averaged over frequency, smoothed over time (max + mean pooling of
+    3 frames), then per time step class logits and attention weights (softmax over time of
+    tanh scores); the clip's logits are the attention-weighted sum of the frame logits."""
+
+    def __init__(self, in_features: int, n_classes: int):
+        super().__init__()
+        self.attention = nn.Conv1d(in_features, n_classes, 1)
+        self.classify = nn.Conv1d(in_features, n_classes, 1)
+
+    def frame_logits(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(attention weights, class logits), each (B, classes, time)."""
+        x = features.mean(dim=2)
+        x = nn.functional.max_pool1d(x, 3, 1, 1) + nn.functional.avg_pool1d(x, 3, 1, 1)
+        return torch.softmax(torch.tanh(self.attention(x)), dim=-1), self.classify(x)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        weights, logits = self.frame_logits(features)
+        return (weights * logits).sum(dim=-1)
+
+
+HEADS = {"gem": GeMHead, "attention": AttentionHead}
 
 
 def split_segments(x: torch.Tensor, n_segments: int) -> torch.Tensor:
@@ -48,8 +86,10 @@ class SoundClassifier(nn.Module):
 
     def __init__(self, backbone: str, n_classes: int, pretrained: bool = False,
                  pretrained_path: str | None = None, drop_rate: float = 0.0, drop_path_rate: float = 0.0,
-                 activation: str = "sigmoid"):
+                 activation: str = "sigmoid", head: str = "gem"):
         super().__init__()
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {', '.join(HEADS)}, not {head!r}")
         if activation not in ("sigmoid", "softmax"):
             raise ValueError(f"activation must be sigmoid or softmax, not {activation!r}")
         self.activation = activation  # what turns logits into probabilities (matches the training loss)
@@ -60,14 +100,14 @@ class SoundClassifier(nn.Module):
             backbone, pretrained=pretrained or bool(pretrained_path), pretrained_cfg_overlay=overlay,
             in_chans=1, num_classes=0, global_pool="", drop_rate=drop_rate, drop_path_rate=drop_path_rate,
         )
-        self.pool = GeM()
-        self.head = nn.Linear(self.backbone.num_features, n_classes)
+        self.head_kind = head
+        self.head = HEADS[head](self.backbone.num_features, n_classes)
 
     def forward(self, x: torch.Tensor, n_segments: int = 1) -> torch.Tensor:
         # forward_features: the feature map before any timm head (some nets, e.g. MobileNetV3,
         # keep a conv head after their pooling), with `num_features` channels
         features = self.backbone.forward_features(split_segments(x, n_segments))
-        return self.head(self.pool(join_segments(features, n_segments)))
+        return self.head(join_segments(features, n_segments))
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         return probabilities(logits, self.activation)
@@ -96,8 +136,8 @@ def mixup(x: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor, alpha: 
 
 def save_model(path, model: SoundClassifier, meta: dict) -> None:
     """A fold's kept model: weights plus the JSON metadata that rebuilds it (backbone, class
-    names, mel parameters, window length, output activation), written atomically."""
-    meta = {**meta, "activation": model.activation}
+    names, mel parameters, window length, output activation, head), written atomically."""
+    meta = {**meta, "activation": model.activation, "head": model.head_kind}
     with atomic_path(path) as tmp:
         torch.save({"model": model.state_dict(), "meta": json.dumps(meta)}, tmp)
 
@@ -110,6 +150,7 @@ def load_model(path, device: torch.device | str = "cpu") -> tuple[SoundClassifie
     meta = json.loads(state["meta"])
     meta.setdefault("activation", "sigmoid")
     meta.setdefault("short_clip", "pad")
-    model = SoundClassifier(meta["backbone"], len(meta["classes"]), activation=meta["activation"])
+    meta.setdefault("head", "gem")
+    model = SoundClassifier(meta["backbone"], len(meta["classes"]), activation=meta["activation"], head=meta["head"])
     model.load_state_dict(state["model"])
     return model.to(device).eval(), meta

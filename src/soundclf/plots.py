@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.metrics import confusion_matrix, precision_recall_curve  # noqa: E402
 
-from .datasets import segment_frames, window_input  # noqa: E402
+from .datasets import segment_frames, window_input, window_start_frame  # noqa: E402
 from .evaluation import recording_scores, recording_truth  # noqa: E402
 from .mel import MelParams  # noqa: E402
 from .mel_cache import MelCache  # noqa: E402
@@ -202,7 +202,8 @@ def example_inputs(oof: pd.DataFrame, folds: pd.DataFrame, classes: list[str], c
         if not len(own):
             continue
         row = own.loc[own[name].idxmax()]
-        mel = cache.window(row["key"], round(row["start"] * params.frames_per_second), n_frames)  # window_plan's start
+        start = window_start_frame(round(row["start"] * params.frames_per_second), n_frames, cache.n_frames(row["key"]))
+        mel = cache.window(row["key"], start, n_frames)
         truth = " + ".join([labels.at[row["key"], "primary_label"], *labels.at[row["key"], "secondary_labels"]])
         top = sorted(((c, float(row[c])) for c in classes), key=lambda t: -t[1])[:3]
         examples.append((row["key"], row["start"], window_input(mel, n_frames, params.top_db), truth, top))

@@ -14,7 +14,7 @@ import torch
 from tqdm import tqdm
 
 from .audio import AudioDecodeError, CountedBlocks, skip_unusable, stream_mono
-from .datasets import window_input, window_plan
+from .datasets import window_input, window_plan, window_start_frame
 from .mel import LogMel, MelParams
 from .metrics import classification_report
 from .model import load_model
@@ -53,10 +53,11 @@ def load_ensemble(model_paths: list[str | Path], device: torch.device) -> tuple[
 
 def stream_windows(path: str | Path, logmel: LogMel, window_seconds: float,
                    n_frames: int, short_clip: str = "pad") -> Iterator[tuple[float, np.ndarray]]:
-    """(end second, model input) of each consecutive window of a recording (the windows of
-    window_plan), produced while the audio streams in: memory holds one decoded block and
-    one window of frames, however long the recording. A short last window is looped or
-    padded as the model was trained (`short_clip`)."""
+    """(end second, model input) of each window of a recording (the windows of window_plan),
+    produced while the audio streams in: memory holds one decoded block and one window of
+    frames, however long the recording. A recording shorter than a window is looped or padded
+    as the model was trained (`short_clip`); the last window of a longer one is pulled back to
+    end at its end, so the frames of the last window are kept until the stream ends."""
     params = logmel.params
     step = window_seconds * params.frames_per_second
     frames = np.zeros((params.n_mels, 0), dtype=np.float32)
@@ -64,15 +65,17 @@ def stream_windows(path: str | Path, logmel: LogMel, window_seconds: float,
     audio = CountedBlocks(stream_mono(path, params.sample_rate))
     for block in logmel.stream_db(audio):
         frames = np.concatenate([frames, block], axis=1)
-        while round(j * step) + n_frames <= offset + frames.shape[1]:
+        # a window is yielded once frames beyond it exist: only then is it not the last one
+        while round(j * step) + n_frames < offset + frames.shape[1]:
             start = round(j * step) - offset
             yield (j + 1) * window_seconds, window_input(frames[:, start : start + n_frames], n_frames, params.top_db, short_clip)
             j += 1
-        drop = round(j * step) - offset
+        drop = max(0, min(round(j * step) - offset, frames.shape[1] - n_frames))
         frames, offset = frames[:, drop:], offset + drop
+    total = offset + frames.shape[1]
     for _, start, _, end in window_plan(audio.samples / params.sample_rate, window_seconds, params)[j:]:
-        window = frames[:, start - offset : start - offset + n_frames]
-        yield end, window_input(window, n_frames, params.top_db, short_clip)
+        start = window_start_frame(start, n_frames, total) - offset
+        yield end, window_input(frames[:, start : start + n_frames], n_frames, params.top_db, short_clip)
 
 
 @torch.no_grad()

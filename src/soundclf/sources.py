@@ -132,6 +132,16 @@ def given_fold_values(data: dict[str, Any], folds: dict[str, Any]) -> list[str] 
     return sorted(values, key=lambda v: (int(v) if numeric else 0, v))
 
 
+def noise_recordings(noise_dir: str | Path, extensions=AUDIO_EXTENSIONS) -> list[tuple[str, str]]:
+    """(key, path) of every audio file under train.noise_dir (any depth); the key is the path
+    relative to the folder (config.check_config has checked that the folder exists)."""
+    found = [(Path(os.path.relpath(path, noise_dir)).as_posix(), path) for path in list_audio_files(noise_dir, extensions)]
+    if not found:
+        raise DataSourceError(f"train.noise_dir: folder '{noise_dir}' holds no audio file ({', '.join(extensions)}); "
+                              "add noise recordings or set it to null")
+    return found
+
+
 def is_int(text: str) -> bool:
     try:
         int(text)

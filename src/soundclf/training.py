@@ -1,5 +1,6 @@
-"""The training loop: AdamW, cosine schedule with warm-up, mixup, gradient clipping, mixed
-precision and channels-last on CUDA, atomic per-epoch checkpoints and automatic resume."""
+"""The training loop: AdamW, cosine schedule with warm-up, mixup, gradient clipping, an
+optional exponential moving average of the weights, mixed precision and channels-last on
+CUDA, atomic per-epoch checkpoints and automatic resume."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Callable
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from .atomic import atomic_path
@@ -34,6 +36,7 @@ class TrainConfig:
     n_segments: int = 6
     seed: int = 0
     loss: str = "bce"
+    ema_decay: float = 0.0  # 0: off
 
     def fingerprint(self) -> str:
         return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
@@ -111,7 +114,9 @@ def train(
     config and `context` (e.g. a digest of the training data); returns the per-epoch history
     (also written to `history_csv` each epoch). With `monitor` (a key `validate` returns;
     lower is better for names ending in 'loss') the weights of the best epoch so far are
-    written to `best_path`."""
+    written to `best_path`. With cfg.ema_decay an exponential moving average of the weights is
+    updated after every step; it is what validation scores, what `best_path` keeps and what
+    `model` holds at the end."""
     device = device or pick_device()
     fingerprint = hashlib.sha1(f"{cfg.fingerprint()}:{context}".encode()).hexdigest()[:16]
     cuda = device.type == "cuda"
@@ -124,6 +129,7 @@ def train(
     scheduler = cosine_with_warmup(optimizer, int(cfg.warmup_epochs * steps_per_epoch), cfg.epochs * steps_per_epoch)
     scaler = torch.amp.GradScaler("cuda", enabled=cuda)
     activation_for(cfg.loss)  # an unknown loss fails before any epoch
+    ema = weight_average(model, cfg.ema_decay)
     history: list[dict] = []
     start_epoch = 0
     best = None
@@ -136,6 +142,8 @@ def train(
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
             scaler.load_state_dict(state["scaler"])
+            if ema is not None:
+                ema.load_state_dict(state["ema"])
             torch.set_rng_state(state["rng"])
             history = json.loads(state["history"])
             start_epoch = int(state["epoch"])
@@ -164,25 +172,39 @@ def train(
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
+            if ema is not None:
+                ema.update_parameters(model)
             total, count = total + loss.item() * len(x), count + len(x)
             bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
         row = {"epoch": epoch + 1, "train_loss": total / max(1, count), "lr": scheduler.get_last_lr()[0]}
+        scored = model if ema is None else ema.module
         if validate is not None:
-            model.eval()
+            scored.eval()
             with torch.no_grad():
-                row.update(validate(model))
+                row.update(validate(scored))
         history.append(row)
         if monitor is not None and _improves(row.get(monitor), best, lower_is_better=monitor.endswith("loss")):
             best = float(row[monitor])
-            save_checkpoint(best_path, {"epoch": epoch + 1, "model": model.state_dict()})
+            save_checkpoint(best_path, {"epoch": epoch + 1, "model": scored.state_dict()})
         log.info("epoch %d: %s", epoch + 1, ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
         _write_history(history, history_csv)
         save_checkpoint(checkpoint_path, {
             "fingerprint": fingerprint, "epoch": epoch + 1, "model": model.state_dict(),
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "scaler": scaler.state_dict(), "rng": torch.get_rng_state(), "history": json.dumps(history), "best": best,
+            **({"ema": ema.state_dict()} if ema is not None else {}),
         })
+    if ema is not None:
+        model.load_state_dict(ema.module.state_dict())
     return history
+
+
+def weight_average(model: nn.Module, decay: float) -> AveragedModel | None:
+    """An exponential moving average of `model`'s weights and buffers (None when decay is 0):
+    ema = decay * ema + (1 - decay) * weights after every optimizer step."""
+    if not decay:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 def _improves(value: float | None, best: float | None, lower_is_better: bool) -> bool:

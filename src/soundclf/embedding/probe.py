@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ import torch
 from torch import nn
 
 from ..atomic import atomic_path
+from ..datasets import window_times
 from ..evaluation import fold_metrics, window_table
 from ..folds import multi_hot
 from ..model import probabilities
@@ -26,20 +26,16 @@ from .model import EmbeddingSpec, Embedder
 log = logging.getLogger(__name__)
 
 
-def n_windows(duration: float, segment_seconds: float) -> int:
-    """Consecutive evaluation windows covering a recording once (as datasets.window_plan)."""
-    return max(1, int(math.ceil(duration / segment_seconds - 1e-6)))
-
-
-def pool_windows(embeddings: np.ndarray, spec: EmbeddingSpec, count: int, segment_seconds: float) -> np.ndarray:
-    """(count, dim): the mean of the embeddings whose window centre falls in each evaluation
-    window, or the nearest one where none does (a short recording, a last partial window)."""
+def pool_windows(embeddings: np.ndarray, spec: EmbeddingSpec, windows: list[tuple[float, float]]) -> np.ndarray:
+    """(windows, dim): the mean of the embeddings whose window centre falls in each evaluation
+    window (start, end) of datasets.window_times, or the nearest one where none does (a
+    recording shorter than an embedding window)."""
     centres = np.arange(len(embeddings)) * spec.hop_seconds + spec.window_seconds / 2
-    pooled = np.empty((count, embeddings.shape[1]), dtype=np.float32)
-    for j in range(count):
-        inside = (centres >= j * segment_seconds) & (centres < (j + 1) * segment_seconds)
+    pooled = np.empty((len(windows), embeddings.shape[1]), dtype=np.float32)
+    for j, (start, end) in enumerate(windows):
+        inside = (centres >= start) & (centres < end)
         pooled[j] = embeddings[inside].mean(axis=0) if inside.any() else \
-            embeddings[np.argmin(np.abs(centres - (j + 0.5) * segment_seconds))]
+            embeddings[np.argmin(np.abs(centres - (start + end) / 2))]
     return pooled
 
 
@@ -48,9 +44,9 @@ def window_features(table: pd.DataFrame, cache: EmbeddingCache, spec: EmbeddingS
     """Every evaluation window of every recording: (key, start, end) and its pooled embedding."""
     rows, features = [], []
     for key, duration in zip(table["key"], table["duration"]):
-        count = n_windows(duration, segment_seconds)
-        features.append(pool_windows(cache.embeddings(key), spec, count, segment_seconds))
-        rows += [(key, j * segment_seconds, (j + 1) * segment_seconds) for j in range(count)]
+        windows = window_times(duration, segment_seconds)
+        features.append(pool_windows(cache.embeddings(key), spec, windows))
+        rows += [(key, start, end) for start, end in windows]
     return pd.DataFrame(rows, columns=["key", "start", "end"]), np.concatenate(features)
 
 
@@ -171,9 +167,9 @@ def predict_probe_folder(files: list[Path], model_paths: list[str | Path], on_ba
 
     def predict_one(path):
         embeddings, seconds = embed_file(path, embedder)
-        count = n_windows(seconds, segment)
-        x = torch.from_numpy(pool_windows(embeddings, spec, count, segment))
+        windows = window_times(seconds, segment)
+        x = torch.from_numpy(pool_windows(embeddings, spec, windows))
         p = torch.stack([probabilities(probe(x), activation_for(m["loss"])) for probe, m in zip(probes, metas)])
-        return [(j + 1) * segment for j in range(count)], p.mean(0).numpy()
+        return [end for _, end in windows], p.mean(0).numpy()
 
     return submission_table(files, predict_one, meta["classes"], on_bad_audio)
