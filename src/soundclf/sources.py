@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +42,7 @@ def list_recordings(data: dict[str, Any]) -> list[Recording]:
     if data["layout"] == "folders":
         recordings = _scan_folders(audio_dir, data.get("extensions", AUDIO_EXTENSIONS))
     else:
-        recordings = _read_metadata(audio_dir, Path(data["metadata_csv"]), data["columns"])
+        recordings = _read_metadata(audio_dir, Path(data["metadata_csv"]), data["columns"], data.get("metadata_encoding"))
     return sorted(recordings, key=lambda r: r.key)
 
 
@@ -59,8 +61,9 @@ def _scan_folders(audio_dir: Path, extensions) -> list[Recording]:
     return found
 
 
-def _read_metadata(audio_dir: Path, metadata_csv: Path, columns: dict[str, str]) -> list[Recording]:
-    header, rows = read_metadata_table(metadata_csv)
+def _read_metadata(audio_dir: Path, metadata_csv: Path, columns: dict[str, str],
+                   encoding: str | None = None) -> list[Recording]:
+    header, rows = read_metadata_table(metadata_csv, encoding)
     for role in ("filename", "label", "class_id"):
         if columns.get(role) and columns[role] not in header:
             raise DataSourceError(
@@ -85,17 +88,52 @@ def _key(path: Path, audio_dir: Path) -> str:
         return path.as_posix().lstrip("/")
 
 
-def read_metadata_table(metadata_csv: str | Path) -> tuple[list[str], list[dict[str, str]]]:
-    """The metadata CSV's header and rows (a spreadsheet's UTF-8 byte-order mark removed)."""
+DELIMITERS = (",", ";", "\t")
+FALLBACK_ENCODING = "cp1252"  # what spreadsheet programs on Windows write for Western European text
+_told = set()
+
+
+def read_metadata_table(metadata_csv: str | Path, encoding: str | None = None) -> tuple[list[str], list[dict[str, str]]]:
+    """The metadata CSV's header and rows, as spreadsheet programs save them: a UTF-8
+    byte-order mark removed; comma, semicolon (European exports) or tab separated, whichever
+    the header line holds most of; UTF-8, or else Windows-1252 / Latin-1, said on stderr
+    (`encoding` given: that one only, e.g. data.metadata_encoding)."""
     metadata_csv = Path(metadata_csv)
     if not metadata_csv.is_file():
         raise DataSourceError(
             f"data.metadata_csv: file '{metadata_csv}' does not exist; set it to your metadata "
             "table, or use data.layout: folders for a folder-per-class tree."
         )
-    with open(metadata_csv, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        return list(reader.fieldnames or []), list(reader)
+    raw = metadata_csv.read_bytes()
+    text = _decode(raw, metadata_csv, encoding)
+    header_line = text.split("\n", 1)[0]
+    delimiter = max(DELIMITERS, key=header_line.count)  # ties: the first, ','
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+    return list(reader.fieldnames or []), list(reader)
+
+
+def _decode(raw: bytes, path: Path, encoding: str | None) -> str:
+    if encoding:
+        try:
+            return raw.decode(encoding)
+        except (UnicodeDecodeError, LookupError) as err:
+            raise DataSourceError(f"{path} cannot be read as data.metadata_encoding '{encoding}' ({err}); "
+                                  "set data.metadata_encoding to the encoding the file was saved in") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        position = err.start
+    for fallback in (FALLBACK_ENCODING, "latin-1"):
+        try:
+            text = raw.decode(fallback)
+        except UnicodeDecodeError:
+            continue
+        if path not in _told:
+            _told.add(path)
+            print(f"soundclf: {path} is not UTF-8 (byte {position}); read it as {fallback}. If names look wrong, "
+                  "set data.metadata_encoding to the encoding it was saved in (or save it as UTF-8)", file=sys.stderr)
+        return text
+    raise AssertionError("latin-1 decodes any bytes")
 
 
 def given_fold_values(data: dict[str, Any], folds: dict[str, Any]) -> list[str] | None:
@@ -108,7 +146,7 @@ def given_fold_values(data: dict[str, Any], folds: dict[str, Any]) -> list[str] 
             raise DataSourceError(f"folds.column: '{column}' needs a metadata table (data.layout: metadata); "
                                   "set it to null to compute folds")
         return None
-    header, rows = read_metadata_table(data["metadata_csv"])
+    header, rows = read_metadata_table(data["metadata_csv"], data.get("metadata_encoding"))
     if not column:
         if "fold" in header:
             raise DataSourceError(
