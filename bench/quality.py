@@ -208,6 +208,8 @@ def main() -> None:
     parser.add_argument("name", choices=sorted(DATASETS))
     parser.add_argument("data_dir", type=Path)
     parser.add_argument("--cnn-baseline", type=Path, help="a JSON written by bench/cnn_baseline.py on these features")
+    parser.add_argument("--baseline-here", action="store_true",
+                        help="train the CNN baseline in this run, on this machine (its wall time then compares)")
     args = parser.parse_args()
     work = WORK / "quality" / args.name
     work.mkdir(parents=True, exist_ok=True)
@@ -217,7 +219,11 @@ def main() -> None:
     result["plain_probe"] = plain_probe(table)
     result["mfcc_floor"] = mfcc_floor(table)
     write_features(table, DATASETS[args.name]["clip_seconds"], work / "features.npz")
-    if args.cnn_baseline:
+    if args.baseline_here:
+        from cnn_baseline import run as cnn_baseline
+
+        result["cnn_baseline"] = cnn_baseline(str(work / "features.npz"))
+    elif args.cnn_baseline:
         result["cnn_baseline"] = json.loads(args.cnn_baseline.read_text())
     (work / "quality.json").write_text(json.dumps(result, indent=2))
     print(table(result))

@@ -32,6 +32,8 @@ def test_pooling_takes_the_windows_whose_centre_falls_inside_or_the_nearest():
     assert pooled[:, 0].tolist() == [np.mean([0, 1, 2, 3]), np.mean([4, 5, 6, 7])]
     short = pool_windows(embeddings[:1], spec, window_times(0.4, 5.0))
     assert short[:, 0].tolist() == [0.0]
+    both = pool_windows(embeddings, spec, window_times(10.0, 5.0), "mean_max")
+    assert both.tolist() == [[1.5, 3.0], [5.5, 7.0]]  # mean and max of each window's embeddings
 
 
 class FakeCache:
@@ -48,18 +50,19 @@ class FakeCache:
         return x
 
 
-def test_a_folds_probe_never_sees_that_folds_recordings(tmp_path):
+@pytest.mark.parametrize("examples, pooling", [("windows", "mean"), ("recordings", "mean_max")])
+def test_a_folds_probe_never_sees_that_folds_recordings(tmp_path, examples, pooling):
     folds = pd.DataFrame({"key": [f"r{i}" for i in range(30)], "class_id": [i % 3 for i in range(30)],
                           "secondary_class_ids": [[] for _ in range(30)], "duration": 6.0,
                           "fold": [i % 3 for i in range(30)]})
     cache = FakeCache(folds)
     train = {"segment_seconds": 5.0, "secondary_weight": 1.0, "seed": 0, "loss": "ce"}
     meta = train_probe_fold(folds, ["a", "b", "c"], 1, cache, EmbeddingSpec(),
-                            {"probe": "linear", "probe_weight_decay": 1e-3, "probe_examples": "windows"},
-                            train, tmp_path / "model.pt")
+                            {"probe": "linear", "probe_weight_decay": 1e-3, "probe_examples": examples,
+                             "probe_pooling": pooling}, train, tmp_path / "model.pt")
     held_out = set(folds.loc[folds["fold"] == 1, "key"])
     assert not held_out & set(cache.read) and not held_out & set(meta["training_keys"])
-    assert len(meta["training_keys"]) == 20
+    assert len(meta["training_keys"]) == 20 and meta["dim"] == 8 * (2 if pooling == "mean_max" else 1)
 
 
 @needs_model

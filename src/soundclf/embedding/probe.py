@@ -26,26 +26,41 @@ from .model import EmbeddingSpec, Embedder
 log = logging.getLogger(__name__)
 
 
-def pool_windows(embeddings: np.ndarray, spec: EmbeddingSpec, windows: list[tuple[float, float]]) -> np.ndarray:
-    """(windows, dim): the mean of the embeddings whose window centre falls in each evaluation
+POOLINGS = ("mean", "mean_max")
+
+
+def pool(embeddings: np.ndarray, pooling: str) -> np.ndarray:
+    """One feature vector of a set of embeddings (n, dim): their mean, or their mean and
+    their per-dimension max side by side (2 * dim: a call heard in one window of many)."""
+    if pooling == "mean":
+        return embeddings.mean(axis=0)
+    if pooling == "mean_max":
+        return np.concatenate([embeddings.mean(axis=0), embeddings.max(axis=0)])
+    raise ValueError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
+
+
+def pool_windows(embeddings: np.ndarray, spec: EmbeddingSpec, windows: list[tuple[float, float]],
+                 pooling: str = "mean") -> np.ndarray:
+    """(windows, features): the pooled embeddings whose window centre falls in each evaluation
     window (start, end) of datasets.window_times, or the nearest one where none does (a
     recording shorter than an embedding window)."""
     centres = np.arange(len(embeddings)) * spec.hop_seconds + spec.window_seconds / 2
-    pooled = np.empty((len(windows), embeddings.shape[1]), dtype=np.float32)
-    for j, (start, end) in enumerate(windows):
+    pooled = []
+    for start, end in windows:
         inside = (centres >= start) & (centres < end)
-        pooled[j] = embeddings[inside].mean(axis=0) if inside.any() else \
-            embeddings[np.argmin(np.abs(centres - (start + end) / 2))]
-    return pooled
+        if not inside.any():
+            inside = np.arange(len(embeddings)) == np.argmin(np.abs(centres - (start + end) / 2))
+        pooled.append(pool(embeddings[inside], pooling))
+    return np.stack(pooled).astype(np.float32)
 
 
 def window_features(table: pd.DataFrame, cache: EmbeddingCache, spec: EmbeddingSpec,
-                    segment_seconds: float) -> tuple[pd.DataFrame, np.ndarray]:
-    """Every evaluation window of every recording: (key, start, end) and its pooled embedding."""
+                    segment_seconds: float, pooling: str = "mean") -> tuple[pd.DataFrame, np.ndarray]:
+    """Every evaluation window of every recording: (key, start, end) and its pooled embeddings."""
     rows, features = [], []
     for key, duration in zip(table["key"], table["duration"]):
         windows = window_times(duration, segment_seconds)
-        features.append(pool_windows(cache.embeddings(key), spec, windows))
+        features.append(pool_windows(cache.embeddings(key), spec, windows, pooling))
         rows += [(key, start, end) for start, end in windows]
     return pd.DataFrame(rows, columns=["key", "start", "end"]), np.concatenate(features)
 
@@ -104,27 +119,28 @@ def fit_probe(x: np.ndarray, y: np.ndarray, weights: np.ndarray, kind: str, loss
 
 def train_probe_fold(folds: pd.DataFrame, classes: list[str], fold: int, cache: EmbeddingCache, spec: EmbeddingSpec,
                      model_cfg: dict, train_cfg: dict, model_path: str | Path) -> dict:
-    """Fit fold `fold`'s probe on every other fold's recordings — their mean embeddings, or
-    every window with its recording's labels, each recording weighing one in all
-    (model.probe_examples) — and save it with what rebuilds it."""
+    """Fit fold `fold`'s probe on every other fold's recordings — all of a recording's
+    embeddings pooled into one example, or every window with its recording's labels, each
+    recording weighing one in all (model.probe_examples; pooling: model.probe_pooling) — and
+    save it with what rebuilds it."""
     train_table = folds[folds["fold"] != fold].reset_index(drop=True)
-    windows, x = window_features(train_table, cache, spec, train_cfg["segment_seconds"])
     labels = multi_hot(train_table, len(classes), train_cfg["secondary_weight"])
-    position = pd.Series(range(len(train_table)), index=train_table["key"])
-    keys = windows["key"]
-    weights = 1.0 / keys.groupby(keys).transform("size").to_numpy()
-    if model_cfg["probe_examples"] == "recordings":  # one example per recording: its windows' mean
-        x = pd.DataFrame(x).groupby(keys.to_numpy(), sort=False).mean().to_numpy(dtype=np.float32)
-        keys = keys.drop_duplicates()
-        weights = np.ones(len(x))
-    row = position[keys].to_numpy()
+    pooling = model_cfg["probe_pooling"]
+    if model_cfg["probe_examples"] == "recordings":  # one example per recording: all its embeddings pooled
+        x = np.stack([pool(cache.embeddings(key), pooling) for key in train_table["key"]]).astype(np.float32)
+        row, weights = np.arange(len(train_table)), np.ones(len(train_table))
+    else:  # every evaluation window, each recording weighing one in all
+        windows, x = window_features(train_table, cache, spec, train_cfg["segment_seconds"], pooling)
+        keys = windows["key"]
+        row = pd.Series(range(len(train_table)), index=train_table["key"])[keys].to_numpy()
+        weights = 1.0 / keys.groupby(keys).transform("size").to_numpy()
     loss = train_cfg["loss"]
     log.info("fold %d: %s probe on %d examples (%s) of %d recordings (%d-dim %s embeddings), loss %s",
              fold, model_cfg["probe"], len(x), model_cfg["probe_examples"], len(train_table), x.shape[1], spec.model, loss)
     probe = fit_probe(x, labels[row], weights, model_cfg["probe"], loss, model_cfg["probe_weight_decay"],
                       seed=train_cfg["seed"])
     log.info("fold %d: final training loss %.4f", fold, probe.final_loss)
-    meta = {"kind": "embedding_probe", "probe": model_cfg["probe"], "classes": classes, "fold": fold,
+    meta = {"kind": "embedding_probe", "probe": model_cfg["probe"], "pooling": pooling, "classes": classes, "fold": fold,
             "train_loss": probe.final_loss,
             "embedding": spec.__dict__, "segment_seconds": train_cfg["segment_seconds"], "loss": loss,
             "dim": int(x.shape[1]), "training_keys": sorted(train_table["key"])}
@@ -149,7 +165,8 @@ def evaluate_probe_fold(model_path: str | Path, folds: pd.DataFrame, fold: int, 
     table and metrics of evaluation.evaluate_fold."""
     probe, meta = load_probe(model_path)
     held_out = folds[folds["fold"] == fold].reset_index(drop=True)
-    windows, x = window_features(held_out, cache, EmbeddingSpec(**meta["embedding"]), meta["segment_seconds"])
+    windows, x = window_features(held_out, cache, EmbeddingSpec(**meta["embedding"]), meta["segment_seconds"],
+                                 meta.get("pooling", "mean"))
     p = probabilities(probe(torch.from_numpy(x)), activation_for(meta["loss"])).numpy()
     table = window_table(windows, p, meta["classes"])
     table.insert(0, "fold", fold)
@@ -168,7 +185,7 @@ def predict_probe_folder(files: list[Path], model_paths: list[str | Path], on_ba
     def predict_one(path):
         embeddings, seconds = embed_file(path, embedder)
         windows = window_times(seconds, segment)
-        x = torch.from_numpy(pool_windows(embeddings, spec, windows))
+        x = torch.from_numpy(pool_windows(embeddings, spec, windows, meta.get("pooling", "mean")))
         p = torch.stack([probabilities(probe(x), activation_for(m["loss"])) for probe, m in zip(probes, metas)])
         return [end for _, end in windows], p.mean(0).numpy()
 
