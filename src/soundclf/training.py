@@ -15,7 +15,7 @@ from typing import Callable
 
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
 from .atomic import atomic_path
@@ -200,11 +200,25 @@ def train(
 
 
 def weight_average(model: nn.Module, decay: float) -> AveragedModel | None:
-    """An exponential moving average of `model`'s weights and buffers (None when decay is 0):
-    ema = decay * ema + (1 - decay) * weights after every optimizer step."""
+    """An exponential moving average of `model`'s weights and buffers (None when decay is 0),
+    updated after every optimizer step with timm's warm-up: the n-th update uses
+    min(decay, (1 + n) / (10 + n)), so the average follows the recent weights early on and,
+    in a run shorter than ~9 / (1 - decay) steps, spans about its last ninth. Without it a
+    from-scratch run of a few thousand steps at decay 0.999 averages weights too far apart
+    to be one network (ESC-10: chance accuracy)."""
     if not decay:
         return None
-    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], n_averaged: torch.Tensor) -> None:
+        n = int(n_averaged)
+        weight = 1.0 - min(decay, (1.0 + n) / (10.0 + n))
+        for a, c in zip(averaged, current):
+            if a.is_floating_point():
+                a.lerp_(c, weight)
+            else:  # e.g. BatchNorm's num_batches_tracked
+                a.copy_(c)
+
+    return AveragedModel(model, multi_avg_fn=update, use_buffers=True)
 
 
 def _improves(value: float | None, best: float | None, lower_is_better: bool) -> bool:
