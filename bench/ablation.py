@@ -34,6 +34,8 @@ VARIANTS = {  # name -> (what changed, overrides of the default config)
     "mixup": ("mixup on every batch, α 0.4", {"train": {"mixup_prob": 1.0, "mixup_alpha": 0.4}}),
     "ema": ("EMA of the weights, decay 0.999", {"train": {"ema_decay": 0.999}}),
     "attention": ("SED attention head instead of GeM", {"model": {"head": "attention"}}),
+    "specaugment_shift_gain": ("SpecAugment, time shift and gain together (the two gains above)",
+                               {"train": {"freq_mask": 16, "time_mask": 20, "time_shift_seconds": 2.5, "gain_db": 6}}),
 }
 
 
@@ -74,15 +76,27 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def flat(result: dict) -> dict:
+    """bench/results.json keys: ablation.<dataset>.<variant>.mean/std/diff_mean/diff_std."""
+    return {f"ablation.{result['dataset']}.{v}.{key}": round(r[key], 4)
+            for v, r in result["variants"].items() for key in ("mean", "std", "diff_mean", "diff_std")}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("name", help="a dataset bench/quality.py has run (its working folder is reused)")
     parser.add_argument("--folds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS),
-                        help="the first is the reference of the paired differences")
+                        help="the first is the reference of the paired differences (give 'default' first)")
     args = parser.parse_args()
     result = run(args.name, args.folds, args.variants)
-    (WORK / "quality" / args.name / "ablation.json").write_text(json.dumps(result, indent=2))
+    out = WORK / "quality" / args.name / "ablation.json"
+    if out.exists():  # keep the rows of earlier runs on the same folds (rerun one with --variants default NAME)
+        earlier = json.loads(out.read_text())
+        if earlier["folds"] == result["folds"]:
+            result["variants"] = {v: (result["variants"].get(v) or earlier["variants"][v]) for v in VARIANTS
+                                  if v in result["variants"] or v in earlier["variants"]}
+    out.write_text(json.dumps(result, indent=2))
     print(table(result))
 
 

@@ -6,8 +6,9 @@ simply here, on the same folds, in one run.
 
 Rows (recording-level top-1 accuracy, mean ± std over folds, wall time):
 - soundclf `cnn`: the default config (a CNN from scratch on log-mels) with the dataset's folds;
+- soundclf `cnn_augmented`: the same with SpecAugment, time shift and gain (AUGMENTED);
 - soundclf `birdnet_probe`: an embedding_probe experiment (BirdNET V2.4, linear probe);
-- soundclf `ensemble`: the two averaged (weights chosen on OOF: optimistic);
+- soundclf `ensemble`: the experiments averaged (weights chosen on OOF: optimistic);
 - plain probe: scikit-learn logistic regression on mean-pooled BirdNET V2.4 embeddings, read
   straight from the TFLite model (not through soundclf);
 - MFCC floor: 20 MFCCs (+ deltas), their mean and std per recording, logistic regression;
@@ -38,7 +39,11 @@ DATASETS = {  # how each set is laid out and folded (its published folds where i
     "xenocanto": {"data": {"layout": "metadata", "audio_dir": "train_audio", "metadata_csv": "train_metadata.csv"},
                   "folds": {"n_folds": 3, "group_column": "author"}, "clip_seconds": 10.0},
 }
-EXPERIMENTS = {"cnn": None, "birdnet_probe": {"model": {"kind": "embedding_probe"}}}
+# the default CNN; the CNN with the augmentations that bench/ablation.py found to help on
+# ESC-10 (SpecAugment, time shift, gain); the BirdNET probe
+AUGMENTED = {"train": {"freq_mask": 16, "time_mask": 20, "time_shift_seconds": 2.5, "gain_db": 6}}
+EXPERIMENTS = {"cnn": None, "cnn_augmented": AUGMENTED, "birdnet_probe": {"model": {"kind": "embedding_probe"}}}
+PROBES = {"birdnet_probe"}
 
 
 def run_soundclf(name: str, data_dir: Path, work: Path) -> dict:
@@ -51,14 +56,15 @@ def run_soundclf(name: str, data_dir: Path, work: Path) -> dict:
               "ensemble": {"metric": "recording.accuracy"}}
     (work / "config.yaml").write_text(yaml.safe_dump(config))
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(work), "--cores", "2",
-                    "--configfile", str(work / "config.yaml")], check=True, capture_output=True)
+    with open(work / "workflow.log", "w") as log:  # Snakemake's and the jobs' progress
+        subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(work), "--cores", "2",
+                        "--configfile", str(work / "config.yaml")], check=True, stdout=log, stderr=subprocess.STDOUT)
     out = {"workflow_seconds": time.perf_counter() - start}
     for exp in EXPERIMENTS:
         cv = json.loads((work / f"results/experiments/{exp}/oof/cv_metrics.json").read_text())
         out[exp] = fold_stats([f["recording"]["accuracy"] for f in cv["per_fold"]])
         bench = sorted((work / "results/benchmarks").glob(f"*/{exp}/*.tsv")) + (
-            sorted((work / "results/benchmarks/embed_shard").glob("*/*.tsv")) if exp != "cnn" else
+            sorted((work / "results/benchmarks/embed_shard").glob("*/*.tsv")) if exp in PROBES else
             sorted((work / "results/benchmarks/mel_shard").glob("*/*.tsv")))
         out[exp]["job_seconds"] = float(sum(pd.read_csv(p, sep="\t")["s"].iloc[0] for p in bench))
     ensemble = json.loads((work / "results/experiments/ensemble/ensemble.json").read_text())
@@ -169,7 +175,8 @@ def write_features(table: pd.DataFrame, clip_seconds: float, out: Path) -> None:
 def flat(result: dict) -> dict:
     """bench/results.json keys: quality.<dataset>.<row>.mean/std/seconds, .metric, .best.mean."""
     name, soundclf = result["dataset"], result["soundclf"]
-    rows = {"soundclf": soundclf["cnn"], "soundclf_probe": soundclf["birdnet_probe"],
+    rows = {"soundclf": soundclf["cnn"], "soundclf_augmented": soundclf["cnn_augmented"],
+            "soundclf_probe": soundclf["birdnet_probe"],
             "ensemble": soundclf["ensemble"], "plain_probe": result["plain_probe"],
             "mfcc_floor": result["mfcc_floor"], **({"baseline": result["cnn_baseline"]} if "cnn_baseline" in result else {})}
     out = {f"quality.{name}.metric": result["metric"]}
@@ -177,7 +184,7 @@ def flat(result: dict) -> dict:
         for key in ("mean", "std", "seconds", "job_seconds"):
             if isinstance(value.get(key), (int, float)):
                 out[f"quality.{name}.{row}.{key}"] = round(float(value[key]), 4)
-    best = max(("soundclf", "soundclf_probe"), key=lambda r: rows[r]["mean"])
+    best = max(("soundclf", "soundclf_augmented", "soundclf_probe"), key=lambda r: rows[r]["mean"])
     out[f"quality.{name}.best.mean"] = round(rows[best]["mean"], 4)
     out[f"quality.{name}.best.row"] = best
     return out
@@ -186,8 +193,10 @@ def flat(result: dict) -> dict:
 def table(result: dict) -> str:
     s, n = result["soundclf"], result["dataset"]
     rows = [("soundclf: CNN (default config)", s["cnn"], f"{s['cnn']['job_seconds']:.0f} s of jobs"),
+            ("soundclf: CNN + SpecAugment, time shift, gain", s["cnn_augmented"],
+             f"{s['cnn_augmented']['job_seconds']:.0f} s of jobs"),
             ("soundclf: BirdNET probe experiment", s["birdnet_probe"], f"{s['birdnet_probe']['job_seconds']:.0f} s of jobs"),
-            ("soundclf: ensemble of the two (chosen on OOF: optimistic, pooled)", s["ensemble"], "—"),
+            ("soundclf: ensemble of the experiments (chosen on OOF: optimistic, pooled)", s["ensemble"], "—"),
             ("plain probe (bench): BirdNET mean-pooled + logistic regression", result["plain_probe"],
              f"{result['plain_probe']['seconds']:.0f} s"),
             ("MFCC statistics + logistic regression (floor)", result["mfcc_floor"], f"{result['mfcc_floor']['seconds']:.0f} s")]

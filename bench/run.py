@@ -11,6 +11,7 @@ from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).parents[1] / "src")]
 
+import ablation  # noqa: E402
 import cache_build  # noqa: E402
 import input_loss  # noqa: E402
 import quality  # noqa: E402
@@ -35,6 +36,7 @@ def main() -> None:
     q = args.quick
     # quality.py takes tens of minutes per dataset: its own run writes the JSON collected here
     qualities = [json.loads(p.read_text()) for p in sorted((WORK / "quality").glob("*/quality.json"))]
+    ablations = [json.loads(p.read_text()) for p in sorted((WORK / "quality").glob("*/ablation.json"))]
     sections = [
         ("1. Mel cache build", "python bench/cache_build.py", cache_build.table(
             cache_build.run(n_files=3 if q else 16, seconds=20 if q else 60))),
@@ -51,6 +53,9 @@ def main() -> None:
         ("7. Model quality on real recordings", "python bench/quality.py NAME DATA_DIR",
          "\n\n".join(quality.table(r) for r in qualities) or
          "Not run: `python bench/quality.py esc10 /work/data/esc10` (and xenocanto) writes the figures."),
+        ("8. CNN ablation on real recordings", "python bench/ablation.py NAME --folds 0 1 2",
+         "\n\n".join(ablation.table(r) for r in ablations) or
+         "Not run: after bench/quality.py, `python bench/ablation.py esc10` writes the figures."),
     ]
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
     lines = ["# Benchmarks", "",
@@ -61,6 +66,7 @@ def main() -> None:
                   body, ""]
     Path(args.out).write_text("\n".join(lines))
     figures = {k: v for r in qualities for k, v in quality.flat(r).items()}
+    figures |= {k: v for r in ablations for k, v in ablation.flat(r).items()}
     (Path(args.out).parent / "results.json").write_text(json.dumps(figures, indent=1, sort_keys=True) + "\n")
     print("\n".join(lines))
 

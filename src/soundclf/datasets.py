@@ -157,8 +157,8 @@ def window_start_frame(start_frame: int, n_frames: int, recording_frames: int) -
 
 def window_input(mel: np.ndarray, n_frames: int, top_db: float | None, short_clip: str = "pad") -> np.ndarray:
     """A (n_mels, <=n_frames) dB window as the model sees it: floored at top_db below its
-    maximum, a clip shorter than the window brought to n_frames as in training (fill_short: looped, or padded with its floor),
-    scaled."""
+    maximum, a clip shorter than the window brought to n_frames as in training (fill_short:
+    looped, or padded with its floor), scaled."""
     mel = floor_segments(mel, top_db, n_frames)
     if mel.shape[1] < n_frames:
         mel = fill_short(mel, n_frames, short_clip)
