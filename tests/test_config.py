@@ -62,3 +62,16 @@ def test_crop_must_be_a_whole_number_of_segments():
     config["train"]["crop_seconds"] = 12
     with pytest.raises(ConfigError, match="train.crop_seconds"):
         check_config(config)
+
+
+def test_the_short_clip_preset_is_the_default_plus_its_augmentations():
+    """configs/clips.yaml: SpecAugment, time shift and gain on, noise and mixup off; every
+    other model and training key as the default (what bench/quality.py measures as
+    cnn_augmented)."""
+    default, clips = merged(), merged("configs/clips.yaml")
+    changed = {k for k in clips["train"] if clips["train"][k] != default["train"][k]}
+    assert changed == {"freq_mask", "time_mask", "time_shift_seconds", "gain_db"}
+    assert clips["model"] == default["model"] and clips["mel"] == default["mel"]
+    assert clips["train"]["mixup_prob"] == 0 and not clips["train"]["white_noise_snr_db"]
+    with pytest.raises(ConfigError, match="data.audio_dir"):  # placeholders for the user's own data
+        check_config(clips)
