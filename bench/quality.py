@@ -223,11 +223,11 @@ def main() -> None:
     work = WORK / "quality" / args.name
     work.mkdir(parents=True, exist_ok=True)
     result = {"dataset": args.name, "metric": "accuracy", "soundclf": run_soundclf(args.name, args.data_dir, work)}
-    table = recordings(work)
-    result["n_recordings"], result["n_classes"] = len(table), int(table["class_id"].nunique())
-    result["plain_probe"] = plain_probe(table)
-    result["mfcc_floor"] = mfcc_floor(table)
-    write_features(table, DATASETS[args.name]["clip_seconds"], work / "features.npz")
+    listed = recordings(work)
+    result["n_recordings"], result["n_classes"] = len(listed), int(listed["class_id"].nunique())
+    result["plain_probe"] = plain_probe(listed)
+    result["mfcc_floor"] = mfcc_floor(listed)
+    write_features(listed, DATASETS[args.name]["clip_seconds"], work / "features.npz")
     if args.baseline_here:
         from cnn_baseline import run as cnn_baseline
 
