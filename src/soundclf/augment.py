@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 import torch
 
-from .mel import LogMel, MelParams
+from .mel import LogMel, MelParams, fill_short
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +48,6 @@ def draw_window(lengths: np.ndarray, n_frames: int, rng: np.random.Generator) ->
     return item, int(rng.integers(0, max(1, lengths[item] - n_frames + 1)))
 
 
-def loop_to(mel: np.ndarray, n_frames: int) -> np.ndarray:
-    return np.tile(mel, (1, -(-n_frames // mel.shape[1])))[:, :n_frames]
-
-
 class NoiseRecordings:
     """Random windows of the noise recordings in one HDF5 file (written by
     mel_cache.write_shard: one (n_mels, frames) dB dataset per recording); a recording
@@ -75,7 +71,7 @@ class NoiseRecordings:
             self._file, self._pid = h5py.File(self.path, "r"), os.getpid()
         item, start = draw_window(self.lengths, n_frames, rng)
         window = self._file[self.keys[item]][:, start : start + n_frames].astype(np.float32)
-        return loop_to(window, n_frames), self.keys[item]
+        return fill_short(window, n_frames, "loop"), self.keys[item]
 
 
 NOISE_COLOURS = ("white", "pink")
@@ -108,7 +104,7 @@ class SyntheticNoise:
 
     def draw(self, n_frames: int, rng: np.random.Generator) -> tuple[np.ndarray, str]:
         _, start = draw_window(np.array([self.mel.shape[1]], dtype=np.float64), n_frames, rng)
-        return loop_to(self.mel[:, start : start + n_frames], n_frames), self.colour
+        return fill_short(self.mel[:, start : start + n_frames], n_frames, "loop"), self.colour
 
 
 @dataclass

@@ -12,6 +12,7 @@ import copy
 import hashlib
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 from .config import ConfigError
@@ -48,8 +49,6 @@ def load_config(*config_files) -> dict[str, Any]:
     """The configuration Snakemake builds from the repository's config.yaml and
     `config_files` over it (nested keys merged), schema defaults filled in: for tools that
     need a workflow's paths without running it (tests, benchmarks)."""
-    from pathlib import Path
-
     import yaml
     from snakemake.utils import update_config, validate
 
@@ -90,8 +89,6 @@ def noise_digest(config: dict[str, Any]) -> str | None:
     noise_dir = config["train"].get("noise_dir")
     if config["model"].get("kind", "cnn") != "cnn" or not noise_dir:
         return None
-    from pathlib import Path
-
     return _digest({"noise_dir": str(Path(noise_dir).resolve())})
 
 

@@ -70,6 +70,24 @@ def floor_segments(mel: np.ndarray, top_db: float | None, segment_frames: int) -
     return out
 
 
+SHORT_CLIP_MODES = ("loop", "pad")
+
+
+def fill_short(mel: np.ndarray, n_frames: int, short_clip: str, offset: int = 0) -> np.ndarray:
+    """A (n_mels, t <= n_frames) dB array brought to n_frames, the one way training, evaluation
+    and prediction all use (train.short_clip; noise windows of augment.py loop): `loop` tiles it (starting `offset` frames into
+    it), `pad` puts it `offset` frames into the window and fills the rest with its quietest
+    dB (its floor)."""
+    t = mel.shape[1]
+    if short_clip == "loop" and t > 0:
+        return np.tile(mel, (1, -(-(n_frames + offset) // t)))[:, offset : offset + n_frames]
+    if short_clip not in SHORT_CLIP_MODES:
+        raise ValueError(f"short_clip must be one of {SHORT_CLIP_MODES}, not {short_clip!r}")
+    out = np.full((mel.shape[0], n_frames), mel.min() if mel.size else -80.0, dtype=mel.dtype)
+    out[:, offset : offset + t] = mel
+    return out
+
+
 class LogMel(nn.Module):
     """Waveform (..., samples) -> log-mel in dB (..., n_mels, frames).
 

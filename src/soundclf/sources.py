@@ -54,7 +54,7 @@ def _scan_folders(audio_dir: Path, extensions) -> list[Recording]:
         )
     found = []
     for path in list_audio_files(audio_dir, extensions):
-        key = Path(os.path.relpath(path, audio_dir)).as_posix()
+        key = relative_key(path, audio_dir)
         if "/" not in key:
             continue  # files directly under audio_dir have no class folder
         found.append(Recording(key, str(audio_dir / key), key.split("/", 1)[0], {}))
@@ -75,6 +75,11 @@ def _read_metadata(audio_dir: Path, metadata_csv: Path, columns: dict[str, str],
         path = Path(row[columns["filename"]].strip())
         recordings.append(Recording(_key(path, audio_dir), str(audio_dir / path), row[columns["label"]].strip(), row))
     return recordings
+
+
+def relative_key(path: str | Path, folder: str | Path) -> str:
+    """The key of a file found under `folder`: its path relative to it, with '/' separators."""
+    return Path(os.path.relpath(path, folder)).as_posix()
 
 
 def _key(path: Path, audio_dir: Path) -> str:
@@ -123,17 +128,15 @@ def _decode(raw: bytes, path: Path, encoding: str | None) -> str:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         position = err.start
-    for fallback in (FALLBACK_ENCODING, "latin-1"):
-        try:
-            text = raw.decode(fallback)
-        except UnicodeDecodeError:
-            continue
-        if path not in _told:
-            _told.add(path)
-            print(f"soundclf: {path} is not UTF-8 (byte {position}); read it as {fallback}. If names look wrong, "
-                  "set data.metadata_encoding to the encoding it was saved in (or save it as UTF-8)", file=sys.stderr)
-        return text
-    raise AssertionError("latin-1 decodes any bytes")
+    try:
+        text, used = raw.decode(FALLBACK_ENCODING), FALLBACK_ENCODING
+    except UnicodeDecodeError:  # bytes Windows-1252 leaves undefined: Latin-1 decodes any byte
+        text, used = raw.decode("latin-1"), "latin-1"
+    if path not in _told:
+        _told.add(path)
+        print(f"soundclf: {path} is not UTF-8 (byte {position}); read it as {used}. If names look wrong, "
+              "set data.metadata_encoding to the encoding it was saved in (or save it as UTF-8)", file=sys.stderr)
+    return text
 
 
 def given_fold_values(data: dict[str, Any], folds: dict[str, Any]) -> list[str] | None:
@@ -173,7 +176,7 @@ def given_fold_values(data: dict[str, Any], folds: dict[str, Any]) -> list[str] 
 def noise_recordings(noise_dir: str | Path, extensions=AUDIO_EXTENSIONS) -> list[tuple[str, str]]:
     """(key, path) of every audio file under train.noise_dir (any depth); the key is the path
     relative to the folder (config.check_config has checked that the folder exists)."""
-    found = [(Path(os.path.relpath(path, noise_dir)).as_posix(), path) for path in list_audio_files(noise_dir, extensions)]
+    found = [(relative_key(path, noise_dir), path) for path in list_audio_files(noise_dir, extensions)]
     if not found:
         raise DataSourceError(f"train.noise_dir: folder '{noise_dir}' holds no audio file ({', '.join(extensions)}); "
                               "add noise recordings or set it to null")
