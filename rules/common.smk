@@ -5,6 +5,8 @@ CLASSES_TABLE = f"{RESULTS}/index/classes.csv"
 REJECTED_TABLE = f"{RESULTS}/index/rejected.csv"
 INDEX_SUMMARY = f"{RESULTS}/index/summary.json"
 FOLDS_TABLE = f"{RESULTS}/folds/folds.csv"
+ANNOTATIONS_TABLE = f"{RESULTS}/index/annotations.csv"
+ANNOTATED = any(DATA["annotations"][k] for k in ("table", "negatives", "raven_dir"))
 N_SHARDS = config["cache"]["n_shards"]
 
 # Experiments: each one's whole config; its mel cache is the folder of its mel digest, so
@@ -82,6 +84,22 @@ def existing_recordings():
 
 def all_audio(wildcards):
     return [r.path for r in existing_recordings()]
+
+
+def annotation_sources(wildcards):
+    """The annotation files data.annotations names (the demo's tables once written)."""
+    annotations = DATA["annotations"]
+    files = [annotations[k] for k in ("table", "negatives") if annotations[k]]
+    if DATA["layout"] == "demo":
+        return files + [checkpoints.make_demo.get().output.annotations]
+    if annotations["raven_dir"]:
+        files += sorted(str(p) for p in Path(annotations["raven_dir"]).rglob("*.txt"))
+    return files
+
+
+def annotations_input(wildcards):
+    """The checked annotations training and evaluation read: [] or [its path]."""
+    return [ANNOTATIONS_TABLE] if ANNOTATED else []
 
 
 def noise_recordings(noise):

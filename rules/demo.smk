@@ -7,6 +7,8 @@ checkpoint make_demo:
         metadata=f"{demo_dir(config)}/train_metadata.csv",
         soundscapes=directory(f"{demo_dir(config)}/soundscapes"),
         soundscape_labels=f"{demo_dir(config)}/soundscape_labels.csv",
+        annotations=directory(f"{demo_dir(config)}/annotations"),
+        soundscape_annotations=directory(f"{demo_dir(config)}/soundscape_annotations"),
     params:
         demo=config["demo"],
     conda:

@@ -6,10 +6,12 @@ rule evaluate_fold:
         model=f"{MODEL_DIR}/fold{{fold}}/model.pt",
         folds=FOLDS_TABLE,
         features=exp_features,
+        annotations=annotations_input,
     output:
         windows=f"{OOF_DIR}/fold{{fold}}/windows.csv",
         metrics=f"{OOF_DIR}/fold{{fold}}/metrics.json",
     params:
+        annotations=DATA["annotations"],
         evaluate=lambda wc: EXPERIMENTS[wc.exp]["evaluate"],
         kind=lambda wc: EXPERIMENTS[wc.exp]["model"]["kind"],
         features_dir=lambda wc: features_dir(wc.exp),

@@ -21,3 +21,25 @@ rule index_audio:
         f"{BENCHMARKS}/index_audio.tsv"
     script:
         "../workflow_scripts/index_audio.py"
+
+
+# Strong labels (data.annotations): events checked against the index. Not an input of the
+# mel caches, so a changed annotation reruns training and evaluation only.
+rule index_annotations:
+    input:
+        recordings=INDEX_TABLE,
+        classes=CLASSES_TABLE,
+        sources=annotation_sources,
+    output:
+        annotations=ANNOTATIONS_TABLE,
+        rejected=f"{RESULTS}/index/annotations_rejected.csv",
+    params:
+        annotations={k: v for k, v in DATA["annotations"].items() if k not in ("complete", "min_overlap_seconds")},
+    conda:
+        CONDA_ENV
+    log:
+        f"{LOGS}/index_annotations.log",
+    benchmark:
+        f"{BENCHMARKS}/index_annotations.tsv"
+    script:
+        "../workflow_scripts/index_annotations.py"

@@ -10,10 +10,12 @@ rule train_fold:
         classes=CLASSES_TABLE,
         features=exp_features,
         noise=exp_noise_mels,
+        annotations=annotations_input,
     output:
         model=f"{MODEL_DIR}/fold{{fold}}/model.pt",
         history=f"{MODEL_DIR}/fold{{fold}}/history.csv",
     params:
+        annotations=DATA["annotations"],
         model=lambda wc: EXPERIMENTS[wc.exp]["model"],
         train=lambda wc: EXPERIMENTS[wc.exp]["train"],
         sample_rate=lambda wc: EXPERIMENTS[wc.exp]["audio"]["sample_rate"],

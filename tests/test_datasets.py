@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from conftest import tone, write
-from soundclf.datasets import (CropDataset, SpecAugment, WindowDataset, multi_hot_targets, normalise_db,
+from soundclf.datasets import (CropDataset, SpecAugment, WindowDataset, normalise_db,
                                sample_weights, segment_frames, window_input, window_times)
 from soundclf.mel import MelParams, floor_segments
 from soundclf.mel_cache import MelCache, shard_path, write_shard
@@ -34,7 +34,7 @@ def test_crops_have_the_crop_length_and_come_from_the_recording(cache):
     ds = CropDataset(table, mel_cache, n_classes=2, seg_frames=seg, n_segments=6, top_db=None)
     torch.manual_seed(0)
     for i, key in enumerate(table["key"]):
-        x, y, w = ds[i]
+        x, y, w, _ = ds[i]
         assert x.shape == (1, 16, 6 * seg)
         full = normalise_db(mel_cache.full(key))
         if full.shape[1] >= 6 * seg:  # a plain window: must equal some slice of the recording
@@ -62,10 +62,14 @@ def test_floor_segments_clamps_each_segment_separately():
     assert floor_segments(mel, None, 2) is mel
 
 
-def test_targets_secondary_weight_and_smoothing():
-    table = pd.DataFrame({"class_id": [0, 2], "secondary_class_ids": [[1], []]})
-    y = multi_hot_targets(table, 3, secondary_weight=0.5, label_smoothing=0.1)
-    np.testing.assert_allclose(y, [[0.95, 0.5 * 0.9 + 0.05, 0.05], [0.05, 0.05, 0.95]], rtol=1e-6)
+def test_targets_secondary_weight_and_smoothing_on_every_segment(cache):
+    mel_cache, table = cache
+    ds = CropDataset(table, mel_cache, n_classes=3, seg_frames=segment_frames(PARAMS, 1.0), n_segments=2,
+                     top_db=None, secondary_weight=0.5, label_smoothing=0.1)
+    torch.manual_seed(0)
+    _, y, _, strong = ds[0]  # class 0, secondary class 1
+    assert y.shape == (2, 3) and not strong
+    np.testing.assert_allclose(y, [[0.95, 0.5 * 0.9 + 0.05, 0.05]] * 2, rtol=1e-6)
 
 
 def test_sample_weights_scale_to_mean_one_and_fill_unrated(cache):

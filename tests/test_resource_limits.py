@@ -65,6 +65,6 @@ def test_training_crops_read_only_their_frames_from_a_long_recording(tmp_path):
     table = pd.DataFrame({"key": ["long"], "class_id": [0], "secondary_class_ids": [[]]})
     crops = CropDataset(table, cache, n_classes=1, seg_frames=313, n_segments=6)
     for _ in range(5):
-        x, _, _ = crops[0]
+        x, *_ = crops[0]
         assert x.shape[-1] == 6 * 313
     assert cache.frames_read == [6 * 313] * 5 and cache.n_frames("long") > 50 * 6 * 313

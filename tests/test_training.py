@@ -16,7 +16,9 @@ def tiny_loader():
     x = torch.randn(8, 1, 16, 24, generator=g)
     y = torch.eye(2)[torch.tensor([0, 1] * 4)]
     x[y[:, 0] == 1, :, :8] += 2.0  # class 0 is louder in the low bins: learnable
-    return DataLoader(TensorDataset(x, y, torch.ones(8)), batch_size=4, shuffle=False)
+    segments = y[:, None].expand(-1, 2, -1)  # weak targets on each of the 2 segments
+    return DataLoader(TensorDataset(x, segments, torch.ones(8), torch.zeros(8, dtype=torch.bool)), batch_size=4,
+                      shuffle=False)
 
 
 def config(epochs):

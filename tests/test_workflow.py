@@ -50,7 +50,8 @@ def planned_jobs(result) -> dict[str, int]:
 
 def write_config(workdir, extra=None, name="config.test.yaml"):
     config = {"data": {"layout": "metadata", "audio_dir": "data/train_audio",
-                       "metadata_csv": "data/train_metadata.csv"},
+                       "metadata_csv": "data/train_metadata.csv",
+                       "annotations": {"raven_dir": "data/annotations", "complete": True}},
               "predict": {"audio_dir": "data/soundscapes", "labels_csv": "data/soundscape_labels.csv"}} | SMALL | (extra or {})
     (workdir / name).write_text(yaml.safe_dump(config))
     return name
@@ -119,6 +120,14 @@ def test_changing_top_db_retrains_but_reruns_no_mel_job(workdir):
     """top_db is applied when a segment is read, so the cache does not depend on it."""
     jobs = dry_run(workdir, built_config(workdir, {"mel": SMALL["mel"] | {"top_db": 60}}, "config.top_db.yaml"))
     assert jobs == {"train_fold": 4, "evaluate_fold": 4} | after_training()
+
+
+def test_changing_an_annotation_table_retrains_and_reevaluates_but_reruns_no_mel_job(workdir):
+    table = next((workdir / "data/annotations").rglob("*.selections.txt"))
+    lines = table.read_text().splitlines()
+    table.write_text("\n".join(lines[:-1]) + "\n")  # one selection fewer
+    jobs = dry_run(workdir, "config.test.yaml")
+    assert jobs == {"index_annotations": 1, "train_fold": 4, "evaluate_fold": 4} | after_training()
 
 
 def test_changing_fold_count_reruns_no_index_or_mel_job(workdir):
@@ -252,6 +261,14 @@ def test_model_stage_outputs(built_workdir):
     assert [m["fold"] for m in cv["per_fold"]] == [0, 1]
     assert {"mean", "std"} <= set(cv["mean_std"]["recording"]["padded_cmap"])
     assert "macro_roc_auc" in cv["pooled"]["recording"]
+    # strong labels: every recording is annotated (the tiny dataset's Raven tables), window
+    # metrics against the events each window holds, and against the weak labels apart
+    annotations = pd.read_csv(built_workdir / "results/index/annotations.csv")
+    assert set(annotations.loc[annotations["kind"] == "annotated", "key"]) == set(folds["key"])
+    assert pd.read_csv(built_workdir / "results/index/annotations_rejected.csv").empty
+    assert sum(m["n_annotated_recordings"] for m in cv["per_fold"]) == len(folds)
+    assert {"window", "window_weak"} <= set(cv["mean_std"])
+    assert "strong labels: " in (built_workdir / "results/logs/train_fold/recipe/fold0.log").read_text()
     per_class = pd.read_csv(results / "oof/per_class.csv")
     assert per_class["class"].tolist() == classes and (per_class["support"] > 0).all()
     for k in (0, 1):

@@ -5,6 +5,7 @@ import logging
 import pandas as pd
 import torch
 
+from soundclf.annotations import StrongLabels
 from soundclf.atomic import write_csv
 from soundclf.indexing import read_index
 from soundclf.logs import setup_logging
@@ -33,4 +34,5 @@ else:
     train_fold(folds, classes, fold, MelCache(p.features_dir, p.n_shards),
                MelParams.from_config({"sample_rate": p.sample_rate}, p.mel), p.model, p.train,
                snakemake.output.model, snakemake.output.history, p.work_dir,
-               noise_mels=snakemake.input.noise[0] if snakemake.input.noise else None)
+               noise_mels=snakemake.input.noise[0] if snakemake.input.noise else None,
+               strong=StrongLabels.from_config(next(iter(snakemake.input.annotations), None), p.annotations))

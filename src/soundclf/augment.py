@@ -133,9 +133,16 @@ class CropAugment:
     noises: list[NoiseMix] = field(default_factory=list)
     gain_db: float = 0.0
 
-    def __call__(self, crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        if self.shift_frames:
-            crop = np.roll(crop, int(rng.integers(-self.shift_frames, self.shift_frames + 1)), axis=1)
+    def draw_shift(self, rng: np.random.Generator) -> int:
+        """A time shift in frames (0 when shifting is off)."""
+        return int(rng.integers(-self.shift_frames, self.shift_frames + 1)) if self.shift_frames else 0
+
+    def __call__(self, crop: np.ndarray, rng: np.random.Generator, shift: int | None = None) -> np.ndarray:
+        """`shift`: a shift drawn beforehand (draw_shift), so that a crop's segment targets
+        can follow its frames."""
+        shift = self.draw_shift(rng) if shift is None else shift
+        if shift:
+            crop = np.roll(crop, shift, axis=1)
         for noise in self.noises:
             crop = noise(crop, rng)
         if self.gain_db:

@@ -11,6 +11,7 @@ import pandas as pd
 
 from .evaluation import recording_scores, recording_truth
 from .metrics import classification_report
+from .oof import METRIC_LEVELS
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +28,8 @@ def metric_of(cv: dict, name: str, fold: int | None = None) -> float:
 
 def split_metric(name: str) -> tuple[str, str]:
     level, _, metric = name.partition(".")
-    if level not in ("recording", "window") or not metric:
-        raise ValueError(f"metric {name!r}: write it as recording.<metric> or window.<metric> "
+    if level not in METRIC_LEVELS or not metric:
+        raise ValueError(f"metric {name!r}: write it as recording.<metric>, window.<metric> or window_weak.<metric> "
                          "(e.g. recording.padded_cmap, recording.accuracy)")
     return level, metric
 

@@ -93,6 +93,9 @@ def effective_data(config: dict[str, Any]) -> dict[str, Any]:
             audio_dir=str(demo_dir(config) / "train_audio"),
             metadata_csv=str(demo_dir(config) / "train_metadata.csv"),
             columns=dict(DEMO_COLUMNS),
+            # the demo knows where every call is: its Raven tables annotate every recording completely
+            annotations={**data["annotations"], "raven_dir": str(demo_dir(config) / "annotations"), "table": None,
+                         "negatives": None, "raven_label_column": "Species", "complete": True},
         )
     return data
 
@@ -131,6 +134,14 @@ def check_config(config: dict[str, Any]) -> None:
             problems.append(f"data.audio_dir: folder '{data['audio_dir']}' does not exist; set it to the folder holding your recordings")
         if data["layout"] == "metadata" and not Path(data["metadata_csv"]).is_file():
             problems.append(f"data.metadata_csv: file '{data['metadata_csv']}' does not exist; set it to your metadata table or use data.layout: folders")
+        annotations = data["annotations"]
+        for key in ("table", "negatives"):
+            if annotations[key] and not Path(annotations[key]).is_file():
+                problems.append(f"data.annotations.{key}: file '{annotations[key]}' does not exist; point it at the "
+                                "annotation table or set it to null")
+        if annotations["raven_dir"] and not Path(annotations["raven_dir"]).is_dir():
+            problems.append(f"data.annotations.raven_dir: folder '{annotations['raven_dir']}' does not exist; point it "
+                            "at the folder of Raven selection tables or set it to null")
         if data["layout"] == "folders" and config["folds"]["group_column"]:
             problems.append("folds.group_column needs a metadata table; a folder tree has no metadata columns (set it to null)")
     train = config["train"]

@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import Dataset
 from torchaudio.transforms import FrequencyMasking, TimeMasking
 
+from .annotations import StrongLabels
 from .augment import CropAugment
 from .folds import multi_hot
 from .mel import SHORT_CLIP_MODES, MelParams, fill_short, floor_segments
@@ -25,14 +26,6 @@ def segment_frames(params: MelParams, segment_seconds: float) -> int:
 def normalise_db(mel: np.ndarray) -> np.ndarray:
     """The recipe's scaling of dB values to roughly [0, 1]: (dB + 80) / 80."""
     return (mel + 80.0) / 80.0
-
-
-def multi_hot_targets(table: pd.DataFrame, n_classes: int, secondary_weight: float,
-                      label_smoothing: float) -> np.ndarray:
-    """Primary label 1, secondary labels `secondary_weight`, then binary label smoothing
-    (y * (1 - eps) + eps / 2)."""
-    y = multi_hot(table, n_classes, secondary_weight)
-    return y * (1 - label_smoothing) + label_smoothing / 2
 
 
 def sample_weights(table: pd.DataFrame, column: str | None) -> np.ndarray:
@@ -67,47 +60,78 @@ class CropDataset(Dataset):
     """Random `n_segments * seg_frames`-frame crops of whole recordings (the recipe's 30 s),
     short recordings looped (tiled) to length from a random frame, or with `short_clip='pad'`
     placed at a random offset in their floor, then `crop_augment` (shift, noise, gain: see
-    augment.py), each segment floored at `top_db` below its maximum, scaled, SpecAugment;
-    with multi-hot targets and a loss weight. Only the crop's frames are read."""
+    augment.py), each segment floored at `top_db` below its maximum, scaled, SpecAugment.
+    Only the crop's frames are read.
+
+    An item is (input, targets (n_segments, classes), loss weight, strong): weak multi-hot
+    targets on every segment, or, for a recording with annotations (`strong`), each segment's
+    targets from the events it holds (annotations.StrongLabels); with probability
+    `event_crop_prob` such a recording's crop is placed around one of its events."""
 
     def __init__(self, table: pd.DataFrame, cache: MelCache, n_classes: int, seg_frames: int,
                  n_segments: int, top_db: float | None = 80.0, secondary_weight: float = 1.0,
                  label_smoothing: float = 0.0, weight_column: str | None = None,
                  augment: SpecAugment = SpecAugment(), short_clip: str = "loop",
-                 crop_augment: CropAugment | None = None):
+                 crop_augment: CropAugment | None = None, strong: StrongLabels | None = None,
+                 event_crop_prob: float = 0.0, frames_per_second: float = 1.0):
         if short_clip not in SHORT_CLIP_MODES:
             raise ValueError(f"short_clip must be one of {SHORT_CLIP_MODES}, not {short_clip!r}")
         self.short_clip = short_clip
         self.keys = table["key"].tolist()
         self.cache = cache
         self.seg_frames = seg_frames
+        self.n_segments = n_segments
         self.top_db = top_db
         self.crop_frames = seg_frames * n_segments
-        self.targets = multi_hot_targets(table, n_classes, secondary_weight, label_smoothing)
+        self.label_smoothing = label_smoothing
+        self.weak = multi_hot(table, n_classes, secondary_weight)
         self.weights = sample_weights(table, weight_column)
         self.augment = augment.build()
         self.crop_augment = crop_augment or CropAugment()
+        self.strong = strong
+        self.event_crop_prob = event_crop_prob
+        self.frames_per_second = frames_per_second
 
     def __len__(self) -> int:
         return len(self.keys)
 
-    def crop(self, key: str, rng: np.random.Generator) -> np.ndarray:
+    def crop(self, key: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """(dB crop, the recording frame each crop frame holds: -1 for padding)."""
         n = self.cache.n_frames(key)
+        span = np.arange(self.crop_frames)
         if n >= self.crop_frames:
-            start = int(rng.integers(0, n - self.crop_frames + 1))
-            return self.cache.window(key, start, self.crop_frames)
+            if self.strong is not None and self.strong.has_events(key) and rng.random() < self.event_crop_prob:
+                start = self.strong.event_crop_start(key, n, self.crop_frames, self.frames_per_second, rng)
+            else:
+                start = int(rng.integers(0, n - self.crop_frames + 1))
+            return self.cache.window(key, start, self.crop_frames), start + span
         full = self.cache.full(key)  # short: it is small, read it whole
         if self.short_clip == "loop":
-            return fill_short(full, self.crop_frames, "loop", int(rng.integers(0, n)))
-        return fill_short(full, self.crop_frames, "pad", int(rng.integers(0, self.crop_frames - n + 1)))
+            offset = int(rng.integers(0, n))
+            return fill_short(full, self.crop_frames, "loop", offset), (offset + span) % n
+        offset = int(rng.integers(0, self.crop_frames - n + 1))
+        positions = span - offset
+        return fill_short(full, self.crop_frames, "pad", offset), np.where(positions < n, positions, -1)
+
+    def targets(self, i: int, positions: np.ndarray) -> tuple[np.ndarray, bool]:
+        key = self.keys[i]
+        strong = self.strong is not None and key in self.strong
+        if strong:
+            y = self.strong.segment_targets(key, positions.reshape(self.n_segments, self.seg_frames),
+                                            self.frames_per_second, self.weak[i])
+        else:
+            y = np.tile(self.weak[i], (self.n_segments, 1))
+        return y * (1 - self.label_smoothing) + self.label_smoothing / 2, strong
 
     def __getitem__(self, i: int):
         # torch seeds each worker and each epoch differently; draw the crop offset from it
         rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,)).item()))
-        crop = self.crop_augment(self.crop(self.keys[i], rng), rng)
-        crop = floor_segments(crop, self.top_db, self.seg_frames)
+        crop, positions = self.crop(self.keys[i], rng)
+        shift = self.crop_augment.draw_shift(rng)
+        crop = floor_segments(self.crop_augment(crop, rng, shift), self.top_db, self.seg_frames)
+        y, strong = self.targets(i, np.roll(positions, shift))
         mel = torch.from_numpy(normalise_db(crop))[None]
-        return self.augment(mel), torch.from_numpy(self.targets[i]), torch.tensor(self.weights[i])
+        return self.augment(mel), torch.from_numpy(y.astype(np.float32)), torch.tensor(self.weights[i]), torch.tensor(strong)
 
 
 def window_times(duration: float, window_seconds: float) -> list[tuple[float, float]]:

@@ -3,6 +3,8 @@
 Ten "species" with distinct call shapes call at random, unrecorded times over coloured
 noise; recordings carry weak labels (and sometimes a secondary species), come in mixed
 formats, sample rates and channel counts; 60 s soundscapes carry per-5 s-window labels.
+Every call is also written to a Raven selection table per recording and soundscape
+(annotations/, soundscape_annotations/): the strong labels.
 
     python -m soundclf.demo results/demo --seed 0
 """
@@ -22,6 +24,7 @@ import pandas as pd
 import soundfile as sf
 from scipy.fft import irfft, next_fast_len, rfft
 
+from .annotations import write_raven_table
 from .atomic import atomic_path, write_csv
 
 SAMPLE_RATES = (16000, 22050, 32000, 44100, 48000)
@@ -197,19 +200,33 @@ def _normalise(scene: np.ndarray) -> np.ndarray:
     return (scene * (0.95 / peak) if peak > 0.95 else scene).astype(np.float32)
 
 
-def make_recording(species, secondary, seconds, sr, rng):
+def make_recording(species, secondary, seconds, sr, rng, events=None):
+    """One training recording; its calls (species, start s, end s) are added to `events`."""
     n = int(seconds * sr)
     noise_rms = rng.uniform(0.003, 0.02)
     scene = coloured_noise(n, rng.uniform(0.5, 2.0), rng) * noise_rms
     snr_db = rng.uniform(0, 20)
     level = noise_rms * 10 ** (snr_db / 20) * np.sqrt(2)
-    place_calls(scene, species, sr, rng.uniform(0.3, 0.8), level, rng)
+    calls: list[tuple[str, float, float]] = []
+    place_calls(scene, species, sr, rng.uniform(0.3, 0.8), level, rng, calls)
     if secondary:
-        place_calls(scene, secondary, sr, rng.uniform(0.05, 0.2), level * 0.5, rng)
+        place_calls(scene, secondary, sr, rng.uniform(0.05, 0.2), level * 0.5, rng, calls)
     if rng.random() < 0.1:  # a stretch of digital silence, as from a muted recorder
         s0 = rng.uniform(0, seconds * 0.7)
-        scene[int(s0 * sr) : int((s0 + rng.uniform(1, 3)) * sr)] = 0
+        i0, i1 = int(s0 * sr), int((s0 + rng.uniform(1, 3)) * sr)
+        scene[i0:i1] = 0
+        calls = silence_events(calls, i0 / sr, min(i1, n) / sr)
+    if events is not None:
+        events.extend(calls)
     return _normalise(scene)
+
+
+def silence_events(events, start, end):
+    """The parts of (species, t0, t1) events that lie outside the silenced span [start, end)."""
+    kept = []
+    for species, a, b in events:
+        kept += [(species, x, y) for x, y in ((a, min(b, start)), (max(a, end), b)) if y > x]
+    return kept
 
 
 def generate(out_dir: str | Path, cfg: DemoConfig = DemoConfig(), progress: bool = True) -> dict[str, Path]:
@@ -218,7 +235,8 @@ def generate(out_dir: str | Path, cfg: DemoConfig = DemoConfig(), progress: bool
         raise ValueError(f"demo.n_species must be between 2 and {len(CALL_SHAPES)}, got {cfg.n_species}")
     out = Path(out_dir)
     audio_dir, scape_dir = out / "train_audio", out / "soundscapes"
-    for d in (audio_dir, scape_dir):
+    annotation_dir, scape_annotation_dir = out / "annotations", out / "soundscape_annotations"
+    for d in (audio_dir, scape_dir, annotation_dir, scape_annotation_dir):
         if d.exists():
             shutil.rmtree(d)
         d.mkdir(parents=True)
@@ -235,13 +253,16 @@ def generate(out_dir: str | Path, cfg: DemoConfig = DemoConfig(), progress: bool
             secondary = str(rng.choice(others)) if rng.random() < cfg.secondary_fraction else None
             sr = int(rng.choice(SAMPLE_RATES))
             ext = str(rng.choice(list(FORMATS), p=[0.4, 0.3, 0.3]))
-            wave = make_recording(label, secondary, seconds, sr, rng)
+            calls: list[tuple[str, float, float]] = []
+            wave = make_recording(label, secondary, seconds, sr, rng, calls)
             if rng.random() < cfg.stereo_fraction:
                 right = wave * rng.uniform(0.6, 1.0) + rng.standard_normal(len(wave)).astype(np.float32) * 1e-3
                 wave = np.stack([wave, np.clip(right, -1, 1)], axis=1)
             filename = f"{label}/XC{xc}.{ext}"
             (audio_dir / label).mkdir(exist_ok=True)
             write_audio(audio_dir / filename, wave, sr)
+            write_raven_table(annotation_dir / f"{label}/XC{xc}.Table.1.selections.txt", calls,
+                              low_high_hz=(0.0, sr / 2))
             rows.append({
                 "primary_label": label,
                 "secondary_labels": str([secondary] if secondary else []),
@@ -267,6 +288,7 @@ def generate(out_dir: str | Path, cfg: DemoConfig = DemoConfig(), progress: bool
                             events, start=t0, stop=t0 + rng.uniform(4, 15))
         stem = f"soundscape_{i:02d}"
         write_audio(scape_dir / f"{stem}.ogg", _normalise(scene), sr)
+        write_raven_table(scape_annotation_dir / f"{stem}.Table.1.selections.txt", events, low_high_hz=(0.0, sr / 2))
         for end in range(window, cfg.soundscape_seconds + 1, window):
             present = sorted({sp for sp, a, b in events if min(b, end) - max(a, end - window) >= min(0.1, (b - a) / 2)})
             labels.append({"row_id": f"{stem}_{end}", "soundscape": stem, "start": end - window, "end": end,
@@ -275,7 +297,8 @@ def generate(out_dir: str | Path, cfg: DemoConfig = DemoConfig(), progress: bool
     if progress:
         print(f"demo: {len(rows)} recordings and {cfg.n_soundscapes} soundscapes in {time.time() - started:.1f} s", flush=True)
     return {"audio_dir": audio_dir, "metadata": out / "train_metadata.csv",
-            "soundscapes": scape_dir, "soundscape_labels": out / "soundscape_labels.csv"}
+            "soundscapes": scape_dir, "soundscape_labels": out / "soundscape_labels.csv",
+            "annotations": annotation_dir, "soundscape_annotations": scape_annotation_dir}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from .annotations import StrongLabels
 from .datasets import WindowDataset
 from .folds import multi_hot
 from .mel import MelParams
@@ -84,7 +85,7 @@ class Validator:
 
 
 def evaluate_fold(model_path, folds: pd.DataFrame, fold: int, cache, batch_size: int,
-                  nocall_threshold: float) -> tuple[pd.DataFrame, dict]:
+                  nocall_threshold: float, strong: StrongLabels | None = None) -> tuple[pd.DataFrame, dict]:
     """Every 5 s window of every recording held out in `fold` through that fold's model ->
     (OOF window table, metrics at recording level and at window level)."""
     model, meta = load_model(model_path, pick_device())
@@ -95,18 +96,37 @@ def evaluate_fold(model_path, folds: pd.DataFrame, fold: int, cache, batch_size:
     classes = meta["classes"]
     table = window_table(windows.windows, window_probabilities(model, windows, batch_size), classes)
     table.insert(0, "fold", fold)
-    return table, fold_metrics(table, held_out, classes, fold, nocall_threshold)
+    return table, fold_metrics(table, held_out, classes, fold, nocall_threshold, strong)
+
+
+def window_truth(windows: pd.DataFrame, recordings: pd.DataFrame, n_classes: int,
+                 strong: StrongLabels | None = None) -> np.ndarray:
+    """0/1 truth of each window (key, start, end): where its recording is annotated, the
+    classes of the events it holds (annotations.StrongLabels); elsewhere its recording's
+    (weak) labels."""
+    weak = recording_truth(recordings, windows["key"], n_classes)
+    if strong is None:
+        return weak
+    truth = weak.copy()
+    for key, rows in windows.groupby("key", sort=False).indices.items():
+        if key in strong:
+            truth[rows] = strong.window_truth(key, windows[["start", "end"]].to_numpy()[rows], weak[rows[0]])
+    return truth
 
 
 def fold_metrics(table: pd.DataFrame, held_out: pd.DataFrame, classes: list[str], fold: int,
-                 nocall_threshold: float) -> dict:
-    """A fold's metrics at recording level (max over its windows) and at window level."""
-    # Window level: every window inherits its recording's (weak) labels.
-    window_truth = recording_truth(held_out, table["key"], len(classes))
+                 nocall_threshold: float, strong: StrongLabels | None = None) -> dict:
+    """A fold's metrics at recording level (max over its windows) and at window level:
+    `window` against each window's own truth (the annotations where a recording has them),
+    `window_weak` against its recording's labels on every window."""
+    scores = table[classes].to_numpy()
+    weak = recording_truth(held_out, table["key"], len(classes))
     return {
         "fold": fold,
         "n_recordings": len(held_out),
+        "n_annotated_recordings": sum(key in strong for key in held_out["key"]) if strong is not None else 0,
         "n_windows": len(table),
         "recording": recording_metrics(table, held_out, classes, nocall_threshold),
-        "window": classification_report(window_truth, table[classes].to_numpy(), nocall_threshold),
+        "window": classification_report(window_truth(table, held_out, len(classes), strong), scores, nocall_threshold),
+        "window_weak": classification_report(weak, scores, nocall_threshold),
     }

@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
+from .annotations import StrongLabels
 from .augment import CropAugment
 from .config import n_segments
 from .datasets import CropDataset, SpecAugment, WindowDataset, segment_frames
@@ -35,20 +36,24 @@ def train_config(train_cfg: dict[str, Any]) -> TrainConfig:
     )
 
 
-def data_digest(train_table: pd.DataFrame, fold: int, model_cfg: dict, train_cfg: dict, params: MelParams) -> str:
+def data_digest(train_table: pd.DataFrame, fold: int, model_cfg: dict, train_cfg: dict, params: MelParams,
+                strong: StrongLabels | None = None) -> str:
     """What a checkpoint must match to be resumed besides the loop's own settings: the fold's
-    training recordings, the model, every training key and the mel parameters."""
+    training recordings, the model, every training key, the mel parameters and the annotations."""
     parts = [str(fold), ",".join(sorted(train_table["key"])), repr(sorted(model_cfg.items())),
-             repr(sorted(train_cfg.items())), repr(sorted(params.as_dict().items()))]
+             repr(sorted(train_cfg.items())), repr(sorted(params.as_dict().items())),
+             strong.fingerprint if strong is not None else ""]
     return hashlib.sha1("|".join(parts).encode()).hexdigest()
 
 
 def train_fold(folds: pd.DataFrame, classes: list[str], fold: int, cache: MelCache, params: MelParams,
                model_cfg: dict[str, Any], train_cfg: dict[str, Any], model_path: str | Path,
-               history_csv: str | Path, work_dir: str | Path, noise_mels: str | Path | None = None) -> list[dict]:
+               history_csv: str | Path, work_dir: str | Path, noise_mels: str | Path | None = None,
+               strong: StrongLabels | None = None) -> list[dict]:
     """Train on every fold but `fold`, validate on `fold` each epoch, write the kept model
     (best or last epoch, per train.keep) to `model_path`. `work_dir` holds the resumable
-    checkpoint while the run lasts; `noise_mels` the cached train.noise_dir, if any."""
+    checkpoint while the run lasts; `noise_mels` the cached train.noise_dir, if any; `strong`
+    the annotations (segment targets and event crops, unless train.strong_targets is off)."""
     work_dir = Path(work_dir)
     train_table = folds[folds["fold"] != fold].reset_index(drop=True)
     held_out = folds[folds["fold"] == fold].reset_index(drop=True)
@@ -57,6 +62,12 @@ def train_fold(folds: pd.DataFrame, classes: list[str], fold: int, cache: MelCac
     device = pick_device()
     log.info("fold %d: %d training / %d held-out recordings, %d classes, backbone %s, device %s",
              fold, len(train_table), len(held_out), len(classes), model_cfg["backbone"], device)
+    strong = strong if train_cfg["strong_targets"] else None
+    if strong is not None:
+        annotated = sum(key in strong for key in train_table["key"])
+        log.info("strong labels: %d of %d training recordings annotated (%s), event crops with p %.2f", annotated,
+                 len(train_table), "complete" if strong.complete else "weak labels outside events",
+                 train_cfg["event_crop_prob"])
 
     crops = CropDataset(
         train_table, cache, len(classes), seg_frames, cfg.n_segments, top_db=params.top_db,
@@ -64,6 +75,7 @@ def train_fold(folds: pd.DataFrame, classes: list[str], fold: int, cache: MelCac
         weight_column=train_cfg["weight_column"],
         augment=SpecAugment(train_cfg["freq_mask"], train_cfg["time_mask"], train_cfg["n_masks"]),
         short_clip=train_cfg["short_clip"], crop_augment=CropAugment.from_config(train_cfg, params, noise_mels),
+        strong=strong, event_crop_prob=train_cfg["event_crop_prob"], frames_per_second=params.frames_per_second,
     )
     batch_size = min(train_cfg["batch_size"], len(crops))
     loader = DataLoader(crops, batch_size=batch_size, shuffle=True, drop_last=True,
@@ -81,7 +93,7 @@ def train_fold(folds: pd.DataFrame, classes: list[str], fold: int, cache: MelCac
     monitor = train_cfg["monitor"] if train_cfg["keep"] == "best" else None
     best_path = work_dir / "best.pt"
     history = train(model, loader, cfg, work_dir / "last.pt", history_csv, validate=validator, device=device,
-                    context=data_digest(train_table, fold, model_cfg, train_cfg, params),
+                    context=data_digest(train_table, fold, model_cfg, train_cfg, params, strong),
                     monitor=monitor, best_path=best_path)
 
     if monitor is not None:

@@ -103,11 +103,19 @@ class SoundClassifier(nn.Module):
         self.head_kind = head
         self.head = HEADS[head](self.backbone.num_features, n_classes)
 
-    def forward(self, x: torch.Tensor, n_segments: int = 1) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, n_segments: int = 1, per_segment: bool = False):
+        """Logits (B, classes) of each crop; with `per_segment` also each segment's own logits
+        (B, n_segments, classes), the head applied to that segment's feature map (what a
+        segment with strong labels is trained against)."""
         # forward_features: the feature map before any timm head (some nets, e.g. MobileNetV3,
         # keep a conv head after their pooling), with `num_features` channels
         features = self.backbone.forward_features(split_segments(x, n_segments))
-        return self.head(join_segments(features, n_segments))
+        logits = self.head(join_segments(features, n_segments))
+        if not per_segment:
+            return logits
+        if n_segments == 1:
+            return logits, logits[:, None]
+        return logits, self.head(features).view(x.shape[0], n_segments, -1)
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         return probabilities(logits, self.activation)
@@ -129,7 +137,8 @@ def mixup(x: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor, alpha: 
     lam = torch.distributions.Beta(alpha, alpha).sample((b,)).to(x.device)
     lam_x = lam.view(b, *([1] * (x.dim() - 1)))
     mixed_x = lam_x * x + (1 - lam_x) * x[perm]
-    mixed_t = lam[:, None] * targets + (1 - lam[:, None]) * targets[perm]
+    lam_t = lam.view(b, *([1] * (targets.dim() - 1)))  # targets (B, classes) or (B, segments, classes)
+    mixed_t = lam_t * targets + (1 - lam_t) * targets[perm]
     mixed_w = lam * weights + (1 - lam) * weights[perm]
     return mixed_x, mixed_t, mixed_w, lam, perm
 

@@ -10,12 +10,15 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from .evaluation import recording_metrics, recording_scores, recording_truth
 
 
+METRIC_LEVELS = ("recording", "window", "window_weak")
+
+
 def cv_metrics(fold_metrics: list[dict], oof: pd.DataFrame, folds: pd.DataFrame, classes: list[str],
                nocall_threshold: float) -> dict:
     """Per-fold metrics as given, their mean and std (over folds where defined) and the metrics
     of all folds' recording scores pooled."""
     summary = {}
-    for level in ("recording", "window"):
+    for level in [level for level in METRIC_LEVELS if all(level in m for m in fold_metrics)]:
         names = sorted({name for m in fold_metrics for name in m[level]})
         summary[level] = {}
         for name in names:

@@ -72,6 +72,19 @@ def per_sample_loss(logits: torch.Tensor, targets: torch.Tensor, loss: str) -> t
     raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
 
 
+def crop_loss(logits: torch.Tensor, segment_logits: torch.Tensor, targets: torch.Tensor,
+              strong: torch.Tensor, loss: str) -> torch.Tensor:
+    """Loss of each crop (B,): a weak crop's logits (B, classes) against its targets (equal on
+    every segment of targets (B, segments, classes)); a `strong` crop's (annotated) segment
+    logits (B, segments, classes) against each segment's own targets, averaged over segments."""
+    weak = per_sample_loss(logits, targets[:, 0], loss)
+    if not bool(strong.any()):
+        return weak
+    b, n, c = targets.shape
+    per_segment = per_sample_loss(segment_logits.reshape(b * n, c), targets.reshape(b * n, c), loss).view(b, n)
+    return torch.where(strong, per_segment.mean(dim=1), weak)
+
+
 def pick_device() -> torch.device:
     """CUDA when a device is really usable (a SLURM GPU request may set CUDA_VISIBLE_DEVICES
     on a node without one), else CPU."""
@@ -156,15 +169,16 @@ def train(
         model.train()
         total, count = 0.0, 0
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False)
-        for x, y, w in bar:
-            x, y, w = x.to(device), y.to(device), w.to(device)
+        for x, y, w, strong in bar:
+            x, y, w, strong = x.to(device), y.to(device), w.to(device), strong.to(device)
             if cuda:
                 x = x.contiguous(memory_format=torch.channels_last)
             if cfg.mixup_prob > 0 and torch.rand(1).item() < cfg.mixup_prob:
-                x, y, w, _, _ = mixup(x, y, w, cfg.mixup_alpha)
+                x, y, w, _, perm = mixup(x, y, w, cfg.mixup_alpha)
+                strong = strong | strong[perm]
             with torch.autocast(device.type, enabled=cuda):
-                logits = model(x, n_segments=cfg.n_segments)
-            loss = (per_sample_loss(logits.float(), y, cfg.loss) * w).mean()
+                logits, segment_logits = model(x, n_segments=cfg.n_segments, per_segment=True)
+            loss = (crop_loss(logits.float(), segment_logits.float(), y, strong, cfg.loss) * w).mean()
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)

@@ -15,6 +15,7 @@ from torch import nn
 
 from ..atomic import atomic_path
 from ..datasets import window_times
+from ..annotations import StrongLabels
 from ..evaluation import fold_metrics, window_table
 from ..folds import multi_hot
 from ..model import probabilities
@@ -160,7 +161,7 @@ def load_probe(path: str | Path) -> tuple[Probe, dict]:
 
 @torch.no_grad()
 def evaluate_probe_fold(model_path: str | Path, folds: pd.DataFrame, fold: int, cache: EmbeddingCache,
-                        nocall_threshold: float) -> tuple[pd.DataFrame, dict]:
+                        nocall_threshold: float, strong: StrongLabels | None = None) -> tuple[pd.DataFrame, dict]:
     """The probe of `fold` on every evaluation window of that fold's recordings: the OOF window
     table and metrics of evaluation.evaluate_fold."""
     probe, meta = load_probe(model_path)
@@ -170,7 +171,7 @@ def evaluate_probe_fold(model_path: str | Path, folds: pd.DataFrame, fold: int, 
     p = probabilities(probe(torch.from_numpy(x)), activation_for(meta["loss"])).numpy()
     table = window_table(windows, p, meta["classes"])
     table.insert(0, "fold", fold)
-    return table, fold_metrics(table, held_out, meta["classes"], fold, nocall_threshold)
+    return table, fold_metrics(table, held_out, meta["classes"], fold, nocall_threshold, strong)
 
 
 @torch.no_grad()
