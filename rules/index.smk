@@ -11,7 +11,7 @@ rule index_audio:
         rejected=REJECTED_TABLE,
         summary=INDEX_SUMMARY,
     params:
-        data=DATA,
+        data={k: v for k, v in DATA.items() if k != "annotations"},  # index_annotations reads those
     threads: config["threads"]["index"]
     conda:
         CONDA_ENV

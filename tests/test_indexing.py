@@ -41,6 +41,29 @@ def test_folder_layout_uses_folder_names_as_labels(tmp_path):
     assert index.set_index("key").loc["owl/owl48000.flac", "channels"] == 2
 
 
+def test_negative_folders_hold_no_call_recordings_without_a_label(tmp_path):
+    from soundclf.folds import assign_folds, multi_hot
+
+    for i, folder in enumerate(["owl", "owl", "wren", "wren", "noise", "Background", "silence"]):
+        write(tmp_path / folder / f"r{i}.wav", tone(1.0, 16000, 500.0 + 100 * i), 16000)
+    data = {"layout": "folders", "audio_dir": str(tmp_path),
+            "negative_folders": ["noise", "background", "other", "silence"]}
+    index, classes, rejected = build_index(list_recordings(data), {})
+    assert rejected.empty and classes["class"].tolist() == ["owl", "wren"]
+    negatives = index[index["key"].str.match("(noise|Background|silence)/")]
+    assert len(negatives) == 3 and (negatives["primary_label"] == "").all() and (negatives["class_id"] == -1).all()
+    y = multi_hot(index, 2)
+    assert y[negatives.index].sum() == 0 and y.sum() == 4
+    write_index(index, tmp_path / "index.csv")
+    again = read_index(tmp_path / "index.csv")
+    assert (again["class_id"] == index["class_id"]).all() and (again["primary_label"] == index["primary_label"]).all()
+    folds = assign_folds(index, 2, seed=0)
+    assert set(folds[negatives.index]) == {0, 1}  # no-call recordings are stratified over the folds too
+    # [] : the folders are classes like any other
+    _, classes, _ = build_index(list_recordings(data | {"negative_folders": []}), {})
+    assert classes["class"].tolist() == ["Background", "noise", "owl", "silence", "wren"]
+
+
 def test_bad_files_are_rejected_with_reasons_and_the_rest_kept(tmp_path):
     audio = tmp_path / "audio" / "owl"
     write(audio / "good.flac", tone(1.0, 16000), 16000)

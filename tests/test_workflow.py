@@ -122,7 +122,11 @@ def test_changing_top_db_retrains_but_reruns_no_mel_job(workdir):
     assert jobs == {"train_fold": 4, "evaluate_fold": 4} | after_training()
 
 
-def test_changing_an_annotation_table_retrains_and_reevaluates_but_reruns_no_mel_job(workdir):
+def test_changing_annotations_retrains_and_reevaluates_but_reruns_no_index_or_mel_job(workdir):
+    data = yaml.safe_load((workdir / "config.test.yaml").read_text())["data"]
+    overlap = built_config(workdir, {"data": data | {"annotations": data["annotations"] | {"min_overlap_seconds": 0.3}}},
+                           "config.overlap.yaml")
+    assert dry_run(workdir, overlap) == {"train_fold": 4, "evaluate_fold": 4} | after_training()
     table = next((workdir / "data/annotations").rglob("*.selections.txt"))
     lines = table.read_text().splitlines()
     table.write_text("\n".join(lines[:-1]) + "\n")  # one selection fewer
@@ -236,6 +240,8 @@ def test_invalid_config_stops_before_any_job_naming_the_key(tmp_path):
         ({"data": {"layout": "folders", "audio_dir": "no/such/dir"}}, "data.audio_dir: folder 'no/such/dir' does not exist"),
         ({"train": {"crop_seconds": 12}}, "train.crop_seconds (12) must be a whole multiple"),
         ({"model": {"pretrained_path": "missing.pth"}}, "model.pretrained_path: file 'missing.pth' does not exist"),
+        ({"data": {"layout": "folders", "audio_dir": ".", "annotations": {"raven_dir": "no/tables"}}},
+         "data.annotations.raven_dir: folder 'no/tables' does not exist"),
     ]:
         (tmp_path / "c.yaml").write_text(yaml.safe_dump(bad))
         result = run_snakemake(tmp_path, "--configfile", "c.yaml", check=False)

@@ -20,11 +20,13 @@ class FoldError(ValueError):
 
 def multi_hot(index: pd.DataFrame, n_classes: int, secondary_weight: float = 1.0) -> np.ndarray:
     """(recordings, classes) float32 matrix: 1 for the primary label, `secondary_weight` for
-    secondary labels, 0 elsewhere."""
+    secondary labels, 0 elsewhere (a no-call recording, class id -1: 0 everywhere)."""
     y = np.zeros((len(index), n_classes), dtype=np.float32)
     for row, ids in enumerate(index["secondary_class_ids"]):
         y[row, list(ids)] = secondary_weight
-    y[np.arange(len(index)), index["class_id"].to_numpy()] = 1.0
+    class_id = index["class_id"].to_numpy()
+    labelled = class_id >= 0
+    y[np.flatnonzero(labelled), class_id[labelled]] = 1.0
     return y
 
 
@@ -73,7 +75,8 @@ def assign_folds(
         raise FoldError(f"folds.n_folds is {n_folds} but only {len(index)} recordings were indexed; lower folds.n_folds")
     labels = index["class_id"].to_numpy()
     counts = pd.Series(labels).value_counts()
-    rare = sorted(index.loc[index["class_id"].isin(counts[counts < n_folds].index), "primary_label"].unique())
+    rare = sorted(index.loc[index["class_id"].isin(counts[counts < n_folds].index), "primary_label"]
+                  .replace("", "(no-call recordings)").unique())
     if rare:
         log.warning("classes with fewer recordings than folds (absent from some validation folds): %s", ", ".join(rare))
 

@@ -25,6 +25,7 @@ INDEX_COLUMNS = [
     "frames", "sample_rate", "duration", "channels", "format", "subtype", "peak", "clipped_fraction",
     "content_hash", "note",
 ]
+NO_CLASS = -1  # the class id of a no-call recording (a negative folder)
 REJECTED_COLUMNS = ["key", "path", "label", "stage", "reason", "fix"]
 # A recording with more clipped samples than this is logged (and kept: the call is still there).
 CLIPPED_WARNING = 0.01
@@ -126,7 +127,7 @@ def build_index(
         raise BadInputError("no usable recordings: every listed file was rejected (see the rejected table)")
     index = pd.DataFrame(rows)
     classes = (given_class_order(index, given_ids, columns["class_id"]) if given_ids
-               else sorted(index["primary_label"].unique()))
+               else sorted(set(index["primary_label"]) - {""}))  # "": no-call recordings, no class
     class_id = {c: i for i, c in enumerate(classes)}
     unknown = _unknown_secondary_labels(index, class_id)
     if on_bad_metadata == "fail":
@@ -136,7 +137,10 @@ def build_index(
     if unknown:
         log.warning("secondary labels that name no class were dropped from %d recording(s) (no recording has them "
                     "as primary label): %s", len(unknown), "; ".join(f"{k}: {', '.join(v)}" for k, v in unknown.items()))
-    index["class_id"] = index["primary_label"].map(class_id)
+    index["class_id"] = index["primary_label"].map(class_id).fillna(NO_CLASS).astype(int)
+    n_negative = int((index["class_id"] == NO_CLASS).sum())
+    if n_negative:
+        log.info("%d no-call recordings (data.negative_folders): no label, a 0 target for every class", n_negative)
     index["secondary_labels"] = [[s for s in sec if s in class_id and s != p]
                                  for sec, p in zip(index["secondary_labels"], index["primary_label"])]
     index["secondary_class_ids"] = [[class_id[s] for s in sec] for sec in index["secondary_labels"]]
@@ -198,7 +202,7 @@ def _check_metadata(recordings: list[Recording], columns: dict[str, str | None],
         secondary: list[str] = []
         if rec.key in seen:
             problem = ("listed twice in the metadata; the first row was kept", "remove the duplicate row")
-        elif not rec.label:
+        elif not rec.label and not rec.negative:
             problem = ("empty primary label", "fill in the label column or remove the row")
         elif not Path(rec.path).is_file():
             problem = ("the metadata names a file that does not exist",

@@ -112,7 +112,7 @@ def per_class_bars(per_class: pd.DataFrame, path: str | Path) -> None:
 
 
 def top_classes(folds: pd.DataFrame, n: int) -> list[str]:
-    return folds["primary_label"].value_counts().index[:n].tolist()
+    return folds.loc[folds["primary_label"] != "", "primary_label"].value_counts().index[:n].tolist()
 
 
 def confusion(oof: pd.DataFrame, folds: pd.DataFrame, classes: list[str], path: str | Path, n_top: int = 12) -> None:

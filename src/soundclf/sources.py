@@ -28,6 +28,7 @@ class Recording:
     path: str  # path to open, as configured (relative to the working directory or absolute)
     label: str  # primary label ('' when the metadata row has none)
     row: dict[str, str]  # the metadata row, or {} for a folder tree
+    negative: bool = False  # a no-call recording (data.negative_folders): no label, 0 for every class
 
 
 def shard_of(key: str, n_shards: int) -> int:
@@ -40,13 +41,17 @@ def list_recordings(data: dict[str, Any]) -> list[Recording]:
     """All recordings the `data` config section names, sorted by key."""
     audio_dir = Path(data["audio_dir"])
     if data["layout"] == "folders":
-        recordings = _scan_folders(audio_dir, data.get("extensions", AUDIO_EXTENSIONS))
+        recordings = _scan_folders(audio_dir, data.get("extensions", AUDIO_EXTENSIONS), data.get("negative_folders", ()))
     else:
         recordings = _read_metadata(audio_dir, Path(data["metadata_csv"]), data["columns"], data.get("metadata_encoding"))
     return sorted(recordings, key=lambda r: r.key)
 
 
-def _scan_folders(audio_dir: Path, extensions) -> list[Recording]:
+def _scan_folders(audio_dir: Path, extensions, negative_folders=()) -> list[Recording]:
+    """One recording per audio file in a class folder; the files of a folder named in
+    `negative_folders` (any case: BirdNET's noise, background, other, silence) are no-call
+    recordings with no label."""
+    negatives = {name.lower() for name in negative_folders}
     if not audio_dir.is_dir():
         raise DataSourceError(
             f"data.audio_dir: folder '{audio_dir}' does not exist; point it at a folder "
@@ -57,7 +62,9 @@ def _scan_folders(audio_dir: Path, extensions) -> list[Recording]:
         key = relative_key(path, audio_dir)
         if "/" not in key:
             continue  # files directly under audio_dir have no class folder
-        found.append(Recording(key, str(audio_dir / key), key.split("/", 1)[0], {}))
+        folder = key.split("/", 1)[0]
+        negative = folder.lower() in negatives
+        found.append(Recording(key, str(audio_dir / key), "" if negative else folder, {}, negative))
     return found
 
 
