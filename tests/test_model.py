@@ -102,3 +102,16 @@ def test_attention_head_weights_frames_over_time_and_survives_saving(tmp_path):
         assert torch.allclose(loaded(crop, n_segments=6), model(crop, n_segments=6), atol=1e-5)
     with pytest.raises(ValueError, match="head must be one of gem, attention"):
         SoundClassifier("resnet10t", n_classes=4, head="max")
+
+
+@pytest.mark.parametrize("head", ["gem", "attention"])
+def test_segment_logits_are_each_segment_seen_alone(head):
+    torch.manual_seed(0)
+    model = SoundClassifier("resnet10t", n_classes=4, head=head).eval()
+    x = torch.randn(2, 1, 32, 3 * 40)
+    with torch.no_grad():
+        logits, segments = model(x, n_segments=3, per_segment=True)
+        assert logits.shape == (2, 4) and segments.shape == (2, 3, 4)
+        torch.testing.assert_close(logits, model(x, n_segments=3))
+        for j in range(3):  # a segment's logits are those of its 5 s window at inference
+            torch.testing.assert_close(segments[:, j], model(x[..., j * 40 : (j + 1) * 40]), atol=1e-5, rtol=1e-4)

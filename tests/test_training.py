@@ -191,3 +191,17 @@ def test_training_with_ema_keeps_and_checkpoints_the_average(tmp_path):
     averaged = {k[len("module."):]: v for k, v in state["ema"].items() if k.startswith("module.")}
     assert all(torch.equal(model.state_dict()[k], averaged[k]) for k in model.state_dict())
     assert any(not torch.equal(state["model"][k], averaged[k]) for k in averaged if averaged[k].is_floating_point())
+
+
+def test_crop_loss_scores_strong_crops_per_segment_and_weak_crops_as_a_whole():
+    from soundclf.training import crop_loss
+
+    logits = torch.tensor([[2.0, -1.0], [0.5, 0.5]])
+    segment_logits = torch.tensor([[[3.0, -3.0], [-3.0, 3.0]], [[1.0, 0.0], [0.0, 1.0]]])
+    targets = torch.tensor([[[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [1.0, 0.0]]])
+    loss = crop_loss(logits, segment_logits, targets, torch.tensor([True, False]), "bce")
+    strong = per_sample_loss(segment_logits[0], targets[0], "bce").mean()
+    weak = per_sample_loss(logits[1:], targets[1:, 0], "bce")[0]
+    torch.testing.assert_close(loss, torch.stack([strong, weak]))
+    none_strong = crop_loss(logits, segment_logits, targets, torch.tensor([False, False]), "bce")
+    torch.testing.assert_close(none_strong, per_sample_loss(logits, targets[:, 0], "bce"))
