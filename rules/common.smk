@@ -188,9 +188,13 @@ def prediction_audio(wildcards):
 
 
 def labels_of(exp):
-    labels = PREDICT[exp]["labels_csv"]
+    """The windows' truth of an experiment's prediction: a labels table, a folder of Raven
+    tables (predict.annotations_dir), or []."""
+    labels = PREDICT[exp]["labels_csv"] or PREDICT[exp]["annotations_dir"]
     if DATA["layout"] == "demo" and labels == str(demo_dir(config) / "soundscape_labels.csv"):
         return checkpoints.make_demo.get().output.soundscape_labels
+    if DATA["layout"] == "demo" and labels == str(demo_dir(config) / "soundscape_annotations"):
+        return checkpoints.make_demo.get().output.soundscape_annotations
     return labels or []
 
 

@@ -62,6 +62,8 @@ rule ensemble_predictions:
     params:
         experiments=EXP_NAMES,
         nocall_threshold=config["evaluate"]["nocall_threshold"],
+        window_seconds=EXPERIMENTS[EXP_NAMES[0]]["train"]["segment_seconds"],  # members share it
+        annotations=DATA["annotations"],
     conda:
         CONDA_ENV
     log:

@@ -115,3 +115,24 @@ def test_oof_aggregation_pools_folds_and_scores_each_class():
     assert summary["mean_std"]["recording"]["lwlrap"] == {"mean": 0.75, "std": 0.25}
     assert summary["pooled"]["recording"]["lwlrap"] == pytest.approx(1.0)
     assert summary["n_recordings"] == 4 and summary["n_windows"] == 5
+
+
+def test_raven_tables_of_the_soundscapes_give_the_same_window_truth_as_their_labels(tiny_dataset):
+    """The demo writes every soundscape call to a Raven table and labels its windows by the
+    same overlap rule: the two sources of truth must agree window by window."""
+    from soundclf.prediction import annotated_window_truth, label_matrix, prediction_metrics
+
+    labels = pd.read_csv(tiny_dataset / "soundscape_labels.csv")
+    classes = sorted({b for birds in labels["birds"] for b in birds.split() if b != "nocall"} | {"whistler"})
+    annotations = {"raven_label_column": "Species", "min_overlap_seconds": 0.1}
+    from_labels = label_matrix(tiny_dataset / "soundscape_labels.csv", labels["row_id"], classes)
+    from_tables = annotated_window_truth(tiny_dataset / "soundscape_annotations", labels["row_id"], classes, 5.0, annotations)
+    np.testing.assert_array_equal(from_tables, from_labels)
+    assert from_labels.any(axis=1).sum() > 0
+    submission = pd.DataFrame(np.random.default_rng(0).random((len(labels), len(classes))), columns=classes)
+    submission.insert(0, "row_id", labels["row_id"])
+    by_tables = prediction_metrics(submission, tiny_dataset / "soundscape_annotations", 0.5, 5.0, annotations)
+    assert pd.Series(by_tables).equals(pd.Series(prediction_metrics(submission, tiny_dataset / "soundscape_labels.csv", 0.5)))
+    with pytest.raises(PredictionError, match="no Raven table for 1 predicted recording"):
+        other = submission.assign(row_id=submission["row_id"].str.replace("soundscape_00", "field_01"))
+        prediction_metrics(other, tiny_dataset / "soundscape_annotations", 0.5, 5.0, annotations)

@@ -16,6 +16,6 @@ submissions = {exp: pd.read_csv(path) for exp, path in zip(p.experiments, snakem
 submission = weighted_submission(submissions, weights)
 write_csv(submission, out.submission)
 labels = snakemake.input.labels
-metrics = prediction_metrics(submission, labels, p.nocall_threshold) if labels else {}
+metrics = prediction_metrics(submission, labels, p.nocall_threshold, p.window_seconds, p.annotations) if labels else {}
 write_json({"labels": str(labels) if labels else None, "weights": weights, **metrics}, out.metrics)
 log.info("ensemble %s: %s", weights, json.dumps(metrics))

@@ -22,7 +22,8 @@ else:
     submission = predict_folder(files, list(snakemake.input.models), p.predict["batch_size"], p.on_bad_audio)
 write_csv(submission, out.submission)
 log.info("%d windows of %d recordings -> %s", len(submission), len(files), out.submission)
-metrics = prediction_metrics(submission, snakemake.input.labels, p.nocall_threshold) if snakemake.input.labels else {}
-write_json({"labels": str(snakemake.input.labels) if snakemake.input.labels else None, **metrics}, out.metrics)
+labels = snakemake.input.labels
+metrics = prediction_metrics(submission, labels, p.nocall_threshold, p.window_seconds, p.annotations) if labels else {}
+write_json({"labels": str(labels) if labels else None, **metrics}, out.metrics)
 if metrics:
-    log.info("metrics against %s: %s", snakemake.input.labels, json.dumps(metrics))
+    log.info("metrics against %s: %s", labels, json.dumps(metrics))

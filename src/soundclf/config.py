@@ -106,7 +106,8 @@ def effective_predict(config: dict[str, Any]) -> dict[str, Any]:
     predict = dict(config["predict"])
     if config["data"]["layout"] == "demo" and not predict["audio_dir"]:
         predict["audio_dir"] = str(demo_dir(config) / "soundscapes")
-        predict["labels_csv"] = predict["labels_csv"] or str(demo_dir(config) / "soundscape_labels.csv")
+        if not predict["annotations_dir"]:
+            predict["labels_csv"] = predict["labels_csv"] or str(demo_dir(config) / "soundscape_labels.csv")
     return predict
 
 
@@ -170,5 +171,11 @@ def check_config(config: dict[str, Any]) -> None:
         problems.append(f"predict.audio_dir: folder '{predict['audio_dir']}' does not exist; set it to the recordings to classify or to null")
     if predict["labels_csv"] and not Path(predict["labels_csv"]).is_file():
         problems.append(f"predict.labels_csv: file '{predict['labels_csv']}' does not exist; set it to a row_id,birds table or to null")
+    if predict["labels_csv"] and predict["annotations_dir"]:
+        problems.append("predict.labels_csv and predict.annotations_dir both give the windows' truth; set one of them to null")
+    if predict["annotations_dir"] and not Path(predict["annotations_dir"]).is_dir() and not (
+            data["layout"] == "demo" and Path(predict["annotations_dir"]) == demo_dir(config) / "soundscape_annotations"):
+        problems.append(f"predict.annotations_dir: folder '{predict['annotations_dir']}' does not exist; set it to the "
+                        "Raven tables of the recordings to classify or to null")
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))

@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from .annotations import StrongLabels, read_annotations
 from .audio import AudioDecodeError, CountedBlocks, skip_unusable, stream_mono
 from .datasets import window_input, window_plan, window_start_frame
 from .mel import LogMel, MelParams
@@ -157,9 +158,35 @@ def label_matrix(labels_csv: str | Path, row_ids, classes: list[str]) -> np.ndar
     return truth
 
 
-def prediction_metrics(submission: pd.DataFrame, labels_csv: str | Path, nocall_threshold: float) -> dict:
-    """The submission's window-level metrics against a labels table."""
+def annotated_window_truth(raven_dir: str | Path, row_ids, classes: list[str], window_seconds: float,
+                           annotations: dict) -> np.ndarray:
+    """0/1 truth of the given rows (<file>_<end second>) from a folder of Raven tables that
+    list every call of the predicted recordings: a window is positive for the classes of the
+    events it holds (annotations.StrongLabels, with data.annotations' label column and
+    overlap). Labels that are no trained class are left out (logged)."""
+    windows = pd.DataFrame([r.rsplit("_", 1) for r in row_ids], columns=["key", "end"]).astype({"end": float})
+    windows["start"] = (windows["end"] - window_seconds).clip(lower=0.0)
+    recordings = windows.groupby("key", sort=False)["end"].max().rename("duration").reset_index()
+    found = read_annotations({"table": None, "negatives": None, "raven_dir": str(raven_dir),
+                              "raven_label_column": annotations["raven_label_column"]}, recordings, classes)
+    strong = StrongLabels.from_table(found.table, complete=True, min_overlap=annotations["min_overlap_seconds"])
+    missing = [key for key in recordings["key"] if key not in strong]
+    if missing:
+        raise PredictionError(f"{raven_dir} has no Raven table for {len(missing)} predicted recording(s), e.g. "
+                              f"{missing[:3]}; add <file>.Table.1.selections.txt for each (an empty one: no call)")
+    truth = np.zeros((len(windows), len(classes)), dtype=np.float32)
+    no_labels = np.zeros(len(classes), dtype=np.float32)
+    for key, rows in windows.groupby("key", sort=False).indices.items():
+        truth[rows] = strong.window_truth(key, windows[["start", "end"]].to_numpy()[rows], no_labels)
+    return truth
+
+
+def prediction_metrics(submission: pd.DataFrame, labels: str | Path, nocall_threshold: float,
+                       window_seconds: float = 5.0, annotations: dict | None = None) -> dict:
+    """The submission's window-level metrics against a labels table, or against a folder of
+    Raven tables (annotated_window_truth; `annotations`: data.annotations)."""
     classes = list(submission.columns[1:])
-    truth = label_matrix(labels_csv, submission["row_id"], classes)
+    truth = (annotated_window_truth(labels, submission["row_id"], classes, window_seconds, annotations)
+             if Path(labels).is_dir() else label_matrix(labels, submission["row_id"], classes))
     report = classification_report(truth, submission[classes].to_numpy(), nocall_threshold)
     return {"n_windows": len(submission), "n_positive_windows": int(truth.any(axis=1).sum()), **report}
