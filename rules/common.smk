@@ -187,15 +187,25 @@ def prediction_audio(wildcards):
     return sources.list_audio_files(predict["audio_dir"], predict["extensions"])
 
 
+def truth_of(exp):
+    """Where the windows' truth of an experiment's prediction is: a labels table, a folder of
+    Raven tables (predict.annotations_dir), or None."""
+    return PREDICT[exp]["labels_csv"] or PREDICT[exp]["annotations_dir"]
+
+
 def labels_of(exp):
-    """The windows' truth of an experiment's prediction: a labels table, a folder of Raven
-    tables (predict.annotations_dir), or []."""
-    labels = PREDICT[exp]["labels_csv"] or PREDICT[exp]["annotations_dir"]
-    if DATA["layout"] == "demo" and labels == str(demo_dir(config) / "soundscape_labels.csv"):
+    """The files truth_of(exp) reads (inputs: editing one reruns the metrics), or []; the
+    demo's exist once its checkpoint has run."""
+    truth = truth_of(exp)
+    if not truth:
+        return []
+    if DATA["layout"] == "demo" and Path(truth) == demo_dir(config) / "soundscape_labels.csv":
         return checkpoints.make_demo.get().output.soundscape_labels
-    if DATA["layout"] == "demo" and labels == str(demo_dir(config) / "soundscape_annotations"):
+    if DATA["layout"] == "demo" and Path(truth) == demo_dir(config) / "soundscape_annotations":
         return checkpoints.make_demo.get().output.soundscape_annotations
-    return labels or []
+    if Path(truth).is_dir():
+        return sorted(str(p) for p in Path(truth).rglob("*.txt"))
+    return truth
 
 
 def prediction_labels(wildcards):

@@ -62,6 +62,7 @@ rule ensemble_predictions:
     params:
         experiments=EXP_NAMES,
         nocall_threshold=config["evaluate"]["nocall_threshold"],
+        truth=truth_of(EXP_NAMES[0]),
         window_seconds=EXPERIMENTS[EXP_NAMES[0]]["train"]["segment_seconds"],  # members share it
         annotations=DATA["annotations"],
     conda:

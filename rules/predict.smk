@@ -14,6 +14,7 @@ rule predict_recordings:
         predict=lambda wc: PREDICT[wc.exp],
         kind=lambda wc: EXPERIMENTS[wc.exp]["model"]["kind"],
         nocall_threshold=lambda wc: EXPERIMENTS[wc.exp]["evaluate"]["nocall_threshold"],
+        truth=lambda wc: truth_of(wc.exp),
         window_seconds=lambda wc: EXPERIMENTS[wc.exp]["train"]["segment_seconds"],
         annotations=DATA["annotations"],
         on_bad_audio=DATA["on_bad_audio"],

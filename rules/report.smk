@@ -83,6 +83,10 @@ rule plot_predictions:
     output:
         report(f"{REPORT_DIR}/prediction_timeline.png", caption="../report/timeline.rst", category="4. Prediction",
                subcategory="{exp}"),
+    params:
+        truth=lambda wc: truth_of(wc.exp),
+        window_seconds=lambda wc: EXPERIMENTS[wc.exp]["train"]["segment_seconds"],
+        annotations=DATA["annotations"],
     conda:
         CONDA_ENV
     log:

@@ -33,17 +33,21 @@ def test_an_rfcx_table_is_read_and_bad_rows_are_rejected_with_reasons(tmp_path):
         "XC3,lark,1,4,1,9,2\n"                   # past the end of a 6 s recording
         "XC1,owl,1,one,1,2,2\n"                  # not a number
         "dup,owl,1,1,1,2,2\n"                    # a stem two recordings share
-        "XC1,,1,1,1,2,2\n")                      # no label
-    (tmp_path / "fp.csv").write_text("recording_id,species_id,t_min,t_max\nXC1,wren,5,6\n")
+        "XC1,,1,1,1,2,2\n"                       # no label
+        "XC3,lark,1,6.02,1,6.08,2\n")             # starts after the end (within the 0.1 s tolerance)
+    (tmp_path / "fp.csv").write_text("recording_id,species_id,t_min,t_max\nXC1,wren,5,6\nXC2,owl,1,2\nXC3,owl,1,2\n")
     result = read_annotations(config(table=str(tmp_path / "tp.csv"), negatives=str(tmp_path / "fp.csv")), INDEX, CLASSES)
     events = result.table[result.table["kind"] == "event"]
     assert events[["key", "label", "class_id", "start", "end"]].values.tolist() == [
         ["owl/XC1.ogg", "owl", 0, 1.5, 2.5], ["wren/XC2.flac", "wren", 1, 0.0, 12.0]]
     negatives = result.table[result.table["kind"] == "negative"]
-    assert negatives[["key", "label", "start", "end"]].values.tolist() == [["owl/XC1.ogg", "wren", 5.0, 6.0]]
-    assert sorted(result.table.loc[result.table["kind"] == "annotated", "key"]) == ["owl/XC1.ogg", "wren/XC2.flac"]
+    assert negatives[["key", "label", "start", "end"]].values.tolist() == [
+        ["lark/XC3.wav", "owl", 1.0, 2.0], ["owl/XC1.ogg", "wren", 5.0, 6.0], ["wren/XC2.flac", "owl", 1.0, 2.0]]
+    kinds = result.table[result.table["kind"].isin(["annotated", "partial"])].set_index("key")["kind"].to_dict()
+    # XC1 has rejected rows and XC3 negatives only: neither may be taken as completely annotated
+    assert kinds == {"wren/XC2.flac": "annotated", "owl/XC1.ogg": "partial", "lark/XC3.wav": "partial"}
     reasons = result.rejected["reason"].tolist()
-    assert len(reasons) == 7 and all(result.rejected["fix"].str.len() > 0)
+    assert len(reasons) == 8 and all(result.rejected["fix"].str.len() > 0)
     for expected in ("'XC9' names no indexed recording", "label 'eagle' names no class", "start 3 s is not before end 3 s",
                      "outside the recording (0-6 s)", "are not numbers", "names 2 recordings", "no label"):
         assert any(expected in r for r in reasons), expected
@@ -86,14 +90,26 @@ def test_a_raven_table_as_raven_writes_it(tmp_path):
     assert events[["key", "label", "start", "end"]].values.tolist() == [
         ["owl/XC1.ogg", "owl", 10.0, 11.5], ["wren/XC2.flac", "wren", 2.1, 3.4], ["wren/XC2.flac", "lark", 7.0, 7.2]]
     assert result.rejected.empty  # the multi-file table's own name need not be a recording's
-    wrong_column = read_annotations(config(raven_dir=str(tmp_path / "raven")), INDEX, CLASSES).rejected
-    assert wrong_column["fix"].str.contains("data.annotations.raven_label_column").any()
+    wrong_column = read_annotations(config(raven_dir=str(tmp_path / "raven")), INDEX, CLASSES)
+    assert wrong_column.rejected["fix"].str.contains("data.annotations.raven_label_column").all()
+    assert wrong_column.table.empty  # a rejected table annotates nothing (its recording is not 'no call')
 
 
-def strong(events, negatives=(), annotated=None, complete=False, min_overlap=0.5):
-    rows = [{"key": "r", "kind": kind, "label": "", "class_id": c, "start": s, "end": e}
-            for kind, spans in (("event", events), ("negative", negatives)) for c, s, e in spans]
-    rows += [{"key": k, "kind": "annotated", "label": "", "class_id": -1, "start": 0, "end": 0}
+def test_raven_tables_in_their_own_folders_and_labels_with_quotes(tmp_path):
+    header = "Selection\tView\tChannel\tBegin Time (s)\tEnd Time (s)\tSpecies\n"
+    (tmp_path / "raven/site_a/2024").mkdir(parents=True)
+    (tmp_path / "raven/site_a/2024/XC1.Table.1.selections.txt").write_text(
+        header + '1\tSpectrogram 1\t1\t1.0\t2.0\t"owl\n2\tSpectrogram 1\t1\t3.0\t4.0\towl\n')
+    result = read_annotations(config(raven_dir=str(tmp_path / "raven")), INDEX, CLASSES)
+    assert result.table["key"].unique().tolist() == ["owl/XC1.ogg"]  # matched by its unique stem
+    assert result.table.loc[result.table["kind"] == "event", "start"].tolist() == [3.0]
+    assert result.rejected["reason"].tolist() == ["label '\"owl' names no class"]  # one row, not the rest
+
+
+def strong(events, negatives=(), annotated=None, complete=False, min_overlap=0.5, kind="annotated"):
+    rows = [{"key": "r", "kind": row_kind, "label": "", "class_id": c, "start": s, "end": e}
+            for row_kind, spans in (("event", events), ("negative", negatives)) for c, s, e in spans]
+    rows += [{"key": k, "kind": kind, "label": "", "class_id": -1, "start": 0, "end": 0}
              for k in (annotated or ["r"])]
     return StrongLabels.from_table(pd.DataFrame(rows), complete, min_overlap)
 
@@ -115,6 +131,10 @@ def test_negatives_give_zero_targets_and_events_win_over_them():
     weak = np.array([1, 1, 0], dtype=np.float32)
     labels = strong(events=[(0, 6, 7)], negatives=[(0, 0, 10), (1, 1, 2)])
     np.testing.assert_array_equal(labels.window_truth("r", windows, weak), [[0, 0, 0], [1, 1, 0]])
+    # a recording annotated in part (negatives only, or a rejected row) is never taken as complete
+    partial = strong(events=[], negatives=[(1, 1, 2)], complete=True, kind="partial")
+    assert "r" in partial
+    np.testing.assert_array_equal(partial.window_truth("r", windows, weak), [[1, 0, 0], [1, 1, 0]])
 
 
 def test_segment_targets_count_the_frames_each_segment_holds():

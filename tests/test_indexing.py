@@ -59,6 +59,11 @@ def test_negative_folders_hold_no_call_recordings_without_a_label(tmp_path):
     assert (again["class_id"] == index["class_id"]).all() and (again["primary_label"] == index["primary_label"]).all()
     folds = assign_folds(index, 2, seed=0)
     assert set(folds[negatives.index]) == {0, 1}  # no-call recordings are stratified over the folds too
+    from soundclf.indexing import summarise
+
+    text = summarise(index, rejected, "rejected.csv").text()
+    assert "no-call recordings (no label, 0 for every class): " in text and "1 in noise/" in text
+    assert "set data.negative_folders: [] to make those folders classes" in text
     # [] : the folders are classes like any other
     _, classes, _ = build_index(list_recordings(data | {"negative_folders": []}), {})
     assert classes["class"].tolist() == ["Background", "noise", "owl", "silence", "wren"]

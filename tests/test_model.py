@@ -15,19 +15,23 @@ def test_segments_round_trip_and_keep_time_order():
         split_segments(x, 7)
 
 
-def test_mixup_uses_one_coefficient_for_inputs_and_targets_and_keeps_label_mass():
+def test_mixup_uses_one_coefficient_for_inputs_and_weights_and_mixed_bce_losses_equal_mixed_targets():
+    from soundclf.training import per_sample_loss
+
     g = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
     x = torch.randn(8, 1, 4, 12)
     targets = torch.eye(5)[torch.tensor([0, 1, 2, 3, 4, 0, 1, 2])]
-    mx, mt, mw, lam, perm = mixup(x, targets, torch.ones(8), alpha=0.4, generator=g)
-    assert torch.allclose(mt.sum(dim=1), torch.ones(8))  # one-hot rows stay mass 1
+    weights = torch.linspace(0.5, 1.5, 8)
+    mx, mw, lam, perm = mixup(x, weights, alpha=0.4, generator=g)
     for i in range(8):
-        expected = lam[i] * x[i] + (1 - lam[i]) * x[perm[i]]
-        assert torch.allclose(mx[i], expected, atol=1e-6)
-        assert torch.allclose(mt[i], lam[i] * targets[i] + (1 - lam[i]) * targets[perm[i]])
-    assert torch.allclose(mw, torch.ones(8))
+        assert torch.allclose(mx[i], lam[i] * x[i] + (1 - lam[i]) * x[perm[i]], atol=1e-6)
+        assert torch.allclose(mw[i], lam[i] * weights[i] + (1 - lam[i]) * weights[perm[i]])
     assert ((lam > 0) & (lam < 1)).all()
+    logits = torch.randn(8, 5)
+    mixed_losses = lam * per_sample_loss(logits, targets, "bce") + (1 - lam) * per_sample_loss(logits, targets[perm], "bce")
+    mixed_targets = lam[:, None] * targets + (1 - lam[:, None]) * targets[perm]
+    torch.testing.assert_close(mixed_losses, per_sample_loss(logits, mixed_targets, "bce"))
 
 
 def test_gem_with_p1_is_mean_pooling():

@@ -4,12 +4,12 @@ import json
 import pandas as pd
 
 from soundclf.atomic import write_csv, write_json
-from soundclf.indexing import read_index
+from soundclf.indexing import read_classes, read_index
 from soundclf.logs import setup_logging
 from soundclf.oof import cv_metrics, per_class_table
 
 log = setup_logging(snakemake.log[0])
-classes = pd.read_csv(snakemake.input.classes)["class"].tolist()
+classes = read_classes(snakemake.input.classes)
 folds = read_index(snakemake.input.folds)
 oof = pd.concat([pd.read_csv(f, dtype={"key": str}) for f in snakemake.input.windows], ignore_index=True)
 fold_metrics = [json.loads(open(f).read()) for f in snakemake.input.metrics]

@@ -15,7 +15,7 @@ weights = json.loads(open(snakemake.input.ensemble).read())["weights"]
 submissions = {exp: pd.read_csv(path) for exp, path in zip(p.experiments, snakemake.input.submissions) if exp in weights}
 submission = weighted_submission(submissions, weights)
 write_csv(submission, out.submission)
-labels = snakemake.input.labels
+labels = p.truth
 metrics = prediction_metrics(submission, labels, p.nocall_threshold, p.window_seconds, p.annotations) if labels else {}
 write_json({"labels": str(labels) if labels else None, "weights": weights, **metrics}, out.metrics)
 log.info("ensemble %s: %s", weights, json.dumps(metrics))

@@ -2,16 +2,14 @@
 -> one table of events, negatives and annotated recordings, and the rejected rows."""
 import logging
 
-import pandas as pd
-
 from soundclf.annotations import read_annotations
 from soundclf.atomic import write_csv
-from soundclf.indexing import read_index
+from soundclf.indexing import read_classes, read_index
 from soundclf.logs import setup_logging
 
 setup_logging(snakemake.log[0])
 annotations = read_annotations(snakemake.params.annotations, read_index(snakemake.input.recordings),
-                               pd.read_csv(snakemake.input.classes, keep_default_na=False)["class"].astype(str).tolist())
+                               read_classes(snakemake.input.classes))
 write_csv(annotations.rejected, snakemake.output.rejected)
 write_csv(annotations.table, snakemake.output.annotations)
 if len(annotations.rejected):

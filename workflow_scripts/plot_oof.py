@@ -4,7 +4,7 @@ import json
 import pandas as pd
 
 from soundclf.atomic import write_csv
-from soundclf.indexing import read_index
+from soundclf.indexing import read_classes, read_index
 from soundclf.logs import setup_logging
 from soundclf.mel import MelParams
 from soundclf.mel_cache import MelCache
@@ -14,7 +14,7 @@ setup_logging(snakemake.log[0])
 p, out = snakemake.params, snakemake.output
 oof = pd.read_csv(snakemake.input.oof)
 folds = read_index(snakemake.input.folds)
-classes = pd.read_csv(snakemake.input.classes)["class"].tolist()
+classes = read_classes(snakemake.input.classes)
 
 write_csv(plots.cv_metrics_table(json.loads(open(snakemake.input.cv_metrics).read())), out.cv_table)
 plots.per_class_bars(pd.read_csv(snakemake.input.per_class), out.per_class)

@@ -22,7 +22,7 @@ else:
     submission = predict_folder(files, list(snakemake.input.models), p.predict["batch_size"], p.on_bad_audio)
 write_csv(submission, out.submission)
 log.info("%d windows of %d recordings -> %s", len(submission), len(files), out.submission)
-labels = snakemake.input.labels
+labels = p.truth
 metrics = prediction_metrics(submission, labels, p.nocall_threshold, p.window_seconds, p.annotations) if labels else {}
 write_json({"labels": str(labels) if labels else None, **metrics}, out.metrics)
 if metrics:

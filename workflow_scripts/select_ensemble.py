@@ -3,12 +3,12 @@ import pandas as pd
 
 from soundclf.atomic import write_json
 from soundclf.comparison import oof_recording_scores, select_ensemble
-from soundclf.indexing import read_index
+from soundclf.indexing import read_classes, read_index
 from soundclf.logs import setup_logging
 
 setup_logging(snakemake.log[0])
 p = snakemake.params
-classes = pd.read_csv(snakemake.input.classes)["class"].tolist()
+classes = read_classes(snakemake.input.classes)
 scores = {exp: oof_recording_scores(pd.read_csv(path, dtype={"key": str}), classes)
           for exp, path in zip(p.experiments, snakemake.input.oof)}
 choice = select_ensemble(scores, read_index(snakemake.input.folds), classes, p.ensemble["metric"],

@@ -7,7 +7,7 @@ import torch
 
 from soundclf.annotations import StrongLabels
 from soundclf.atomic import write_csv
-from soundclf.indexing import read_index
+from soundclf.indexing import read_classes, read_index
 from soundclf.logs import setup_logging
 
 setup_logging(snakemake.log[0])
@@ -15,7 +15,7 @@ torch.set_num_threads(snakemake.threads)
 logging.getLogger("soundclf").info("%d torch threads", torch.get_num_threads())
 p = snakemake.params
 folds = read_index(snakemake.input.folds)
-classes = pd.read_csv(snakemake.input.classes)["class"].tolist()
+classes = read_classes(snakemake.input.classes)
 fold = int(snakemake.wildcards.fold)
 if p.model["kind"] == "embedding_probe":
     from soundclf.embedding.cache import EmbeddingCache

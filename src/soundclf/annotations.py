@@ -20,9 +20,14 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
+from .atomic import atomic_path
+from .sources import decode_text
+
 log = logging.getLogger(__name__)
 
-EVENT_KINDS = ("event", "negative", "annotated")  # 'annotated': a recording whose annotation exists
+# 'annotated': a recording whose annotation exists (complete when data.annotations.complete);
+# 'partial': one with a rejected row, or with negatives only: weak labels outside its events
+EVENT_KINDS = ("event", "negative", "annotated", "partial")
 ANNOTATION_COLUMNS = ["key", "kind", "label", "class_id", "start", "end", "source"]
 REJECTED_COLUMNS = ["source", "recording", "label", "start", "end", "reason", "fix"]
 RAVEN_BEGIN, RAVEN_END = "Begin Time (s)", "End Time (s)"
@@ -46,7 +51,8 @@ class Annotations:
     def summary(self) -> str:
         kinds = self.table["kind"].value_counts()
         return (f"{int(kinds.get('event', 0))} events and {int(kinds.get('negative', 0))} negatives on "
-                f"{int(kinds.get('annotated', 0))} annotated recordings; {len(self.rejected)} rows rejected")
+                f"{int(kinds.get('annotated', 0))} annotated recordings and {int(kinds.get('partial', 0))} annotated "
+                f"in part (a rejected row, or negatives only); {len(self.rejected)} rows rejected")
 
 
 @dataclass
@@ -61,7 +67,8 @@ class _Row:
 
 class RecordingMatcher:
     """Finds the index key that an annotation names: the key itself, the key without its
-    extension, or a file name / stem that only one recording has."""
+    extension, or a file name / stem that only one recording has (also when the annotation
+    names it with folders of its own)."""
 
     def __init__(self, keys: list[str]):
         self.by_name: dict[str, set[str]] = {}
@@ -72,7 +79,8 @@ class RecordingMatcher:
 
     def __call__(self, name: str) -> tuple[str | None, str]:
         """(key, '') or (None, why not)."""
-        found = self.by_name.get(name.strip().replace("\\", "/"), set())
+        path = Path(name.strip().replace("\\", "/"))
+        found = next((self.by_name[n] for n in (path.as_posix(), path.name, path.stem) if n in self.by_name), set())
         if len(found) == 1:
             return next(iter(found)), ""
         if found:
@@ -82,9 +90,11 @@ class RecordingMatcher:
 
 def read_annotations(config: dict[str, Any], index: pd.DataFrame, classes: list[str]) -> Annotations:
     """Every annotation `config` (data.annotations) names, checked against the index (known
-    recording, times inside it, start < end) and the classes (known label)."""
+    recording, times inside it, start < end) and the classes (known label). A recording with
+    a Raven table or an event row is annotated; one with a rejected row, or with negatives
+    only, is annotated in part ('partial': never taken as complete)."""
     rows: list[_Row] = []
-    annotated: dict[str, str] = {}  # key -> source
+    covered: dict[str, str] = {}  # key -> the source that annotates it
     matcher = RecordingMatcher(index["key"].tolist())
     rejected: list[dict] = []
     if config.get("table"):
@@ -93,7 +103,10 @@ def read_annotations(config: dict[str, Any], index: pd.DataFrame, classes: list[
         rows += list(_table_rows(config["negatives"], config["columns"], "negative", "data.annotations.negatives"))
     if config.get("raven_dir"):
         for table_path, recording in _raven_tables(config["raven_dir"]):
-            table_rows, per_file = _raven_rows(table_path, recording, config["raven_label_column"], rejected)
+            parsed = _raven_rows(table_path, recording, config["raven_label_column"], rejected)
+            if parsed is None:  # rejected whole: it annotates nothing
+                continue
+            table_rows, per_file = parsed
             if not per_file:  # the table annotates the recording it is named after, even with no selection
                 key, why = matcher(recording)
                 if key is None:
@@ -101,24 +114,31 @@ def read_annotations(config: dict[str, Any], index: pd.DataFrame, classes: list[
                                             f"Raven table {why}", "name the table after its sound file "
                                             "(<file>.Table.1.selections.txt) or remove it"))
                     continue
-                annotated.setdefault(key, str(table_path))
+                covered.setdefault(key, str(table_path))
             rows += table_rows
     durations = dict(zip(index["key"], index["duration"]))
     class_id = {c: i for i, c in enumerate(classes)}
-    kept = []
+    kept, spoiled, negative_only = [], set(), {}
     for row in rows:
         key, why = matcher(row.recording)
         problem = _problem(row, key, why, durations, class_id)
         if problem:
             rejected.append(_reject(row, *problem))
+            if key is not None:
+                spoiled.add(key)
             continue
         start, end = float(row.start), min(float(row.end), durations[key])
         kept.append({"key": key, "kind": row.kind, "label": row.label.strip(), "class_id": class_id[row.label.strip()],
                      "start": round(start, 4), "end": round(end, 4), "source": row.source})
+        source = row.source.rsplit(":", 1)[0]
         if row.kind == "event":
-            annotated.setdefault(key, row.source.rsplit(":", 1)[0])
-    kept += [{"key": key, "kind": "annotated", "label": "", "class_id": -1, "start": 0.0,
-              "end": float(durations[key]), "source": source} for key, source in sorted(annotated.items())]
+            covered.setdefault(key, source)
+        else:
+            negative_only.setdefault(key, source)
+    marks = {key: ("partial" if key in spoiled else "annotated", source) for key, source in covered.items()}
+    marks |= {key: ("partial", source) for key, source in negative_only.items() if key not in covered}
+    kept += [{"key": key, "kind": kind, "label": "", "class_id": -1, "start": 0.0, "end": float(durations[key]),
+              "source": source} for key, (kind, source) in sorted(marks.items())]
     table = pd.DataFrame(kept, columns=ANNOTATION_COLUMNS).sort_values(["key", "kind", "start"], kind="stable")
     result = Annotations(table.reset_index(drop=True), pd.DataFrame(rejected, columns=REJECTED_COLUMNS))
     log.info("annotations: %s", result.summary())
@@ -142,7 +162,7 @@ def _problem(row: _Row, key: str | None, why: str, durations: dict[str, float],
         return "a time is missing", "write the start and end in seconds"
     if start >= end:
         return f"start {start:g} s is not before end {end:g} s", "swap or correct the times"
-    if start < 0 or end > durations[key] + TIME_TOLERANCE:
+    if start < 0 or start >= durations[key] or end > durations[key] + TIME_TOLERANCE:
         return (f"times {start:g}-{end:g} s lie outside the recording (0-{durations[key]:g} s)",
                 "check the times and the recording they belong to")
     return None
@@ -155,9 +175,13 @@ def _reject(row: _Row, reason: str, fix: str) -> dict:
 
 
 def _read_delimited(path: Path, delimiter: str | None = None) -> tuple[list[str], list[dict[str, str]]]:
-    text = path.read_text(encoding="utf-8-sig", errors="replace")
+    """Header and rows of a delimited text file, decoded as the metadata table is (UTF-8, else
+    Windows-1252 / Latin-1 with a notice). A given delimiter (Raven's tab) reads quotes as
+    text: Raven does not quote, and a label starting with '"' must not swallow the next rows."""
+    text = decode_text(path.read_bytes(), path, None, setting=None)
+    quoting = csv.QUOTE_NONE if delimiter else csv.QUOTE_MINIMAL
     delimiter = delimiter or max((",", ";", "\t"), key=text.split("\n", 1)[0].count)
-    reader = csv.DictReader(text.splitlines(), delimiter=delimiter)
+    reader = csv.DictReader(text.splitlines(), delimiter=delimiter, quoting=quoting)
     return [name.strip() for name in reader.fieldnames or []], [
         {(k or "").strip(): (v or "").strip() if isinstance(v, str) else "" for k, v in r.items()} for r in reader]
 
@@ -187,11 +211,12 @@ def _raven_tables(folder: str) -> Iterator[tuple[Path, str]]:
         yield path, RAVEN_SUFFIX.sub("", path.relative_to(folder).as_posix())
 
 
-def _raven_rows(path: Path, recording: str, label_column: str, rejected: list[dict]) -> tuple[list[_Row], bool]:
-    """The rows of a Raven Pro selection table and whether each names its own file. Raven
-    writes tab-separated rows, one per selection and view (Waveform 1, Spectrogram 1), so
-    each Selection number is read once. With 'Begin File' and 'File Offset (s)' columns (a
-    table over several files) each row names its file and its start in it."""
+def _raven_rows(path: Path, recording: str, label_column: str,
+                rejected: list[dict]) -> tuple[list[_Row], bool] | None:
+    """The rows of a Raven Pro selection table and whether each names its own file (None: the
+    table is rejected). Raven writes tab-separated rows, one per selection and view (Waveform
+    1, Spectrogram 1), so a selection is read once. With 'Begin File' and 'File Offset (s)'
+    columns (a table over several files) each row names its file and its start in it."""
     header, rows = _read_delimited(path, "\t")
     missing = [c for c in (RAVEN_BEGIN, RAVEN_END, label_column) if c not in header]
     if missing:
@@ -199,11 +224,11 @@ def _raven_rows(path: Path, recording: str, label_column: str, rejected: list[di
                                 f"Raven table without column(s) {', '.join(missing)} (its columns: {', '.join(header)})",
                                 "set data.annotations.raven_label_column to the table's label column"
                                 if missing == [label_column] else "export the table from Raven with its time columns"))
-        return [], False
+        return None
     per_file = RAVEN_FILE in header and RAVEN_OFFSET in header
     seen, out = set(), []
     for line, r in enumerate(rows, start=2):
-        selection = r.get("Selection", str(line))
+        selection = (r.get("Selection"), r[RAVEN_BEGIN], r[RAVEN_END], r[label_column])
         if selection in seen:
             continue
         seen.add(selection)
@@ -222,8 +247,7 @@ def write_raven_table(path: str | Path, events: list[tuple[str, float, float]], 
                       low_high_hz: tuple[float, float] | None = None) -> None:
     """A Raven Pro selection table of (label, start s, end s) events, as Raven writes it (the
     demo writes one per recording)."""
-    from .atomic import atomic_path
-
+    
     low, high = low_high_hz or (0.0, 0.0)
     lines = ["\t".join(["Selection", "View", "Channel", RAVEN_BEGIN, RAVEN_END, "Low Freq (Hz)", "High Freq (Hz)",
                         label_column])]
@@ -259,13 +283,14 @@ def counts(overlap: np.ndarray, length: np.ndarray, min_overlap: float) -> np.nd
 @dataclass
 class StrongLabels:
     """The annotations of a set of recordings as targets and truth. `complete`: an annotated
-    recording's spans without an event are negatives for every class; otherwise they keep
-    the recording's weak labels. Negative rows (false positives) set their class to 0 where
+    recording's spans without an event are negatives for every class (not those of a
+    'partial' one); otherwise they keep the recording's weak labels. Negative rows (false positives) set their class to 0 where
     they count; events set theirs to 1."""
 
     events: dict[str, _Spans]
     negatives: dict[str, _Spans]
-    annotated: set[str]
+    annotated: set[str]  # every annotated recording, 'partial' ones included
+    partial: set[str]  # never complete: weak labels outside their events
     complete: bool = False
     min_overlap: float = 0.1
     fingerprint: str = ""  # of the table and settings: a resumed training run must match it
@@ -276,7 +301,8 @@ class StrongLabels:
         fingerprint = hashlib.sha1(f"{table.to_csv(index=False)}|{complete}|{min_overlap}".encode()).hexdigest()
         return cls({k: _Spans.of(g) for k, g in by_kind["event"].groupby("key")},
                    {k: _Spans.of(g) for k, g in by_kind["negative"].groupby("key")},
-                   set(by_kind["annotated"]["key"]), complete, min_overlap, fingerprint)
+                   set(by_kind["annotated"]["key"]) | set(by_kind["partial"]["key"]), set(by_kind["partial"]["key"]),
+                   complete, min_overlap, fingerprint)
 
     @classmethod
     def from_config(cls, path: str | Path | None, config: dict[str, Any]) -> "StrongLabels | None":
@@ -296,7 +322,8 @@ class StrongLabels:
     def _targets(self, key: str, weak: np.ndarray, rows: int, overlap_of, length_of) -> np.ndarray:
         """(rows, classes) targets from the weak labels (classes,), overlap_of(spans) -> (rows,
         events) seconds and length_of(spans) -> (events,) seconds."""
-        targets = np.zeros((rows, len(weak)), np.float32) if self.complete else np.tile(weak, (rows, 1)).astype(np.float32)
+        complete = self.complete and key not in self.partial
+        targets = np.zeros((rows, len(weak)), np.float32) if complete else np.tile(weak, (rows, 1)).astype(np.float32)
         for spans, value in ((self.negatives.get(key), 0.0), (self.events.get(key), 1.0)):
             if spans is None:
                 continue

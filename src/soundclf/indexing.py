@@ -265,6 +265,7 @@ class IndexSummary:
     reasons: dict[str, int]  # rejected rows per kind of reason, most frequent first
     lost_classes: list[str]  # labels whose every recording was rejected
     rejected_csv: str
+    no_call: dict[str, int] = field(default_factory=dict)  # kept recordings of each no-call folder
 
     @property
     def rejected(self) -> int:
@@ -282,12 +283,16 @@ class IndexSummary:
             lines.append(f"  classes that lost all their recordings: {', '.join(self.lost_classes)}")
         if self.rejected:
             lines.append(f"  every rejected file, with its reason and fix: {self.rejected_csv}")
+        if self.no_call:
+            lines.append(f"  no-call recordings (no label, 0 for every class): {', '.join(f'{n} in {folder}/' for folder, n in self.no_call.items())}"
+                         "; set data.negative_folders: [] to make those folders classes")
         return "\n".join(lines)
 
     def as_dict(self) -> dict:
         return {"listed": self.listed, "kept": self.kept, "rejected": self.rejected,
                 "rejected_fraction": self.rejected_fraction, "reasons": self.reasons,
-                "lost_classes": self.lost_classes, "rejected_csv": self.rejected_csv, "text": self.text()}
+                "lost_classes": self.lost_classes, "rejected_csv": self.rejected_csv, "no_call": self.no_call,
+                "text": self.text()}
 
 
 def summarise(index: pd.DataFrame, rejected: pd.DataFrame, rejected_csv: str) -> IndexSummary:
@@ -296,9 +301,10 @@ def summarise(index: pd.DataFrame, rejected: pd.DataFrame, rejected_csv: str) ->
     kinds = rejected["reason"].map(reason_kind).value_counts()
     kept_labels = set(index["primary_label"]) if len(index) else set()
     lost = sorted(set(rejected["label"]) - kept_labels - {""})
+    no_call = index.loc[index["class_id"] == NO_CLASS, "key"].str.split("/").str[0].value_counts() if len(index) else {}
     return IndexSummary(listed=len(index) + len(rejected), kept=len(index),
                         reasons={str(k): int(v) for k, v in kinds.items()}, lost_classes=lost,
-                        rejected_csv=rejected_csv)
+                        rejected_csv=rejected_csv, no_call={str(k): int(v) for k, v in dict(no_call).items()})
 
 
 def reason_kind(reason: str) -> str:
@@ -321,9 +327,16 @@ def too_many_rejected(summary: IndexSummary, max_fraction: float) -> BadInputErr
 LIST_COLUMNS = ("secondary_labels", "secondary_class_ids")
 
 
-def read_index(path: str) -> pd.DataFrame:
-    """The recordings (or folds) table with its list columns parsed back from JSON."""
-    index = pd.read_csv(path, keep_default_na=False)
+def read_classes(path: str | Path) -> list[str]:
+    """The class names of classes.csv, as text (labels such as '01' or RFCX's species ids stay
+    the names they are, not numbers)."""
+    return pd.read_csv(path, dtype={"class": str}, keep_default_na=False)["class"].tolist()
+
+
+def read_index(path: str | Path) -> pd.DataFrame:
+    """The recordings (or folds) table with its list columns parsed back from JSON and its
+    keys and labels as text."""
+    index = pd.read_csv(path, keep_default_na=False, dtype={"key": str, "primary_label": str})
     for column in LIST_COLUMNS:
         index[column] = index[column].map(json.loads)
     return index

@@ -128,19 +128,17 @@ def probabilities(logits: torch.Tensor, activation: str) -> torch.Tensor:
     return torch.softmax(logits, dim=-1) if activation == "softmax" else torch.sigmoid(logits)
 
 
-def mixup(x: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor, alpha: float,
-          generator: torch.Generator | None = None):
-    """Mix every crop (all its segments together) with a random other crop of the batch,
-    one Beta(alpha, alpha) coefficient per crop, applied alike to inputs, targets and weights."""
+def mixup(x: torch.Tensor, weights: torch.Tensor, alpha: float, generator: torch.Generator | None = None):
+    """Mix every crop (all its segments together) with a random other crop of the batch, one
+    Beta(alpha, alpha) coefficient per crop, applied alike to inputs and loss weights ->
+    (inputs, weights, coefficients, partners). The training loop mixes the two sources'
+    losses with the same coefficients (for BCE: the loss against the mixed targets), so a
+    weak and a strongly labelled crop each keep their own kind of target."""
     b = x.shape[0]
     perm = torch.randperm(b, generator=generator)
     lam = torch.distributions.Beta(alpha, alpha).sample((b,)).to(x.device)
     lam_x = lam.view(b, *([1] * (x.dim() - 1)))
-    mixed_x = lam_x * x + (1 - lam_x) * x[perm]
-    lam_t = lam.view(b, *([1] * (targets.dim() - 1)))  # targets (B, classes) or (B, segments, classes)
-    mixed_t = lam_t * targets + (1 - lam_t) * targets[perm]
-    mixed_w = lam * weights + (1 - lam) * weights[perm]
-    return mixed_x, mixed_t, mixed_w, lam, perm
+    return lam_x * x + (1 - lam_x) * x[perm], lam * weights + (1 - lam) * weights[perm], lam, perm
 
 
 def save_model(path, model: SoundClassifier, meta: dict) -> None:

@@ -167,23 +167,23 @@ def example_windows(windows: list[tuple[str, float, np.ndarray, str, list[tuple[
 
 
 def prediction_timeline(submission: pd.DataFrame, recording: str, path: str | Path, n_classes: int = 8,
-                        labels: pd.DataFrame | None = None) -> None:
-    """Probability of the most likely classes over one recording's 5 s windows; labelled
-    windows (when a labels table is given) marked above the curves."""
-    rows = submission[submission["row_id"].str.rsplit("_", n=1).str[0] == recording]
+                        truth: np.ndarray | None = None) -> None:
+    """Probability of the most likely classes over one recording's 5 s windows; the windows
+    where a class is present (`truth`: 0/1 per submission row and class) marked above them."""
+    mine = (submission["row_id"].str.rsplit("_", n=1).str[0] == recording).to_numpy()
+    rows = submission[mine]
     ends = rows["row_id"].str.rsplit("_", n=1).str[1].astype(float)
     classes = rows.columns[1:]
     shown = rows[classes].max().sort_values(ascending=False).index[:n_classes]
     fig, ax = plt.subplots(figsize=(10, 4))
     for name in shown:
         line, = ax.step(ends, rows[name], where="post", label=name)
-        if labels is not None:
-            birds = labels.set_index("row_id").reindex(rows["row_id"])["birds"].fillna("")
-            present = ends[birds.str.split().apply(lambda b: name in b).to_numpy()]
+        if truth is not None:
+            present = ends[truth[mine, list(submission.columns[1:]).index(name)] > 0]
             ax.plot(present - 2.5, np.full(len(present), 1.03 + 0.02 * list(shown).index(name)), "|",
                     color=line.get_color(), markersize=8)
     ax.set(xlabel="window end (s)", ylabel="probability (mean of the fold models)", ylim=(0, 1.2),
-           title=f"{recording}: predictions per 5 s window" + (" (ticks: labelled presence)" if labels is not None else ""))
+           title=f"{recording}: predictions per 5 s window" + (" (ticks: labelled presence)" if truth is not None else ""))
     ax.legend(fontsize=7, ncol=2, loc="upper right")
     _save(fig, path)
 

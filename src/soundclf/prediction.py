@@ -181,12 +181,22 @@ def annotated_window_truth(raven_dir: str | Path, row_ids, classes: list[str], w
     return truth
 
 
+def window_truth(labels: str | Path, submission: pd.DataFrame, window_seconds: float = 5.0,
+                 annotations: dict | None = None) -> np.ndarray:
+    """0/1 truth (rows, classes) of a submission's windows from a labels table (label_matrix)
+    or a folder of Raven tables (annotated_window_truth, with `annotations`: data.annotations)."""
+    classes = list(submission.columns[1:])
+    if not Path(labels).is_dir():
+        return label_matrix(labels, submission["row_id"], classes)
+    if annotations is None:
+        raise ValueError("window truth from Raven tables needs the data.annotations settings")
+    return annotated_window_truth(labels, submission["row_id"], classes, window_seconds, annotations)
+
+
 def prediction_metrics(submission: pd.DataFrame, labels: str | Path, nocall_threshold: float,
                        window_seconds: float = 5.0, annotations: dict | None = None) -> dict:
-    """The submission's window-level metrics against a labels table, or against a folder of
-    Raven tables (annotated_window_truth; `annotations`: data.annotations)."""
+    """The submission's window-level metrics against its window truth (window_truth)."""
     classes = list(submission.columns[1:])
-    truth = (annotated_window_truth(labels, submission["row_id"], classes, window_seconds, annotations)
-             if Path(labels).is_dir() else label_matrix(labels, submission["row_id"], classes))
+    truth = window_truth(labels, submission, window_seconds, annotations)
     report = classification_report(truth, submission[classes].to_numpy(), nocall_threshold)
     return {"n_windows": len(submission), "n_positive_windows": int(truth.any(axis=1).sum()), **report}

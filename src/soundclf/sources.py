@@ -117,14 +117,17 @@ def read_metadata_table(metadata_csv: str | Path, encoding: str | None = None) -
             "table, or use data.layout: folders for a folder-per-class tree."
         )
     raw = metadata_csv.read_bytes()
-    text = _decode(raw, metadata_csv, encoding)
+    text = decode_text(raw, metadata_csv, encoding)
     header_line = text.split("\n", 1)[0]
     delimiter = max(DELIMITERS, key=header_line.count)  # ties: the first, ','
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
     return list(reader.fieldnames or []), list(reader)
 
 
-def _decode(raw: bytes, path: Path, encoding: str | None) -> str:
+def decode_text(raw: bytes, path: Path, encoding: str | None, setting: str | None = "data.metadata_encoding") -> str:
+    """A table's text: in `encoding` when given, else UTF-8 (byte-order mark removed), else
+    Windows-1252 / Latin-1 with a notice on stderr naming the file and `setting` (the config
+    key that would name its encoding)."""
     if encoding:
         try:
             return raw.decode(encoding)
@@ -141,8 +144,9 @@ def _decode(raw: bytes, path: Path, encoding: str | None) -> str:
         text, used = raw.decode("latin-1"), "latin-1"
     if path not in _told:
         _told.add(path)
-        print(f"soundclf: {path} is not UTF-8 (byte {position}); read it as {used}. If names look wrong, "
-              "set data.metadata_encoding to the encoding it was saved in (or save it as UTF-8)", file=sys.stderr)
+        fix = f"set {setting} to the encoding it was saved in (or save it as UTF-8)" if setting else "save it as UTF-8"
+        print(f"soundclf: {path} is not UTF-8 (byte {position}); read it as {used}. If names look wrong, {fix}",
+              file=sys.stderr)
     return text
 
 

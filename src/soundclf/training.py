@@ -173,12 +173,16 @@ def train(
             x, y, w, strong = x.to(device), y.to(device), w.to(device), strong.to(device)
             if cuda:
                 x = x.contiguous(memory_format=torch.channels_last)
-            if cfg.mixup_prob > 0 and torch.rand(1).item() < cfg.mixup_prob:
-                x, y, w, _, perm = mixup(x, y, w, cfg.mixup_alpha)
-                strong = strong | strong[perm]
+            mixed = cfg.mixup_prob > 0 and torch.rand(1).item() < cfg.mixup_prob
+            if mixed:
+                x, w, lam, perm = mixup(x, w, cfg.mixup_alpha)
             with torch.autocast(device.type, enabled=cuda):
                 logits, segment_logits = model(x, n_segments=cfg.n_segments, per_segment=True)
-            loss = (crop_loss(logits.float(), segment_logits.float(), y, strong, cfg.loss) * w).mean()
+            logits, segment_logits = logits.float(), segment_logits.float()
+            per_crop = crop_loss(logits, segment_logits, y, strong, cfg.loss)
+            if mixed:  # the loss of each crop's two sources, each in its own kind (weak or strong)
+                per_crop = lam * per_crop + (1 - lam) * crop_loss(logits, segment_logits, y[perm], strong[perm], cfg.loss)
+            loss = (per_crop * w).mean()
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)
