@@ -347,7 +347,8 @@ def test_one_fold_target_on_a_fresh_workdir_trains_no_other_fold(tmp_path, tiny_
     shutil.copytree(tiny_dataset, tmp_path / "data")
     jobs = planned_jobs(run_snakemake(tmp_path, "-n", "results/experiments/base/oof/fold0/metrics.json",
                                       "--configfile", write_config(tmp_path)))
-    assert jobs == {"index_audio": 1, "assign_folds": 1, "mel_shard": 4, "train_fold": 1, "evaluate_fold": 1}
+    assert jobs == {"index_audio": 1, "index_annotations": 1, "assign_folds": 1, "mel_shard": 4, "train_fold": 1,
+                    "evaluate_fold": 1}
 
 
 def test_changing_a_training_key_retrains_but_reruns_no_data_stage(workdir):
@@ -386,7 +387,7 @@ def test_report_figures_are_made_and_the_html_report_has_every_section(built_wor
             assert content.startswith(b"level,") if name.endswith(".csv") else (
                 content.startswith(b"\x89PNG") and len(content) > 5000), name
     cv = pd.read_csv(results / RECIPE.removeprefix("results/") / "report/cv_metrics.csv")
-    assert set(cv["level"]) == {"window", "recording"} and cv["mean"].notna().all()
+    assert set(cv["level"]) == {"window", "window_weak", "recording"} and cv["mean"].notna().all()
     assert {"fold 0", "fold 1", "pooled"} <= set(cv.columns)
     for rule in ("plot_index", "plot_training/recipe", "plot_oof/crop5", "plot_predictions/recipe",
                  "compare_experiments", "select_ensemble", "ensemble_predictions"):
