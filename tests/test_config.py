@@ -44,6 +44,20 @@ def test_the_experiments_example_differs_only_in_the_recipe_shape_mixup_and_epoc
     assert recipe == configs["demo"]
 
 
+def test_the_strong_labels_example_changes_only_how_annotations_and_the_loss_train():
+    demo = merged()
+    configs = experiment_configs(merged("configs/strong_labels.yaml"))
+    assert list(configs) == ["weak", "strong", "events", "weak_bce", "events_bce"]
+    assert all(configs["events"][section] == demo[section] for section in SECTIONS)
+    assert demo["train"]["strong_targets"] and demo["train"]["event_crop_prob"] > 0
+    for name, cfg in configs.items():
+        train = cfg["train"]
+        assert (train["strong_targets"], train["event_crop_prob"] > 0) == {
+            "weak": (False, False), "strong": (True, False), "events": (True, True),
+            "weak_bce": (False, False), "events_bce": (True, True)}[name]
+        assert train["loss"] == ("bce" if name.endswith("_bce") else demo["train"]["loss"])
+
+
 def test_experiment_overrides_are_merged_per_section_and_checked():
     config = merged()
     config["experiments"] = {"a": None, "b": {"train": {"lr": 0.5}, "mel": {"n_mels": 32}}}
