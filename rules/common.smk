@@ -139,7 +139,7 @@ MODEL_DIR = f"{EXP_DIR}/{{exp}}/models"
 OOF_DIR = f"{EXP_DIR}/{{exp}}/oof"
 PREDICTIONS_DIR = f"{EXP_DIR}/{{exp}}/predictions"
 REPORT_DIR = f"{EXP_DIR}/{{exp}}/report"
-OOF_NAMES = ("oof_windows.csv", "cv_metrics.json", "per_class.csv")
+OOF_NAMES = ("oof_windows.csv", "cv_metrics.json", "per_class.csv", "thresholds.csv")
 OOF_FIGURES = ("per_class", "confusion", "pr_curves", "examples")
 
 
@@ -153,7 +153,7 @@ PREDICTING = [name for name in EXP_NAMES if PREDICT[name]["audio_dir"]]
 
 
 def prediction_files(exp):
-    return [f"{EXP_DIR}/{exp}/predictions/{f}" for f in ("submission.csv", "metrics.json")]
+    return [f"{EXP_DIR}/{exp}/predictions/{f}" for f in ("submission.csv", "metrics.json", "detections.csv")]
 
 
 # every fold's own outputs, named in `rule all` so that deleting one fold's files rebuilds it

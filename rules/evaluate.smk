@@ -47,3 +47,25 @@ rule aggregate_oof:
         f"{BENCHMARKS}/aggregate_oof/{{exp}}.tsv"
     script:
         "../workflow_scripts/aggregate_oof.py"
+
+
+# Per-class detection thresholds chosen on the OOF windows (against their window truth).
+rule choose_thresholds:
+    input:
+        oof=f"{OOF_DIR}/oof_windows.csv",
+        folds=FOLDS_TABLE,
+        classes=CLASSES_TABLE,
+        annotations=annotations_input,
+    output:
+        thresholds=f"{OOF_DIR}/thresholds.csv",
+    params:
+        annotations=DATA["annotations"],
+        target_precision=lambda wc: EXPERIMENTS[wc.exp]["predict"]["target_precision"],
+    conda:
+        CONDA_ENV
+    log:
+        f"{LOGS}/choose_thresholds/{{exp}}.log",
+    benchmark:
+        f"{BENCHMARKS}/choose_thresholds/{{exp}}.tsv"
+    script:
+        "../workflow_scripts/choose_thresholds.py"

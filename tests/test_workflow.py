@@ -35,8 +35,9 @@ def after_training(n_experiments=2):
     """What follows retraining n experiments: aggregation, prediction, figures, comparison
     and (with two experiments) the ensemble."""
     n = n_experiments
-    return {"aggregate_oof": n, "predict_recordings": n, "plot_training": n, "plot_oof": n,
-            "plot_predictions": n, "compare_experiments": 1, "select_ensemble": 1, "ensemble_predictions": 1, "all": 1}
+    return {"aggregate_oof": n, "choose_thresholds": n, "predict_recordings": n, "detect_events": n,
+            "plot_training": n, "plot_oof": n, "plot_predictions": n, "compare_experiments": 1, "select_ensemble": 1,
+            "ensemble_predictions": 1, "all": 1}
 
 
 def planned_jobs(result) -> dict[str, int]:
@@ -284,6 +285,15 @@ def test_model_stage_outputs(built_workdir):
     submission = pd.read_csv(results / "predictions/submission.csv")
     assert submission["row_id"].tolist() == ["soundscape_00_5", "soundscape_00_10"]
     assert list(submission.columns[1:]) == classes
+    # detections: thresholds chosen on the OOF windows, a Raven table and Audacity labels per soundscape
+    thresholds = pd.read_csv(results / "oof/thresholds.csv")
+    assert thresholds["class"].tolist() == classes and (thresholds["support"] > 0).all()
+    assert thresholds["f1_threshold"].between(0, 1).all()
+    detections = pd.read_csv(results / "predictions/detections.csv")
+    assert list(detections.columns) == ["file", "label", "start", "end", "score", "n_windows", "threshold"]
+    assert (detections["score"] >= detections["threshold"]).all()
+    assert (results / "predictions/raven/soundscape_00.Table.1.selections.txt").is_file()
+    assert (results / "predictions/audacity/soundscape_00.txt").is_file()
 
 
 def test_one_fold_target_builds_that_fold_only(workdir):
@@ -363,7 +373,11 @@ def test_changing_thread_counts_reruns_nothing(workdir):
 def test_changing_a_prediction_key_retrains_nothing(workdir):
     config = built_config(workdir, {"predict": {"audio_dir": "data/soundscapes",
                                                 "labels_csv": "data/soundscape_labels.csv", "batch_size": 8}}, "config.predict.yaml")
-    assert dry_run(workdir, config) == {"predict_recordings": 2, "plot_predictions": 2, "ensemble_predictions": 1, "all": 1}
+    assert dry_run(workdir, config) == {"predict_recordings": 2, "detect_events": 2, "plot_predictions": 2,
+                                        "ensemble_predictions": 1, "all": 1}
+    config = built_config(workdir, {"predict": {"audio_dir": "data/soundscapes", "labels_csv": "data/soundscape_labels.csv",
+                                                "min_score": 0.3}}, "config.min_score.yaml")
+    assert dry_run(workdir, config) == {"detect_events": 2, "all": 1}  # a detection key: detections only
 
 
 REPORT_SECTIONS = {  # category: (files under results/, a phrase of the caption)

@@ -1,0 +1,117 @@
+"""Detections: per-class score thresholds chosen on the out-of-fold windows, and a
+prediction's windows that pass them, consecutive windows of one class merged into one
+event, written as Raven selection tables, Audacity labels and one table."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import precision_recall_curve
+
+from .annotations import write_raven_table
+from .atomic import atomic_path, write_csv
+
+log = logging.getLogger(__name__)
+
+THRESHOLD_COLUMNS = ["class", "support", "f1_threshold", "f1", "precision_threshold", "precision", "recall"]
+DETECTION_COLUMNS = ["file", "label", "start", "end", "score", "n_windows", "threshold"]
+FALLBACK_THRESHOLD = 0.5  # a class without a positive OOF window has no threshold of its own
+
+
+def class_thresholds(truth: np.ndarray, scores: np.ndarray, classes: list[str], target_precision: float) -> pd.DataFrame:
+    """Per class, from OOF window truth (0/1) and scores: the F1-optimal threshold (ties: the
+    higher one) and the lowest threshold whose precision reaches `target_precision` (the most
+    recall at that precision; NaN where no threshold reaches it), with support (positive
+    windows) and the F1, precision and recall they give."""
+    rows = []
+    for c, name in enumerate(classes):
+        y, s = truth[:, c], scores[:, c]
+        row = {"class": name, "support": int(y.sum())}
+        if 0 < y.sum() < len(y):
+            precision, recall, thresholds = precision_recall_curve(y, s)
+            precision, recall = precision[:-1], recall[:-1]  # the last point has no threshold
+            f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0)
+            best = len(f1) - 1 - int(np.argmax(f1[::-1]))
+            reaching = np.flatnonzero(precision >= target_precision)
+            row.update(f1_threshold=float(thresholds[best]), f1=float(f1[best]))
+            if reaching.size:
+                i = int(reaching[0])
+                row.update(precision_threshold=float(thresholds[i]), precision=float(precision[i]), recall=float(recall[i]))
+        rows.append(row)
+    return pd.DataFrame(rows, columns=THRESHOLD_COLUMNS)
+
+
+def thresholds_for(table: pd.DataFrame, classes: list[str], kind: str, min_score: float | None) -> dict[str, float]:
+    """The threshold detection uses for each class: `min_score` for all when given, else the
+    table's `kind` ('f1' or 'precision') threshold, FALLBACK_THRESHOLD where it has none."""
+    if min_score is not None:
+        return {c: float(min_score) for c in classes}
+    chosen = table.set_index("class")[f"{kind}_threshold"].reindex(classes)
+    missing = chosen.index[chosen.isna()].tolist()
+    if missing:
+        log.warning("no %s threshold for %s (no positive OOF window, or the target precision is out of reach): %g",
+                    kind, ", ".join(map(str, missing)), FALLBACK_THRESHOLD)
+    return chosen.fillna(FALLBACK_THRESHOLD).astype(float).to_dict()
+
+
+def window_frame(submission: pd.DataFrame, window_seconds: float) -> pd.DataFrame:
+    """A submission (row_id = <file>_<end second>, class columns) as file, start, end, classes."""
+    file_end = submission["row_id"].str.rsplit("_", n=1)
+    frame = submission.drop(columns="row_id")
+    end = file_end.str[1].astype(float)
+    frame.insert(0, "end", end)
+    frame.insert(0, "start", (end - window_seconds).clip(lower=0.0))
+    frame.insert(0, "file", file_end.str[0])
+    return frame
+
+
+def runs(passing: np.ndarray, joined: np.ndarray):
+    """(first, last) indices of the runs of passing windows, each window after the first
+    continuing the one before it (`joined`)."""
+    first = None
+    for i, ok in enumerate(passing):
+        if ok and first is not None and joined[i]:
+            continue
+        if first is not None:
+            yield first, i - 1
+        first = i if ok else None
+    if first is not None:
+        yield first, len(passing) - 1
+
+
+def detect(windows: pd.DataFrame, thresholds: dict[str, float]) -> pd.DataFrame:
+    """Events of every class in every file: runs of consecutive windows (each starting at or
+    before the previous one's end) scoring at least the class's threshold, from the first
+    window's start to the last one's end, scored by their highest window."""
+    events = []
+    for file, rows in windows.groupby("file", sort=False):
+        rows = rows.sort_values("start")
+        starts, ends = rows["start"].to_numpy(), rows["end"].to_numpy()
+        joined = np.r_[False, starts[1:] <= ends[:-1] + 1e-6]
+        for label, threshold in thresholds.items():
+            scores = rows[label].to_numpy()
+            for a, b in runs(scores >= threshold, joined):
+                events.append({"file": file, "label": label, "start": float(starts[a]), "end": float(ends[b]),
+                               "score": float(scores[a : b + 1].max()), "n_windows": b - a + 1, "threshold": threshold})
+    table = pd.DataFrame(events, columns=DETECTION_COLUMNS)
+    return table.sort_values(["file", "start", "label"], kind="stable").reset_index(drop=True)
+
+
+def write_detections(events: pd.DataFrame, files: list[str], raven_dir: str | Path, audacity_dir: str | Path,
+                     table_csv: str | Path) -> None:
+    """One Raven selection table (with a Score column) and one Audacity label file per
+    predicted file, empty where nothing was detected, and the table of all detections."""
+    by_file = dict(tuple(events.groupby("file", sort=False)))
+    for folder in (raven_dir, audacity_dir):
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    for file in files:
+        rows = by_file.get(file, events.iloc[:0])
+        triples = list(zip(rows["label"], rows["start"], rows["end"]))
+        write_raven_table(Path(raven_dir) / f"{file}.Table.1.selections.txt", triples, scores=rows["score"].tolist())
+        with atomic_path(Path(audacity_dir) / f"{file}.txt") as tmp:
+            Path(tmp).write_text("".join(f"{s:.3f}\t{e:.3f}\t{label} {score:.3f}\n" for label, s, e, score
+                                         in zip(rows["label"], rows["start"], rows["end"], rows["score"])))
+    write_csv(events, table_csv)
