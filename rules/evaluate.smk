@@ -49,7 +49,12 @@ rule aggregate_oof:
         "../workflow_scripts/aggregate_oof.py"
 
 
-# Per-class detection thresholds chosen on the OOF windows (against their window truth).
+# Per-class detection thresholds chosen on the OOF windows (against their window truth). Seconds
+# of work: on a cluster it runs where Snakemake runs.
+localrules:
+    choose_thresholds,
+
+
 rule choose_thresholds:
     input:
         oof=f"{OOF_DIR}/oof_windows.csv",

@@ -33,7 +33,12 @@ rule predict_recordings:
 
 
 # Detections: the windows passing each class's threshold, runs merged into events, as Raven
-# selection tables and Audacity labels per recording and one table.
+# selection tables and Audacity labels per recording and one table. Seconds of work: on a
+# cluster it runs where Snakemake runs.
+localrules:
+    detect_events,
+
+
 rule detect_events:
     input:
         submission=f"{PREDICTIONS_DIR}/submission.csv",
