@@ -55,6 +55,7 @@ include: "rules/experiments.smk"
 wildcard_constraints:
     exp="|".join(map(re.escape, EXP_NAMES)),
     fold=r"\d+",
+    pshard=r"\d+",
 
 
 onsuccess:

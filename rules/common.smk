@@ -187,6 +187,24 @@ def prediction_audio(wildcards):
     return sources.list_audio_files(predict["audio_dir"], predict["extensions"])
 
 
+# predict keys a prediction shard does not read (detections, window truth): changing one
+# predicts nothing again
+PREDICTION_ONLY_ELSEWHERE = ("threshold", "target_precision", "min_score", "labels_csv", "annotations_dir")
+
+
+def prediction_shard_audio(wildcards):
+    """The recordings of one prediction shard (a hash of the path under predict.audio_dir)."""
+    predict = PREDICT[wildcards.exp]
+    if DATA["layout"] == "demo" and predict["audio_dir"] == str(demo_dir(config) / "soundscapes"):
+        checkpoints.make_demo.get()  # the demo soundscapes exist once its checkpoint has run
+    listed = ("predict", predict["audio_dir"], tuple(predict["extensions"]))
+    if listed not in _listing:  # listed once for all shards
+        _listing[listed] = sources.list_audio_files(predict["audio_dir"], predict["extensions"])
+    files = _listing[listed]
+    n_shards, shard = predict["n_shards"], int(wildcards.pshard)
+    return [f for f in files if sources.shard_of(sources.relative_key(f, predict["audio_dir"]), n_shards) == shard]
+
+
 def truth_of(exp):
     """Where the windows' truth of an experiment's prediction is: a labels table, a folder of
     Raven tables (predict.annotations_dir), or None."""

@@ -1,27 +1,50 @@
-# Prediction on unlabelled long recordings with the mean of an experiment's fold models. Only
+# Prediction on unlabelled long recordings with the mean of an experiment's fold models, in
+# predict.n_shards jobs (a file's shard: a hash of its path), each resumable file by file. Only
 # prediction keys enter here, so changing one retrains nothing.
 
 
-rule predict_recordings:
+rule predict_shard:
     input:
         models=expand(f"{MODEL_DIR}/fold{{fold}}/model.pt", fold=FOLDS, allow_missing=True),
+        audio=prediction_shard_audio,
+    output:
+        f"{PREDICTIONS_DIR}/shards/shard_{{pshard}}.csv",
+    params:
+        # the detection and truth keys are other rules': changing one predicts nothing again
+        predict=lambda wc: {k: v for k, v in PREDICT[wc.exp].items() if k not in PREDICTION_ONLY_ELSEWHERE},
+        kind=lambda wc: EXPERIMENTS[wc.exp]["model"]["kind"],
+        on_bad_audio=DATA["on_bad_audio"],
+        # each file's rows, committed as they finish: not an output, so a killed job's survive
+        parts_dir=lambda wc: f"{EXP_DIR}/{wc.exp}/predictions/shards/shard_{wc.pshard}.parts",
+    threads: config["threads"]["predict"]
+    resources:
+        gpu=GPU_REQUEST,
+    conda:
+        CONDA_ENV
+    log:
+        f"{LOGS}/predict_shard/{{exp}}/shard_{{pshard}}.log",
+    benchmark:
+        f"{BENCHMARKS}/predict_shard/{{exp}}/shard_{{pshard}}.tsv"
+    script:
+        "../workflow_scripts/predict_shard.py"
+
+
+# The shards merged in file order, and their metrics against the window truth when there is any.
+rule predict_recordings:
+    input:
+        shards=lambda wc: [f"{EXP_DIR}/{wc.exp}/predictions/shards/shard_{s}.csv" for s in range(PREDICT[wc.exp]["n_shards"])],
         audio=prediction_audio,
         labels=prediction_labels,
     output:
         submission=f"{PREDICTIONS_DIR}/submission.csv",
         metrics=f"{PREDICTIONS_DIR}/metrics.json",
     params:
-        # the detection keys are detect_events' own: changing one reruns only the detections
-        predict=lambda wc: {k: v for k, v in PREDICT[wc.exp].items() if k not in ("threshold", "target_precision", "min_score")},
-        kind=lambda wc: EXPERIMENTS[wc.exp]["model"]["kind"],
+        audio_dir=lambda wc: PREDICT[wc.exp]["audio_dir"],
+        extensions=lambda wc: PREDICT[wc.exp]["extensions"],
         nocall_threshold=lambda wc: EXPERIMENTS[wc.exp]["evaluate"]["nocall_threshold"],
         truth=lambda wc: truth_of(wc.exp),
         window_seconds=lambda wc: EXPERIMENTS[wc.exp]["train"]["segment_seconds"],
         annotations=DATA["annotations"],
-        on_bad_audio=DATA["on_bad_audio"],
-    threads: config["threads"]["predict"]
-    resources:
-        gpu=GPU_REQUEST,
     conda:
         CONDA_ENV
     log:

@@ -130,3 +130,33 @@ def test_killed_training_resumes_from_its_checkpoint_and_matches_an_uninterrupte
         assert torch.equal(a, b)
     metrics = [json.loads((w / f"{BASE}/oof/fold0/metrics.json").read_text()) for w in (uninterrupted, killed)]
     assert metrics[0] == metrics[1]
+
+
+def test_killed_prediction_shard_resumes_and_matches_an_uninterrupted_run(tmp_path, tiny_dataset):
+    base = tmp_path / "base"
+    shutil.copytree(tiny_dataset, base / "data")
+    soundscape = next((base / "data/soundscapes").glob("*.ogg"))
+    for i in range(40):  # an archive of 40 files, predicted one after another
+        (base / "archive" / f"site_{i % 4}").mkdir(parents=True, exist_ok=True)
+        shutil.copy(soundscape, base / "archive" / f"site_{i % 4}" / f"rec_{i:02d}.ogg")
+    config = write_config(base, {"predict": {"audio_dir": "archive", "labels_csv": None},
+                                 "train": SMALL["train"] | {"epochs": 1}})
+    run_snakemake(base, *(f"{BASE}/models/fold{k}/model.pt" for k in (0, 1)), "--configfile", config)
+    uninterrupted, killed = tmp_path / "uninterrupted", tmp_path / "killed"
+    for workdir in (uninterrupted, killed):
+        shutil.copytree(base, workdir, symlinks=True)
+    target = [f"{BASE}/predictions/submission.csv", "--configfile", config]
+    run_snakemake(uninterrupted, *target)
+
+    parts = killed / f"{BASE}/predictions/shards/shard_0.parts"
+    done_at_kill = kill_when(start_snakemake(killed, *target), lambda: len(list(parts.glob("*.csv"))) >= 3 and
+                             len(list(parts.glob("*.csv"))))
+    assert 3 <= done_at_kill < 40 and not (killed / f"{BASE}/predictions/shards/shard_0.csv").exists()
+    run_snakemake(killed, "--unlock", *target)
+    run_snakemake(killed, *target, "--rerun-incomplete")
+    log = (killed / "results/logs/predict_shard/base/shard_0.log").read_text()
+    resumed = int(log.split("resumed: ")[1].split()[0])
+    assert resumed >= done_at_kill  # every committed file was kept, none predicted twice
+    assert not parts.exists()
+    for name in ("shards/shard_0.csv", "submission.csv"):
+        assert (killed / f"{BASE}/predictions/{name}").read_bytes() == (uninterrupted / f"{BASE}/predictions/{name}").read_bytes()

@@ -1,5 +1,7 @@
 """Evaluation and prediction on 5 s windows: row ids, fold averaging, the same input as the
 cache-based evaluation, metrics against window labels; OOF aggregation."""
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -136,3 +138,24 @@ def test_raven_tables_of_the_soundscapes_give_the_same_window_truth_as_their_lab
     with pytest.raises(PredictionError, match="no Raven table for 1 predicted recording"):
         other = submission.assign(row_id=submission["row_id"].str.replace("soundscape_00", "field_01"))
         prediction_metrics(other, tiny_dataset / "soundscape_annotations", 0.5, 5.0, annotations)
+
+
+def test_a_prediction_resumes_at_the_first_file_without_a_committed_part(tmp_path):
+    from soundclf.prediction import merge_shards, submission_table
+
+    files = [tmp_path / f"{name}.wav" for name in ("a", "b", "c")]
+    called = []
+
+    def predict_one(path):
+        called.append(Path(path).stem)
+        return [5.0, 10.0], np.full((2, 2), {"a": 0.1, "b": 0.2, "c": 0.3}[Path(path).stem], dtype=np.float32)
+
+    whole = submission_table(files, predict_one, ["x", "y"], parts_dir=tmp_path / "whole")
+    assert called == ["a", "b", "c"] and sorted(p.name for p in (tmp_path / "whole").iterdir()) == ["a.csv", "b.csv", "c.csv"]
+    (tmp_path / "whole/c.csv").unlink()  # killed while predicting c
+    called.clear()
+    resumed = submission_table(files, predict_one, ["x", "y"], parts_dir=tmp_path / "whole")
+    assert called == ["c"]  # a and b were not predicted again
+    pd.testing.assert_frame_equal(resumed, whole)
+    merged = merge_shards([whole.iloc[4:], whole.iloc[:4]], files)  # shards in any order: files sorted
+    assert merged["row_id"].tolist() == ["a_5", "a_10", "b_5", "b_10", "c_5", "c_10"]

@@ -26,6 +26,7 @@ TINY = {
     "cache": {"n_shards": 2},
     "model": {"backbone": "lcnet_050"},
     "train": {"epochs": 1, "crop_seconds": 10, "batch_size": 4, "num_workers": 0},
+    "predict": {"n_shards": 2},
 }
 
 
@@ -95,6 +96,7 @@ def test_the_workflow_runs_through_sbatch(slurm_run):
     workdir, log = slurm_run
     jobs = submitted(log)
     assert len(jobs.get("train_fold", [])) == 2 and len(jobs.get("evaluate_fold", [])) == 2
+    assert len(jobs.get("predict_shard", [])) == 2  # the prediction spread over 2 shard jobs
     assert {"make_demo", "index_audio", "assign_folds", "mel_shard", "aggregate_oof", "predict_recordings"} <= set(jobs)
     for rule in ("train_fold", "evaluate_fold"):
         for slurm_id in jobs[rule]:  # SLURM's own log of each job
@@ -114,7 +116,7 @@ def test_deleting_one_fold_resubmits_only_that_fold_and_what_follows(cluster, sl
     shutil.rmtree(workdir / f"{BASE}/oof/fold1")
     jobs = submitted(run_on_slurm(cluster, workdir))
     assert {rule: len(ids) for rule, ids in jobs.items()} == {
-        "train_fold": 1, "evaluate_fold": 1, "aggregate_oof": 1, "predict_recordings": 1}
+        "train_fold": 1, "evaluate_fold": 1, "aggregate_oof": 1, "predict_shard": 2, "predict_recordings": 1}
     assert (workdir / f"{BASE}/models/fold1/model.pt").is_file()
 
 

@@ -35,7 +35,7 @@ def after_training(n_experiments=2):
     """What follows retraining n experiments: aggregation, prediction, figures, comparison
     and (with two experiments) the ensemble."""
     n = n_experiments
-    return {"aggregate_oof": n, "choose_thresholds": n, "predict_recordings": n, "detect_events": n,
+    return {"aggregate_oof": n, "choose_thresholds": n, "predict_shard": n, "predict_recordings": n, "detect_events": n,
             "plot_training": n, "plot_oof": n, "plot_predictions": n, "compare_experiments": 1, "select_ensemble": 1,
             "ensemble_predictions": 1, "all": 1}
 
@@ -187,7 +187,7 @@ def test_hostile_corpus_is_rejected_or_used_and_the_run_finishes(tmp_path, tiny_
     assert "x truncated" in index_log and "results/index/rejected.csv" in index_log
     notes = index.set_index("key")["note"].fillna("")
     assert notes["odd/xeno_canto_style.mp3"].startswith("length by decoding")
-    assert "broken.wav" in (results / "logs/predict_recordings/base.log").read_text()
+    assert "broken.wav" in (results / "logs/predict_shard/base/shard_0.log").read_text()
     assert not pd.read_csv(results / "experiments/base/predictions/submission.csv")["row_id"].str.startswith("broken").any()
 
 
@@ -373,11 +373,32 @@ def test_changing_thread_counts_reruns_nothing(workdir):
 def test_changing_a_prediction_key_retrains_nothing(workdir):
     config = built_config(workdir, {"predict": {"audio_dir": "data/soundscapes",
                                                 "labels_csv": "data/soundscape_labels.csv", "batch_size": 8}}, "config.predict.yaml")
-    assert dry_run(workdir, config) == {"predict_recordings": 2, "detect_events": 2, "plot_predictions": 2,
-                                        "ensemble_predictions": 1, "all": 1}
+    assert dry_run(workdir, config) == {"predict_shard": 2, "predict_recordings": 2, "detect_events": 2,
+                                        "plot_predictions": 2, "ensemble_predictions": 1, "all": 1}
     config = built_config(workdir, {"predict": {"audio_dir": "data/soundscapes", "labels_csv": "data/soundscape_labels.csv",
                                                 "min_score": 0.3}}, "config.min_score.yaml")
     assert dry_run(workdir, config) == {"detect_events": 2, "all": 1}  # a detection key: detections only
+
+
+def test_prediction_in_shards_reruns_only_the_shard_a_new_file_falls_in(workdir):
+    from soundclf.sources import shard_of
+
+    soundscape = next((workdir / "data/soundscapes").glob("*.ogg"))
+    for i in range(5):
+        shutil.copy(soundscape, workdir / f"data/soundscapes/site_{i}.ogg")
+    sharded = built_config(workdir, {"predict": {"audio_dir": "data/soundscapes", "n_shards": 3}}, "config.shards.yaml")
+    run_snakemake(workdir, "--configfile", sharded)
+    submission = pd.read_csv(workdir / f"{RECIPE}/predictions/submission.csv")
+    stems = submission["row_id"].str.rsplit("_", n=1).str[0]
+    assert stems.unique().tolist() == sorted({p.stem for p in (workdir / "data/soundscapes").glob("*.ogg")})
+    assert len(list((workdir / f"{RECIPE}/predictions/shards").glob("shard_*.csv"))) == 3
+    assert not list((workdir / f"{RECIPE}/predictions/shards").glob("*.parts"))  # complete shards keep no parts
+    shutil.copy(soundscape, workdir / "data/soundscapes/site_new.ogg")
+    jobs = dry_run(workdir, sharded)  # one shard of each experiment, and what follows from it
+    assert jobs == {"predict_shard": 2, "predict_recordings": 2, "detect_events": 2, "plot_predictions": 2,
+                    "ensemble_predictions": 1, "all": 1}
+    planned = run_snakemake(workdir, "-n", "--configfile", sharded).stdout
+    assert f"shard_{shard_of('site_new.ogg', 3)}.csv" in planned
 
 
 REPORT_SECTIONS = {  # category: (files under results/, a phrase of the caption)

@@ -19,7 +19,8 @@ from .datasets import window_input, window_plan, window_start_frame
 from .mel import LogMel, MelParams
 from .metrics import classification_report
 from .model import load_model
-from .sources import list_audio_files
+from .atomic import write_csv
+from .sources import list_audio_files, relative_key, shard_of
 from .training import pick_device
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,12 @@ def list_audio(audio_dir: str | Path, extensions: list[str]) -> list[Path]:
         raise PredictionError(f"{audio_dir}: several files share the name(s) {sorted(set(stems[stems.duplicated()]))}; "
                               "row ids are <file name>_<end second>, so rename them")
     return files
+
+
+def shard_files(files: list[Path], audio_dir: str | Path, n_shards: int, shard: int) -> list[Path]:
+    """The files of one prediction shard: a file's shard is a hash of its path relative to
+    `audio_dir` (as for the mel cache), so adding a file changes one shard only."""
+    return [f for f in files if shard_of(relative_key(f, audio_dir), n_shards) == shard]
 
 
 def load_ensemble(model_paths: list[str | Path], device: torch.device) -> tuple[list[torch.nn.Module], dict]:
@@ -109,32 +116,56 @@ def row_id(path: str | Path, end: float) -> str:
 
 
 def predict_folder(files: list[Path], model_paths: list[str | Path], batch_size: int,
-                   on_bad_audio: str = "skip", device: torch.device | None = None) -> pd.DataFrame:
+                   on_bad_audio: str = "skip", device: torch.device | None = None,
+                   parts_dir: str | Path | None = None) -> pd.DataFrame:
     """Submission table: row_id, then one probability column per class (the fold mean)."""
     models, meta = load_ensemble(model_paths, device or pick_device())
     logmel = LogMel(MelParams(**meta["mel_params"]))
     return submission_table(files, lambda path: predict_file(path, models, meta, logmel, batch_size),
-                            meta["classes"], on_bad_audio)
+                            meta["classes"], on_bad_audio, parts_dir)
 
 
-def submission_table(files: list[Path], predict_one, classes: list[str], on_bad_audio: str = "skip") -> pd.DataFrame:
+def submission_table(files: list[Path], predict_one, classes: list[str], on_bad_audio: str = "skip",
+                     parts_dir: str | Path | None = None) -> pd.DataFrame:
     """row_id and one probability column per class for every window of every file, from
     predict_one(path) -> (window end seconds, probabilities); unusable files are skipped
-    (or stop the run under on_bad_audio 'fail')."""
-    parts = []
+    (or stop the run under on_bad_audio 'fail'). With `parts_dir` each file's rows are
+    committed there (atomically) as soon as they exist, and a file whose part is there is not
+    predicted again: a killed job, rerun, continues at the first unfinished file."""
+    parts, resumed = [], 0
     for path in tqdm(files, desc="predict", unit="file"):
-        try:
-            ends, probabilities = predict_one(path)
-        except AudioDecodeError as err:
-            skip_unusable(path, err, on_bad_audio)
-            continue
-        frame = pd.DataFrame(probabilities, columns=classes)
-        frame.insert(0, "row_id", [row_id(path, e) for e in ends])
-        parts.append(frame)
-        log.info("%s: %d windows", path, len(frame))
+        part = Path(parts_dir) / f"{Path(path).stem}.csv" if parts_dir else None
+        if part is not None and part.is_file():
+            resumed += 1
+        else:
+            try:
+                ends, probabilities = predict_one(path)
+            except AudioDecodeError as err:
+                skip_unusable(path, err, on_bad_audio)
+                continue
+            frame = pd.DataFrame(probabilities, columns=classes)
+            frame.insert(0, "row_id", [row_id(path, e) for e in ends])
+            log.info("%s: %d windows", path, len(frame))
+            if part is None:
+                parts.append(frame)
+                continue
+            write_csv(frame, part)
+        # read back even when just written: a resumed run's rows are the very same
+        parts.append(pd.read_csv(part, dtype={"row_id": str}).set_axis(["row_id", *classes], axis=1))
+    if resumed:
+        log.info("resumed: %d of %d files were predicted by an earlier, interrupted run (%s)", resumed, len(files), parts_dir)
     if not parts:
         return pd.DataFrame(columns=["row_id", *classes])
     return pd.concat(parts, ignore_index=True)
+
+
+def merge_shards(shards: list[pd.DataFrame], files: list[Path]) -> pd.DataFrame:
+    """The shards' rows in one submission, files in the order of `files` (sorted), each
+    file's windows in time order."""
+    table = pd.concat(shards, ignore_index=True)
+    position = {Path(f).stem: i for i, f in enumerate(files)}
+    order = table["row_id"].str.rsplit("_", n=1).str[0].map(position)
+    return table.assign(_file=order).sort_values("_file", kind="stable").drop(columns="_file").reset_index(drop=True)
 
 
 def label_matrix(labels_csv: str | Path, row_ids, classes: list[str]) -> np.ndarray:
