@@ -189,7 +189,8 @@ def prediction_audio(wildcards):
 
 # predict keys a prediction shard does not read (detections, window truth): changing one
 # predicts nothing again
-PREDICTION_ONLY_ELSEWHERE = ("threshold", "target_precision", "min_score", "labels_csv", "annotations_dir")
+PREDICTION_ONLY_ELSEWHERE = ("threshold", "target_precision", "min_score", "labels_csv", "annotations_dir",
+                             "neighbour_weight")
 
 
 def prediction_shard_audio(wildcards):

@@ -41,6 +41,7 @@ rule predict_recordings:
     params:
         audio_dir=lambda wc: PREDICT[wc.exp]["audio_dir"],
         extensions=lambda wc: PREDICT[wc.exp]["extensions"],
+        neighbour_weight=lambda wc: PREDICT[wc.exp]["neighbour_weight"],
         nocall_threshold=lambda wc: EXPERIMENTS[wc.exp]["evaluate"]["nocall_threshold"],
         truth=lambda wc: truth_of(wc.exp),
         window_seconds=lambda wc: EXPERIMENTS[wc.exp]["train"]["segment_seconds"],

@@ -159,3 +159,12 @@ def test_a_prediction_resumes_at_the_first_file_without_a_committed_part(tmp_pat
     pd.testing.assert_frame_equal(resumed, whole)
     merged = merge_shards([whole.iloc[4:], whole.iloc[:4]], files)  # shards in any order: files sorted
     assert merged["row_id"].tolist() == ["a_5", "a_10", "b_5", "b_10", "c_5", "c_10"]
+
+
+def test_neighbour_smoothing_mixes_windows_of_one_file_only():
+    from soundclf.prediction import smooth_neighbours
+
+    table = pd.DataFrame({"row_id": ["a_5", "a_10", "a_15", "b_5"], "x": [1.0, 0.0, 0.0, 0.8]})
+    smoothed = smooth_neighbours(table, 0.25)
+    np.testing.assert_allclose(smoothed["x"], [0.75, 0.25, 0.0, 0.8], atol=1e-6)  # b has no neighbour in a
+    assert smooth_neighbours(table, 0) is table

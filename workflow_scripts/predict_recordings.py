@@ -6,12 +6,13 @@ import pandas as pd
 
 from soundclf.atomic import write_csv, write_json
 from soundclf.logs import setup_logging
-from soundclf.prediction import list_audio, merge_shards, prediction_metrics
+from soundclf.prediction import list_audio, merge_shards, prediction_metrics, smooth_neighbours
 
 log = setup_logging(snakemake.log[0])
 p, out = snakemake.params, snakemake.output
 files = list_audio(p.audio_dir, p.extensions)
 submission = merge_shards([pd.read_csv(f, dtype={"row_id": str}) for f in snakemake.input.shards], files)
+submission = smooth_neighbours(submission, p.neighbour_weight)
 write_csv(submission, out.submission)
 log.info("%d windows of %d recordings from %d shard(s) -> %s", len(submission), len(files), len(snakemake.input.shards),
          out.submission)

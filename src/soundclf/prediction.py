@@ -159,6 +159,25 @@ def submission_table(files: list[Path], predict_one, classes: list[str], on_bad_
     return pd.concat(parts, ignore_index=True)
 
 
+def smooth_neighbours(submission: pd.DataFrame, weight: float) -> pd.DataFrame:
+    """Each window's probabilities mixed with its neighbours' in the same file (the BirdCLEF
+    2024 winners' post-processing): (1 - 2w) p[t] + w (p[t-1] + p[t+1]); at a file's first
+    or last window the missing neighbour's weight stays with the window itself. w = 0: the
+    table unchanged."""
+    if not weight:
+        return submission
+    classes = submission.columns[1:]
+    files = submission["row_id"].str.rsplit("_", n=1).str[0]
+    p = submission[classes].to_numpy(dtype=np.float64)
+    same_before = np.r_[False, files.to_numpy()[1:] == files.to_numpy()[:-1]]
+    same_after = np.r_[same_before[1:], False]
+    before = np.where(same_before[:, None], np.roll(p, 1, axis=0), p)
+    after = np.where(same_after[:, None], np.roll(p, -1, axis=0), p)
+    smoothed = submission.copy()
+    smoothed[classes] = ((1 - 2 * weight) * p + weight * (before + after)).astype(np.float32)
+    return smoothed
+
+
 def merge_shards(shards: list[pd.DataFrame], files: list[Path]) -> pd.DataFrame:
     """The shards' rows in one submission, files in the order of `files` (sorted), each
     file's windows in time order."""
