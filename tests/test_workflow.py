@@ -378,6 +378,10 @@ def test_changing_a_prediction_key_retrains_nothing(workdir):
     config = built_config(workdir, {"predict": {"audio_dir": "data/soundscapes", "labels_csv": "data/soundscape_labels.csv",
                                                 "min_score": 0.3}}, "config.min_score.yaml")
     assert dry_run(workdir, config) == {"detect_events": 2, "all": 1}  # a detection key: detections only
+    config = built_config(workdir, {"predict": {"audio_dir": "data/soundscapes", "labels_csv": "data/soundscape_labels.csv",
+                                                "neighbour_weight": 0.1}}, "config.smooth.yaml")
+    assert dry_run(workdir, config) == {"predict_recordings": 2, "detect_events": 2, "plot_predictions": 2,
+                                        "ensemble_predictions": 1, "all": 1}  # post-processing: no shard predicts again
 
 
 def test_prediction_in_shards_reruns_only_the_shard_a_new_file_falls_in(workdir):
