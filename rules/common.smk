@@ -153,7 +153,8 @@ PREDICTING = [name for name in EXP_NAMES if PREDICT[name]["audio_dir"]]
 
 
 def prediction_files(exp):
-    return [f"{EXP_DIR}/{exp}/predictions/{f}" for f in ("submission.csv", "metrics.json", "detections.csv")]
+    return [f"{EXP_DIR}/{exp}/predictions/{f}" for f in ("submission.csv", "windows.parquet", "metrics.json",
+                                                          "detections.csv", "detections.parquet")]
 
 
 # every fold's own outputs, named in `rule all` so that deleting one fold's files rebuilds it
@@ -190,7 +191,7 @@ def prediction_audio(wildcards):
 # predict keys a prediction shard does not read (detections, window truth): changing one
 # predicts nothing again
 PREDICTION_ONLY_ELSEWHERE = ("threshold", "target_precision", "min_score", "labels_csv", "annotations_dir",
-                             "neighbour_weight")
+                             "neighbour_weight", "parquet_dtype")
 
 
 def prediction_shard_audio(wildcards):

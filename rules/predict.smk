@@ -37,8 +37,10 @@ rule predict_recordings:
         labels=prediction_labels,
     output:
         submission=f"{PREDICTIONS_DIR}/submission.csv",
+        windows=f"{PREDICTIONS_DIR}/windows.parquet",
         metrics=f"{PREDICTIONS_DIR}/metrics.json",
     params:
+        parquet_dtype=lambda wc: PREDICT[wc.exp]["parquet_dtype"],
         audio_dir=lambda wc: PREDICT[wc.exp]["audio_dir"],
         extensions=lambda wc: PREDICT[wc.exp]["extensions"],
         neighbour_weight=lambda wc: PREDICT[wc.exp]["neighbour_weight"],
@@ -69,6 +71,7 @@ rule detect_events:
         thresholds=f"{OOF_DIR}/thresholds.csv",
     output:
         detections=f"{PREDICTIONS_DIR}/detections.csv",
+        detections_parquet=f"{PREDICTIONS_DIR}/detections.parquet",
         raven=directory(f"{PREDICTIONS_DIR}/raven"),
         audacity=directory(f"{PREDICTIONS_DIR}/audacity"),
     params:

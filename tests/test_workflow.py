@@ -293,6 +293,13 @@ def test_model_stage_outputs(built_workdir):
     assert list(detections.columns) == ["file", "label", "start", "end", "score", "n_windows", "threshold"]
     assert (detections["score"] >= detections["threshold"]).all()
     assert (results / "predictions/raven/soundscape_00.Table.1.selections.txt").is_file()
+    # Parquet: the window scores (file, start, end, a float32 column per class) and the detections
+    windows = pd.read_parquet(results / "predictions/windows.parquet")
+    assert list(windows.columns) == ["file", "start", "end", *classes]
+    assert windows[["file", "start", "end"]].values.tolist() == [["soundscape_00", 0.0, 5.0], ["soundscape_00", 5.0, 10.0]]
+    assert (windows[classes].dtypes == "float32").all()
+    np.testing.assert_allclose(windows[classes].to_numpy(), submission[classes].to_numpy(), atol=1e-6)
+    pd.testing.assert_frame_equal(pd.read_parquet(results / "predictions/detections.parquet"), detections)
     assert (results / "predictions/audacity/soundscape_00.txt").is_file()
 
 

@@ -3,6 +3,7 @@ events -> detections.csv, a Raven selection table and an Audacity label file per
 import pandas as pd
 
 from soundclf.detections import detect, thresholds_for, window_frame, write_detections
+from soundclf.atomic import write_parquet
 from soundclf.logs import setup_logging
 
 log = setup_logging(snakemake.log[0])
@@ -14,5 +15,6 @@ thresholds = thresholds_for(pd.read_csv(snakemake.input.thresholds, dtype={"clas
 windows = window_frame(submission, p.window_seconds)
 events = detect(windows, thresholds)
 write_detections(events, windows["file"].unique().tolist(), out.raven, out.audacity, out.detections)
+write_parquet(events, out.detections_parquet)
 log.info("%d detections in %d recordings (thresholds: %s)", len(events), windows["file"].nunique(),
          "predict.min_score" if p.min_score is not None else f"OOF {p.threshold}")

@@ -4,7 +4,8 @@ import json
 
 import pandas as pd
 
-from soundclf.atomic import write_csv, write_json
+from soundclf.atomic import write_csv, write_json, write_parquet
+from soundclf.detections import window_frame
 from soundclf.logs import setup_logging
 from soundclf.prediction import list_audio, merge_shards, prediction_metrics, smooth_neighbours
 
@@ -14,6 +15,8 @@ files = list_audio(p.audio_dir, p.extensions)
 submission = merge_shards([pd.read_csv(f, dtype={"row_id": str}) for f in snakemake.input.shards], files)
 submission = smooth_neighbours(submission, p.neighbour_weight)
 write_csv(submission, out.submission)
+write_parquet(window_frame(submission, p.window_seconds).astype({c: p.parquet_dtype for c in submission.columns[1:]}),
+              out.windows)
 log.info("%d windows of %d recordings from %d shard(s) -> %s", len(submission), len(files), len(snakemake.input.shards),
          out.submission)
 labels = p.truth

@@ -33,6 +33,12 @@ def write_json(obj, path: str | Path) -> None:
         tmp.write_text(json.dumps(obj, indent=2))
 
 
+def write_parquet(frame, path: str | Path) -> None:
+    """pandas DataFrame -> Parquet (pyarrow), atomically."""
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, index=False)
+
+
 def write_csv(frame, path: str | Path) -> None:
     """pandas DataFrame -> CSV, atomically."""
     with atomic_path(path) as tmp:
