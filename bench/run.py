@@ -42,8 +42,8 @@ def main() -> None:
             cache_build.run(n_files=3 if q else 16, seconds=20 if q else 60))),
         ("2. Training input pipeline", "python bench/loader.py", loader.table(
             loader.run(n_files=6 if q else 32, seconds=40 if q else 90, batches=2 if q else 12))),
-        ("3. Prediction throughput (CPU, 2 threads)", "python bench/prediction.py", prediction.table(
-            prediction.run(minutes=1 if q else 10))),
+        ("3. Prediction throughput (CPU, 2 cores)", "python bench/prediction.py", prediction.table(
+            prediction.run(minutes=6 if q else 60))),
         ("4. Workflow overhead", "python bench/workflow_overhead.py", workflow_overhead.table(
             workflow_overhead.run(n_recordings=500 if q else 20000, n_classes=20 if q else 300))),
         ("5. GPU training", "-", GPU_NOTE),

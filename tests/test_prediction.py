@@ -58,6 +58,22 @@ def test_prediction_is_the_mean_of_the_fold_models(tmp_path, recordings):
     assert np.allclose(both, (single[0] + single[1]) / 2, atol=1e-6)
 
 
+def test_decoding_workers_give_the_same_rows_in_file_order_and_skip_a_broken_file(tmp_path, recordings):
+    (tmp_path / "scapes/broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    for i in range(3):  # more files than workers, windows of several files in one batch
+        write(tmp_path / "scapes" / f"extra_{i}.wav", tone(6.0 + i, 16000, 500.0 + 200 * i), 16000)
+    files = list_audio(tmp_path / "scapes", ["wav", "flac"])
+    paths = [saved_model(tmp_path / "m0.pt", 0)]
+    alone = predict_folder(files, paths, batch_size=3, device=CPU)
+    workers = predict_folder(files, paths, batch_size=3, device=CPU, num_workers=2, parts_dir=tmp_path / "parts")
+    assert not alone["row_id"].str.startswith("broken").any()
+    assert workers["row_id"].tolist() == alone["row_id"].tolist()
+    np.testing.assert_allclose(workers[CLASSES].to_numpy(), alone[CLASSES].to_numpy(), atol=1e-6)
+    assert sorted(p.stem for p in (tmp_path / "parts").iterdir()) == sorted(f.stem for f in files if f.stem != "broken")
+    with pytest.raises(Exception, match="broken.wav"):  # on_bad_audio 'fail' stops at it, naming it
+        predict_folder(files, paths, batch_size=3, device=CPU, num_workers=2, on_bad_audio="fail")
+
+
 def test_prediction_sees_the_same_windows_as_evaluation_from_the_cache(tmp_path, recordings):
     """Decoding + mel at prediction time and the float32 cache give the same probabilities."""
     path = saved_model(tmp_path / "m0.pt", 0)

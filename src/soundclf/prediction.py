@@ -11,6 +11,7 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from tqdm import tqdm
 
 from .annotations import StrongLabels, read_annotations
@@ -86,43 +87,110 @@ def stream_windows(path: str | Path, logmel: LogMel, window_seconds: float,
         yield end, window_input(frames[:, start : start + n_frames], n_frames, params.top_db, short_clip)
 
 
-@torch.no_grad()
-def predict_file(path: str | Path, models: list[torch.nn.Module], meta: dict, logmel: LogMel,
-                 batch_size: int) -> tuple[list[float], np.ndarray]:
-    """(window end seconds, mean probabilities (windows, classes)) for one recording."""
-    device = next(models[0].parameters()).device
-    n_segment_frames = meta["segment_frames"]
-    ends, probabilities, batch = [], [], []
-
-    def run_batch():
-        x = torch.from_numpy(np.stack(batch))[:, None].to(device)
-        with torch.autocast(device.type, enabled=device.type == "cuda"):
-            p = torch.stack([m.probabilities(m(x, n_segments=1)) for m in models]).mean(dim=0)
-        probabilities.append(p.cpu().numpy())
-        batch.clear()
-
-    for end, window in stream_windows(path, logmel, meta["segment_seconds"], n_segment_frames, meta["short_clip"]):
-        ends.append(end)
-        batch.append(window)
-        if len(batch) == batch_size:
-            run_batch()
-    if batch:
-        run_batch()
-    return ends, np.concatenate(probabilities)
-
-
 def row_id(path: str | Path, end: float) -> str:
     return f"{Path(path).stem}_{end:g}"
 
 
+class WindowBatches(IterableDataset):
+    """Model-input batches over many files, for DataLoader workers: each worker streams every
+    k-th file (stream_windows: memory bounded however long a file is) and yields batches of up
+    to `batch_size` windows across file boundaries, each window with its file's index and end
+    second; `done` lists the files whose last window is in this or an earlier batch of the
+    worker, `failed` the files that would not decode (index, reason, fix)."""
+
+    def __init__(self, files: list[Path], params: MelParams, window_seconds: float, n_frames: int,
+                 short_clip: str, batch_size: int):
+        self.files, self.params, self.window_seconds = files, params, window_seconds
+        self.n_frames, self.short_clip, self.batch_size = n_frames, short_clip, batch_size
+
+    def __iter__(self):
+        worker = get_worker_info()
+        mine = range(worker.id, len(self.files), worker.num_workers) if worker else range(len(self.files))
+        logmel = LogMel(self.params)
+        windows, index, ends, done, failed = [], [], [], [], []
+        for i in mine:
+            try:
+                for end, window in stream_windows(self.files[i], logmel, self.window_seconds, self.n_frames,
+                                                  self.short_clip):
+                    windows.append(window), index.append(i), ends.append(end)
+                    if len(windows) == self.batch_size:
+                        yield self._batch(windows, index, ends, done, failed)
+                        windows, index, ends, done, failed = [], [], [], [], []
+                done.append(i)
+            except AudioDecodeError as err:
+                failed.append((i, err.reason, err.fix))
+        if windows or done or failed:
+            yield self._batch(windows, index, ends, done, failed)
+
+    def _batch(self, windows, index, ends, done, failed) -> dict:
+        x = torch.from_numpy(np.stack(windows))[:, None] if windows else torch.zeros(0)
+        return {"x": x, "index": index, "ends": ends, "done": done, "failed": failed}
+
+
+@torch.no_grad()
+def predict_files(files: list[Path], models: list[torch.nn.Module], meta: dict, batch_size: int,
+                  num_workers: int = 0, on_bad_audio: str = "skip", parts_dir: str | Path | None = None) -> pd.DataFrame:
+    """Submission table of many files: decoding and log-mels in `num_workers` DataLoader
+    workers (0: in this process), the models on batches that cross file boundaries; each
+    file's rows committed to `parts_dir` once its last window is scored, and a file already
+    committed there not predicted again (a killed job, rerun, continues)."""
+    classes, device = meta["classes"], next(models[0].parameters()).device
+    committed = {i for i, path in enumerate(files) if parts_dir and part_path(parts_dir, path).is_file()}
+    todo = [i for i in range(len(files)) if i not in committed]
+    if committed:
+        log.info("resumed: %d of %d files were predicted by an earlier, interrupted run (%s)", len(committed),
+                 len(files), parts_dir)
+    dataset = WindowBatches([files[i] for i in todo], MelParams(**meta["mel_params"]), meta["segment_seconds"],
+                            meta["segment_frames"], meta["short_clip"], batch_size)
+    loader = DataLoader(dataset, batch_size=None, num_workers=num_workers)
+    scored: dict[int, list] = {}
+    frames: dict[int, pd.DataFrame] = {}
+    for batch in tqdm(loader, desc="predict", unit="batch"):
+        if len(batch["index"]):
+            x = batch["x"].to(device)
+            with torch.autocast(device.type, enabled=device.type == "cuda"):
+                p = torch.stack([m.probabilities(m(x, n_segments=1)) for m in models]).mean(dim=0).cpu().numpy()
+            for i, end, row in zip(batch["index"], batch["ends"], p):
+                scored.setdefault(i, []).append((end, row))
+        for i, reason, fix in batch["failed"]:
+            scored.pop(i, None)
+            skip_unusable(files[todo[i]], AudioDecodeError(files[todo[i]], reason, fix), on_bad_audio)
+        for i in batch["done"]:
+            path = files[todo[i]]
+            ends, rows = zip(*scored.pop(i))
+            frame = pd.DataFrame(np.stack(rows), columns=classes)
+            frame.insert(0, "row_id", [row_id(path, e) for e in ends])
+            log.info("%s: %d windows", path, len(frame))
+            frames[todo[i]] = commit_part(frame, parts_dir, path, classes) if parts_dir else frame
+    for i in committed:
+        frames[i] = read_part(part_path(parts_dir, files[i]), classes)
+    if not frames:
+        return pd.DataFrame(columns=["row_id", *classes])
+    return pd.concat([frames[i] for i in sorted(frames)], ignore_index=True)
+
+
+def part_path(parts_dir: str | Path, path: str | Path) -> Path:
+    return Path(parts_dir) / f"{Path(path).stem}.csv"
+
+
+def read_part(part: Path, classes: list[str]) -> pd.DataFrame:
+    return pd.read_csv(part, dtype={"row_id": str}).set_axis(["row_id", *classes], axis=1)
+
+
+def commit_part(frame: pd.DataFrame, parts_dir: str | Path, path: str | Path, classes: list[str]) -> pd.DataFrame:
+    """Write a file's rows to its part (atomically) and return them as read back, so that a
+    resumed run's rows are the very same."""
+    part = part_path(parts_dir, path)
+    write_csv(frame, part)
+    return read_part(part, classes)
+
+
 def predict_folder(files: list[Path], model_paths: list[str | Path], batch_size: int,
                    on_bad_audio: str = "skip", device: torch.device | None = None,
-                   parts_dir: str | Path | None = None) -> pd.DataFrame:
+                   parts_dir: str | Path | None = None, num_workers: int = 0) -> pd.DataFrame:
     """Submission table: row_id, then one probability column per class (the fold mean)."""
     models, meta = load_ensemble(model_paths, device or pick_device())
-    logmel = LogMel(MelParams(**meta["mel_params"]))
-    return submission_table(files, lambda path: predict_file(path, models, meta, logmel, batch_size),
-                            meta["classes"], on_bad_audio, parts_dir)
+    return predict_files(files, models, meta, batch_size, num_workers, on_bad_audio, parts_dir)
 
 
 def submission_table(files: list[Path], predict_one, classes: list[str], on_bad_audio: str = "skip",
@@ -134,24 +202,20 @@ def submission_table(files: list[Path], predict_one, classes: list[str], on_bad_
     predicted again: a killed job, rerun, continues at the first unfinished file."""
     parts, resumed = [], 0
     for path in tqdm(files, desc="predict", unit="file"):
-        part = Path(parts_dir) / f"{Path(path).stem}.csv" if parts_dir else None
+        part = part_path(parts_dir, path) if parts_dir else None
         if part is not None and part.is_file():
             resumed += 1
-        else:
-            try:
-                ends, probabilities = predict_one(path)
-            except AudioDecodeError as err:
-                skip_unusable(path, err, on_bad_audio)
-                continue
-            frame = pd.DataFrame(probabilities, columns=classes)
-            frame.insert(0, "row_id", [row_id(path, e) for e in ends])
-            log.info("%s: %d windows", path, len(frame))
-            if part is None:
-                parts.append(frame)
-                continue
-            write_csv(frame, part)
-        # read back even when just written: a resumed run's rows are the very same
-        parts.append(pd.read_csv(part, dtype={"row_id": str}).set_axis(["row_id", *classes], axis=1))
+            parts.append(read_part(part, classes))
+            continue
+        try:
+            ends, probabilities = predict_one(path)
+        except AudioDecodeError as err:
+            skip_unusable(path, err, on_bad_audio)
+            continue
+        frame = pd.DataFrame(probabilities, columns=classes)
+        frame.insert(0, "row_id", [row_id(path, e) for e in ends])
+        log.info("%s: %d windows", path, len(frame))
+        parts.append(commit_part(frame, parts_dir, path, classes) if part is not None else frame)
     if resumed:
         log.info("resumed: %d of %d files were predicted by an earlier, interrupted run (%s)", resumed, len(files), parts_dir)
     if not parts:
