@@ -3,9 +3,27 @@
 # prediction keys enter here, so changing one retrains nothing.
 
 
+rule export_onnx:
+    input:
+        f"{MODEL_DIR}/fold{{fold}}/model.pt",
+    output:
+        f"{MODEL_DIR}/fold{{fold}}/model.onnx",
+    conda:
+        CONDA_ENV
+    log:
+        f"{LOGS}/export_onnx/{{exp}}/fold{{fold}}.log",
+    benchmark:
+        f"{BENCHMARKS}/export_onnx/{{exp}}/fold{{fold}}.tsv"
+    script:
+        "../workflow_scripts/export_onnx.py"
+
+
 rule predict_shard:
     input:
         models=expand(f"{MODEL_DIR}/fold{{fold}}/model.pt", fold=FOLDS, allow_missing=True),
+        # predict.backend onnx: the fold models as ONNX, run with onnxruntime
+        onnx=lambda wc: ([f"{EXP_DIR}/{wc.exp}/models/fold{k}/model.onnx" for k in FOLDS]
+                         if PREDICT[wc.exp]["backend"] == "onnx" and EXPERIMENTS[wc.exp]["model"]["kind"] == "cnn" else []),
         audio=prediction_shard_audio,
     output:
         f"{PREDICTIONS_DIR}/shards/shard_{{pshard}}.csv",

@@ -184,3 +184,17 @@ def test_neighbour_smoothing_mixes_windows_of_one_file_only():
     smoothed = smooth_neighbours(table, 0.25)
     np.testing.assert_allclose(smoothed["x"], [0.75, 0.25, 0.0, 0.8], atol=1e-6)  # b has no neighbour in a
     assert smooth_neighbours(table, 0) is table
+
+
+def test_an_onnx_export_predicts_what_torch_does(tmp_path, recordings):
+    from soundclf.onnx_model import MAX_DIFFERENCE, export_onnx
+
+    files = list_audio(tmp_path / "scapes", ["wav", "flac"])
+    paths = [saved_model(tmp_path / f"m{k}.pt", k) for k in (0, 1)]
+    onnx_paths = [tmp_path / f"m{k}.onnx" for k in (0, 1)]
+    for path, onnx_path in zip(paths, onnx_paths):
+        assert export_onnx(path, onnx_path) <= MAX_DIFFERENCE
+    by_torch = predict_folder(files, paths, batch_size=3, device=CPU)
+    by_onnx = predict_folder(files, paths, batch_size=3, device=CPU, onnx_paths=onnx_paths)
+    assert by_onnx["row_id"].tolist() == by_torch["row_id"].tolist()
+    np.testing.assert_allclose(by_onnx[CLASSES].to_numpy(), by_torch[CLASSES].to_numpy(), atol=1e-4)

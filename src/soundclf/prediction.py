@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -127,14 +127,30 @@ class WindowBatches(IterableDataset):
         return {"x": x, "index": index, "ends": ends, "done": done, "failed": failed}
 
 
-@torch.no_grad()
-def predict_files(files: list[Path], models: list[torch.nn.Module], meta: dict, batch_size: int,
+def torch_scorer(model: torch.nn.Module) -> Callable[[torch.Tensor], np.ndarray]:
+    """Probabilities of a batch of windows from a fold model, on its device (mixed precision
+    and channels-last on CUDA)."""
+    device = next(model.parameters()).device
+
+    @torch.no_grad()
+    def score(x: torch.Tensor) -> np.ndarray:
+        x = x.to(device)
+        if device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, enabled=device.type == "cuda"):
+            return model.probabilities(model(x, n_segments=1)).cpu().numpy()
+
+    return score
+
+
+def predict_files(files: list[Path], scorers: list[Callable[[torch.Tensor], np.ndarray]], meta: dict, batch_size: int,
                   num_workers: int = 0, on_bad_audio: str = "skip", parts_dir: str | Path | None = None) -> pd.DataFrame:
-    """Submission table of many files: decoding and log-mels in `num_workers` DataLoader
-    workers (0: in this process), the models on batches that cross file boundaries; each
-    file's rows committed to `parts_dir` once its last window is scored, and a file already
-    committed there not predicted again (a killed job, rerun, continues)."""
-    classes, device = meta["classes"], next(models[0].parameters()).device
+    """Submission table of many files, the mean of the fold `scorers` (torch_scorer,
+    onnx_model.OnnxScorer): decoding and log-mels in `num_workers` DataLoader workers (0: in
+    this process), the models on batches that cross file boundaries; each file's rows
+    committed to `parts_dir` once its last window is scored, and a file already committed
+    there not predicted again (a killed job, rerun, continues)."""
+    classes = meta["classes"]
     committed = {i for i, path in enumerate(files) if parts_dir and part_path(parts_dir, path).is_file()}
     todo = [i for i in range(len(files)) if i not in committed]
     if committed:
@@ -147,9 +163,7 @@ def predict_files(files: list[Path], models: list[torch.nn.Module], meta: dict, 
     frames: dict[int, pd.DataFrame] = {}
     for batch in tqdm(loader, desc="predict", unit="batch"):
         if len(batch["index"]):
-            x = batch["x"].to(device)
-            with torch.autocast(device.type, enabled=device.type == "cuda"):
-                p = torch.stack([m.probabilities(m(x, n_segments=1)) for m in models]).mean(dim=0).cpu().numpy()
+            p = np.mean([score(batch["x"]) for score in scorers], axis=0)
             for i, end, row in zip(batch["index"], batch["ends"], p):
                 scored.setdefault(i, []).append((end, row))
         for i, reason, fix in batch["failed"]:
@@ -187,10 +201,18 @@ def commit_part(frame: pd.DataFrame, parts_dir: str | Path, path: str | Path, cl
 
 def predict_folder(files: list[Path], model_paths: list[str | Path], batch_size: int,
                    on_bad_audio: str = "skip", device: torch.device | None = None,
-                   parts_dir: str | Path | None = None, num_workers: int = 0) -> pd.DataFrame:
-    """Submission table: row_id, then one probability column per class (the fold mean)."""
+                   parts_dir: str | Path | None = None, num_workers: int = 0,
+                   onnx_paths: list[str | Path] | None = None) -> pd.DataFrame:
+    """Submission table: row_id, then one probability column per class (the fold mean), with
+    torch, or with onnxruntime on the fold models' ONNX exports (`onnx_paths`)."""
     models, meta = load_ensemble(model_paths, device or pick_device())
-    return predict_files(files, models, meta, batch_size, num_workers, on_bad_audio, parts_dir)
+    if onnx_paths:
+        from .onnx_model import OnnxScorer
+
+        scorers = [OnnxScorer(path) for path in onnx_paths]
+    else:
+        scorers = [torch_scorer(model) for model in models]
+    return predict_files(files, scorers, meta, batch_size, num_workers, on_bad_audio, parts_dir)
 
 
 def submission_table(files: list[Path], predict_one, classes: list[str], on_bad_audio: str = "skip",
