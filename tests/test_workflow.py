@@ -412,6 +412,19 @@ def test_prediction_in_shards_reruns_only_the_shard_a_new_file_falls_in(workdir)
     assert f"shard_{shard_of('site_new.ogg', 3)}.csv" in planned
 
 
+def test_prediction_with_onnxruntime_matches_torch(workdir):
+    by_torch = pd.read_csv(workdir / f"{RECIPE}/predictions/submission.csv")
+    onnx = built_config(workdir, {"predict": {"audio_dir": "data/soundscapes", "labels_csv": "data/soundscape_labels.csv",
+                                              "backend": "onnx"}}, "config.onnx.yaml")
+    assert dry_run(workdir, onnx) == {"export_onnx": 4, "predict_shard": 2, "predict_recordings": 2, "detect_events": 2,
+                                      "plot_predictions": 2, "ensemble_predictions": 1, "all": 1}
+    run_snakemake(workdir, "--configfile", onnx)
+    assert (workdir / f"{RECIPE}/models/fold1/model.onnx").is_file()
+    by_onnx = pd.read_csv(workdir / f"{RECIPE}/predictions/submission.csv")
+    assert by_onnx["row_id"].tolist() == by_torch["row_id"].tolist()
+    np.testing.assert_allclose(by_onnx.iloc[:, 1:].to_numpy(), by_torch.iloc[:, 1:].to_numpy(), atol=1e-4)
+
+
 REPORT_SECTIONS = {  # category: (files under results/, a phrase of the caption)
     "0. Input data": (["report/input_data.png"], "Input data: how many of the listed recordings"),
     "1. Training": ([f"experiments/{e}/report/training_curves.png" for e in EXPERIMENTS], "Training curves: per fold"),
