@@ -47,7 +47,7 @@ def main() -> None:
     for onnx in exp.glob("models/fold*/model.onnx"):
         onnx.unlink()
     command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(args.workdir), "--cores", "1",
-               str(exp / "predictions/submission.csv"), "--configfile", str(config)]
+               "results/experiments/base/predictions/submission.csv", "--configfile", str(config)]
     started = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True)
     wall = time.perf_counter() - started

@@ -198,3 +198,14 @@ def test_an_onnx_export_predicts_what_torch_does(tmp_path, recordings):
     by_onnx = predict_folder(files, paths, batch_size=3, device=CPU, onnx_paths=onnx_paths)
     assert by_onnx["row_id"].tolist() == by_torch["row_id"].tolist()
     np.testing.assert_allclose(by_onnx[CLASSES].to_numpy(), by_torch[CLASSES].to_numpy(), atol=1e-4)
+
+
+def test_time_shift_tta_averages_rolled_copies_of_each_window():
+    from soundclf.prediction import time_shift_tta
+
+    def first_frame(x):  # a scorer that looks at the first frame only
+        return x[:, 0, 0, :1].numpy()
+
+    x = torch.arange(6, dtype=torch.float32).view(1, 1, 1, 6)
+    assert time_shift_tta(first_frame, 0) is first_frame
+    np.testing.assert_allclose(time_shift_tta(first_frame, 2)(x), [[(0 + 4 + 2) / 3]])  # frames 0, -2 (4), +2

@@ -23,7 +23,8 @@ if p.kind == "embedding_probe":
 else:
     table = predict_folder(files, list(snakemake.input.models), p.predict["batch_size"], p.on_bad_audio,
                            parts_dir=p.parts_dir, num_workers=p.predict["num_workers"],
-                           onnx_paths=list(snakemake.input.onnx) or None)
+                           onnx_paths=list(snakemake.input.onnx) or None,
+                           tta_shift_seconds=p.predict["tta_shift_seconds"])
 write_csv(table, snakemake.output[0])
 shutil.rmtree(p.parts_dir, ignore_errors=True)  # the shard is complete: nothing left to resume
 log.info("shard %s: %d windows of %d recordings", snakemake.wildcards.pshard, len(table), len(files))

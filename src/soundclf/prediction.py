@@ -143,6 +143,19 @@ def torch_scorer(model: torch.nn.Module) -> Callable[[torch.Tensor], np.ndarray]
     return score
 
 
+def time_shift_tta(score: Callable[[torch.Tensor], np.ndarray], shift_frames: int) -> Callable[[torch.Tensor], np.ndarray]:
+    """Test-time augmentation: the mean of a scorer's probabilities on each window as it is and
+    rolled circularly along time by +/- `shift_frames` (the training augmentation
+    train.time_shift_seconds); 0: the scorer itself."""
+    if not shift_frames:
+        return score
+
+    def shifted(x: torch.Tensor) -> np.ndarray:
+        return np.mean([score(torch.roll(x, s, dims=-1)) for s in (0, shift_frames, -shift_frames)], axis=0)
+
+    return shifted
+
+
 def predict_files(files: list[Path], scorers: list[Callable[[torch.Tensor], np.ndarray]], meta: dict, batch_size: int,
                   num_workers: int = 0, on_bad_audio: str = "skip", parts_dir: str | Path | None = None) -> pd.DataFrame:
     """Submission table of many files, the mean of the fold `scorers` (torch_scorer,
@@ -202,9 +215,10 @@ def commit_part(frame: pd.DataFrame, parts_dir: str | Path, path: str | Path, cl
 def predict_folder(files: list[Path], model_paths: list[str | Path], batch_size: int,
                    on_bad_audio: str = "skip", device: torch.device | None = None,
                    parts_dir: str | Path | None = None, num_workers: int = 0,
-                   onnx_paths: list[str | Path] | None = None) -> pd.DataFrame:
+                   onnx_paths: list[str | Path] | None = None, tta_shift_seconds: float = 0.0) -> pd.DataFrame:
     """Submission table: row_id, then one probability column per class (the fold mean), with
-    torch, or with onnxruntime on the fold models' ONNX exports (`onnx_paths`)."""
+    torch, or with onnxruntime on the fold models' ONNX exports (`onnx_paths`), optionally
+    averaged over time-shifted copies of each window (time_shift_tta)."""
     models, meta = load_ensemble(model_paths, device or pick_device())
     if onnx_paths:
         from .onnx_model import OnnxScorer
@@ -212,6 +226,8 @@ def predict_folder(files: list[Path], model_paths: list[str | Path], batch_size:
         scorers = [OnnxScorer(path) for path in onnx_paths]
     else:
         scorers = [torch_scorer(model) for model in models]
+    shift = int(round(tta_shift_seconds * MelParams(**meta["mel_params"]).frames_per_second))
+    scorers = [time_shift_tta(score, shift) for score in scorers]
     return predict_files(files, scorers, meta, batch_size, num_workers, on_bad_audio, parts_dir)
 
 
