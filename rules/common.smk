@@ -86,6 +86,11 @@ def all_audio(wildcards):
     return [r.path for r in existing_recordings()]
 
 
+def text_files(folder):
+    """The .txt files under a folder (Raven selection tables), sorted."""
+    return sorted(str(p) for p in Path(folder).rglob("*.txt"))
+
+
 def annotation_sources(wildcards):
     """The annotation files data.annotations names (the demo's tables once written)."""
     annotations = DATA["annotations"]
@@ -93,7 +98,7 @@ def annotation_sources(wildcards):
     if DATA["layout"] == "demo":
         return files + [checkpoints.make_demo.get().output.annotations]
     if annotations["raven_dir"]:
-        files += sorted(str(p) for p in Path(annotations["raven_dir"]).rglob("*.txt"))
+        files += text_files(annotations["raven_dir"])
     return files
 
 
@@ -180,12 +185,20 @@ ENSEMBLE_OUTPUTS = (
 )
 
 
-def prediction_audio(wildcards):
-    """The recordings to classify; the demo soundscapes exist only after the checkpoint."""
-    predict = PREDICT[wildcards.exp]
+def predicted_files(exp):
+    """Every recording an experiment classifies, listed once for all its jobs; the demo
+    soundscapes exist only after the demo's checkpoint."""
+    predict = PREDICT[exp]
     if DATA["layout"] == "demo" and predict["audio_dir"] == str(demo_dir(config) / "soundscapes"):
-        return checkpoints.make_demo.get().output.soundscapes
-    return sources.list_audio_files(predict["audio_dir"], predict["extensions"])
+        checkpoints.make_demo.get()
+    listed = ("predict", predict["audio_dir"], tuple(predict["extensions"]))
+    if listed not in _listing:
+        _listing[listed] = sources.list_audio_files(predict["audio_dir"], predict["extensions"])
+    return _listing[listed]
+
+
+def prediction_audio(wildcards):
+    return predicted_files(wildcards.exp)
 
 
 # predict keys a prediction shard does not read (detections, window truth): changing one
@@ -197,14 +210,9 @@ PREDICTION_ONLY_ELSEWHERE = ("threshold", "target_precision", "min_score", "labe
 def prediction_shard_audio(wildcards):
     """The recordings of one prediction shard (a hash of the path under predict.audio_dir)."""
     predict = PREDICT[wildcards.exp]
-    if DATA["layout"] == "demo" and predict["audio_dir"] == str(demo_dir(config) / "soundscapes"):
-        checkpoints.make_demo.get()  # the demo soundscapes exist once its checkpoint has run
-    listed = ("predict", predict["audio_dir"], tuple(predict["extensions"]))
-    if listed not in _listing:  # listed once for all shards
-        _listing[listed] = sources.list_audio_files(predict["audio_dir"], predict["extensions"])
-    files = _listing[listed]
     n_shards, shard = predict["n_shards"], int(wildcards.pshard)
-    return [f for f in files if sources.shard_of(sources.relative_key(f, predict["audio_dir"]), n_shards) == shard]
+    return [f for f in predicted_files(wildcards.exp)
+            if sources.shard_of(sources.relative_key(f, predict["audio_dir"]), n_shards) == shard]
 
 
 def truth_of(exp):
@@ -224,7 +232,7 @@ def labels_of(exp):
     if DATA["layout"] == "demo" and Path(truth) == demo_dir(config) / "soundscape_annotations":
         return checkpoints.make_demo.get().output.soundscape_annotations
     if Path(truth).is_dir():
-        return sorted(str(p) for p in Path(truth).rglob("*.txt"))
+        return text_files(truth)
     return truth
 
 

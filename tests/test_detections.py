@@ -4,7 +4,8 @@ import pandas as pd
 import pytest
 
 from soundclf.annotations import read_annotations
-from soundclf.detections import class_thresholds, detect, thresholds_for, window_frame, write_detections
+from soundclf.detections import class_thresholds, detect, thresholds_for, write_detections
+from soundclf.prediction import window_frame
 
 
 def test_thresholds_are_f1_optimal_and_reach_the_target_precision():

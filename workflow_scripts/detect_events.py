@@ -2,9 +2,10 @@
 events -> detections.csv, a Raven selection table and an Audacity label file per recording."""
 import pandas as pd
 
-from soundclf.detections import detect, thresholds_for, window_frame, write_detections
+from soundclf.detections import detect, thresholds_for, write_detections
 from soundclf.atomic import write_parquet
 from soundclf.logs import setup_logging
+from soundclf.prediction import window_frame
 
 log = setup_logging(snakemake.log[0])
 p, out = snakemake.params, snakemake.output

@@ -4,11 +4,11 @@ import pandas as pd
 
 from soundclf.logs import setup_logging
 from soundclf.plots import prediction_timeline
-from soundclf.prediction import window_truth
+from soundclf.prediction import row_files, window_truth
 
 setup_logging(snakemake.log[0])
 p = snakemake.params
 submission = pd.read_csv(snakemake.input.submission)
 truth = window_truth(p.truth, submission, p.window_seconds, p.annotations) if p.truth else None
-first = submission["row_id"].iloc[0].rsplit("_", 1)[0]
+first = row_files(submission["row_id"]).iloc[0]
 prediction_timeline(submission, first, snakemake.output[0], truth=truth)

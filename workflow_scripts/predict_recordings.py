@@ -5,9 +5,8 @@ import json
 import pandas as pd
 
 from soundclf.atomic import write_csv, write_json, write_parquet
-from soundclf.detections import window_frame
 from soundclf.logs import setup_logging
-from soundclf.prediction import list_audio, merge_shards, prediction_metrics, smooth_neighbours
+from soundclf.prediction import list_audio, merge_shards, prediction_metrics, smooth_neighbours, window_frame
 
 log = setup_logging(snakemake.log[0])
 p, out = snakemake.params, snakemake.output

@@ -57,17 +57,6 @@ def thresholds_for(table: pd.DataFrame, classes: list[str], kind: str, min_score
     return chosen.fillna(FALLBACK_THRESHOLD).astype(float).to_dict()
 
 
-def window_frame(submission: pd.DataFrame, window_seconds: float) -> pd.DataFrame:
-    """A submission (row_id = <file>_<end second>, class columns) as file, start, end, classes."""
-    file_end = submission["row_id"].str.rsplit("_", n=1)
-    frame = submission.drop(columns="row_id")
-    end = file_end.str[1].astype(float)
-    frame.insert(0, "end", end)
-    frame.insert(0, "start", (end - window_seconds).clip(lower=0.0))
-    frame.insert(0, "file", file_end.str[0])
-    return frame
-
-
 def runs(passing: np.ndarray, joined: np.ndarray):
     """(first, last) indices of the runs of passing windows, each window after the first
     continuing the one before it (`joined`)."""
@@ -83,7 +72,7 @@ def runs(passing: np.ndarray, joined: np.ndarray):
 
 
 def detect(windows: pd.DataFrame, thresholds: dict[str, float]) -> pd.DataFrame:
-    """Events of every class in every file: runs of consecutive windows (each starting at or
+    """Events of every class in every file of `windows` (prediction.window_frame): runs of consecutive windows (each starting at or
     before the previous one's end) scoring at least the class's threshold, from the first
     window's start to the last one's end, scored by their highest window."""
     events = []

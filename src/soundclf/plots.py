@@ -17,6 +17,7 @@ from .datasets import segment_frames, window_input, window_start_frame  # noqa: 
 from .evaluation import recording_scores, recording_truth  # noqa: E402
 from .mel import MelParams  # noqa: E402
 from .mel_cache import MelCache  # noqa: E402
+from .prediction import row_ends, row_files  # noqa: E402
 
 VALIDATION_METRICS = ("padded_cmap", "macro_roc_auc", "lwlrap")
 
@@ -170,9 +171,9 @@ def prediction_timeline(submission: pd.DataFrame, recording: str, path: str | Pa
                         truth: np.ndarray | None = None) -> None:
     """Probability of the most likely classes over one recording's 5 s windows; the windows
     where a class is present (`truth`: 0/1 per submission row and class) marked above them."""
-    mine = (submission["row_id"].str.rsplit("_", n=1).str[0] == recording).to_numpy()
+    mine = (row_files(submission["row_id"]) == recording).to_numpy()
     rows = submission[mine]
-    ends = rows["row_id"].str.rsplit("_", n=1).str[1].astype(float)
+    ends = row_ends(rows["row_id"])
     classes = rows.columns[1:]
     shown = rows[classes].max().sort_values(ascending=False).index[:n_classes]
     fig, ax = plt.subplots(figsize=(10, 4))

@@ -15,13 +15,13 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from tqdm import tqdm
 
 from .annotations import StrongLabels, read_annotations
+from .atomic import write_csv
 from .audio import AudioDecodeError, CountedBlocks, skip_unusable, stream_mono
 from .datasets import window_input, window_plan, window_start_frame
 from .mel import LogMel, MelParams
 from .metrics import classification_report
 from .model import load_model
-from .atomic import write_csv
-from .sources import list_audio_files, relative_key, shard_of
+from .sources import list_audio_files
 from .training import pick_device
 
 log = logging.getLogger(__name__)
@@ -40,12 +40,6 @@ def list_audio(audio_dir: str | Path, extensions: list[str]) -> list[Path]:
         raise PredictionError(f"{audio_dir}: several files share the name(s) {sorted(set(stems[stems.duplicated()]))}; "
                               "row ids are <file name>_<end second>, so rename them")
     return files
-
-
-def shard_files(files: list[Path], audio_dir: str | Path, n_shards: int, shard: int) -> list[Path]:
-    """The files of one prediction shard: a file's shard is a hash of its path relative to
-    `audio_dir` (as for the mel cache), so adding a file changes one shard only."""
-    return [f for f in files if shard_of(relative_key(f, audio_dir), n_shards) == shard]
 
 
 def load_ensemble(model_paths: list[str | Path], device: torch.device) -> tuple[list[torch.nn.Module], dict]:
@@ -91,6 +85,26 @@ def row_id(path: str | Path, end: float) -> str:
     return f"{Path(path).stem}_{end:g}"
 
 
+def row_files(row_ids: pd.Series) -> pd.Series:
+    """The file part of row ids (row_id's inverse, with row_ends)."""
+    return row_ids.str.rsplit("_", n=1).str[0]
+
+
+def row_ends(row_ids: pd.Series) -> pd.Series:
+    return row_ids.str.rsplit("_", n=1).str[1].astype(float)
+
+
+def window_frame(submission: pd.DataFrame, window_seconds: float) -> pd.DataFrame:
+    """A submission (row_id = <file>_<end second>, class columns) as file, start, end, classes
+    (a window starts `window_seconds` before its end, or at 0)."""
+    end = row_ends(submission["row_id"])
+    frame = submission.drop(columns="row_id")
+    frame.insert(0, "end", end)
+    frame.insert(0, "start", (end - window_seconds).clip(lower=0.0))
+    frame.insert(0, "file", row_files(submission["row_id"]))
+    return frame
+
+
 class WindowBatches(IterableDataset):
     """Model-input batches over many files, for DataLoader workers: each worker streams every
     k-th file (stream_windows: memory bounded however long a file is) and yields batches of up
@@ -112,7 +126,9 @@ class WindowBatches(IterableDataset):
             try:
                 for end, window in stream_windows(self.files[i], logmel, self.window_seconds, self.n_frames,
                                                   self.short_clip):
-                    windows.append(window), index.append(i), ends.append(end)
+                    windows.append(window)
+                    index.append(i)
+                    ends.append(end)
                     if len(windows) == self.batch_size:
                         yield self._batch(windows, index, ends, done, failed)
                         windows, index, ends, done, failed = [], [], [], [], []
@@ -269,7 +285,7 @@ def smooth_neighbours(submission: pd.DataFrame, weight: float) -> pd.DataFrame:
     if not weight:
         return submission
     classes = submission.columns[1:]
-    files = submission["row_id"].str.rsplit("_", n=1).str[0]
+    files = row_files(submission["row_id"])
     p = submission[classes].to_numpy(dtype=np.float64)
     same_before = np.r_[False, files.to_numpy()[1:] == files.to_numpy()[:-1]]
     same_after = np.r_[same_before[1:], False]
@@ -285,7 +301,7 @@ def merge_shards(shards: list[pd.DataFrame], files: list[Path]) -> pd.DataFrame:
     file's windows in time order."""
     table = pd.concat(shards, ignore_index=True)
     position = {Path(f).stem: i for i, f in enumerate(files)}
-    order = table["row_id"].str.rsplit("_", n=1).str[0].map(position)
+    order = row_files(table["row_id"]).map(position)
     return table.assign(_file=order).sort_values("_file", kind="stable").drop(columns="_file").reset_index(drop=True)
 
 
@@ -316,8 +332,8 @@ def annotated_window_truth(raven_dir: str | Path, row_ids, classes: list[str], w
     list every call of the predicted recordings: a window is positive for the classes of the
     events it holds (annotations.StrongLabels, with data.annotations' label column and
     overlap). Labels that are no trained class are left out (logged)."""
-    windows = pd.DataFrame([r.rsplit("_", 1) for r in row_ids], columns=["key", "end"]).astype({"end": float})
-    windows["start"] = (windows["end"] - window_seconds).clip(lower=0.0)
+    windows = window_frame(pd.DataFrame({"row_id": pd.Series(row_ids, dtype=str).to_numpy()}), window_seconds)
+    windows = windows.rename(columns={"file": "key"})
     recordings = windows.groupby("key", sort=False)["end"].max().rename("duration").reset_index()
     found = read_annotations({"table": None, "negatives": None, "raven_dir": str(raven_dir),
                               "raven_label_column": annotations["raven_label_column"]}, recordings, classes)
