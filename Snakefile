@@ -17,7 +17,8 @@ sys.path.insert(0, SRC)
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
 from soundclf import sources
 from soundclf.config import check_backbone, check_config, check_schema, demo_dir, effective_data, effective_predict
-from soundclf.experiments import embedding_digest, experiment_configs, mel_cache_params, mel_digest, noise_digest
+from soundclf.experiments import (embedding_digest, experiment_configs, mel_cache_params, mel_digest, noise_digest,
+                                  self_training_students)
 
 
 configfile: Path(workflow.basedir) / "config.yaml"
@@ -45,6 +46,7 @@ include: "rules/index.smk"
 include: "rules/folds.smk"
 include: "rules/mels.smk"
 include: "rules/embeddings.smk"
+include: "rules/self_training.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/predict.smk"
@@ -56,6 +58,7 @@ wildcard_constraints:
     exp="|".join(map(re.escape, EXP_NAMES)),
     fold=r"\d+",
     pshard=r"\d+",
+    round=r"\d+",
 
 
 onsuccess:

@@ -17,6 +17,7 @@ import input_loss  # noqa: E402
 import quality  # noqa: E402
 import loader  # noqa: E402
 import prediction  # noqa: E402
+import self_training  # noqa: E402
 import workflow_overhead  # noqa: E402
 from common import REPO, WORK, machine  # noqa: E402
 
@@ -37,6 +38,7 @@ def main() -> None:
     # quality.py takes tens of minutes per dataset: its own run writes the JSON collected here
     qualities = [json.loads(p.read_text()) for p in sorted((WORK / "quality").glob("*/quality.json"))]
     ablations = [json.loads(p.read_text()) for p in sorted((WORK / "quality").glob("*/ablation.json"))]
+    self_trainings = [json.loads(p.read_text()) for p in sorted((WORK / "self_training").glob("*/self_training.json"))]
     sections = [
         ("1. Mel cache build", "python bench/cache_build.py", cache_build.table(
             cache_build.run(n_files=3 if q else 16, seconds=20 if q else 60))),
@@ -56,6 +58,9 @@ def main() -> None:
         ("8. CNN ablation on real recordings", "python bench/ablation.py NAME --folds 0 1 2",
          "\n\n".join(ablation.table(r) for r in ablations) or
          "Not run: after bench/quality.py, `python bench/ablation.py esc10` writes the figures."),
+        ("9. Self-training on the demo", "python bench/self_training.py [--name NAME --start-from demo --transform KEY=VALUE ...]",
+         "\n\n".join(self_training.table(r) for r in self_trainings) or
+         "Not run: `python bench/self_training.py` writes the figures."),
     ]
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
     lines = ["# Benchmarks", "",
@@ -67,6 +72,7 @@ def main() -> None:
     Path(args.out).write_text("\n".join(lines))
     figures = {k: v for r in qualities for k, v in quality.flat(r).items()}
     figures |= {k: v for r in ablations for k, v in ablation.flat(r).items()}
+    figures |= {k: v for r in self_trainings for k, v in self_training.flat(r).items()}
     (Path(args.out).parent / "results.json").write_text(json.dumps(figures, indent=1, sort_keys=True) + "\n")
     print("\n".join(lines))
 

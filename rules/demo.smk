@@ -9,6 +9,7 @@ checkpoint make_demo:
         soundscape_labels=f"{demo_dir(config)}/soundscape_labels.csv",
         annotations=directory(f"{demo_dir(config)}/annotations"),
         soundscape_annotations=directory(f"{demo_dir(config)}/soundscape_annotations"),
+        unlabeled_soundscapes=directory(f"{demo_dir(config)}/unlabeled_soundscapes"),
     params:
         demo=config["demo"],
     conda:

@@ -11,6 +11,9 @@ rule train_fold:
         features=exp_features,
         noise=exp_noise_mels,
         annotations=annotations_input,
+        # a self-training student's: its fold's pseudo-labels and the unlabeled recordings' mels
+        pseudo_labels=student_pseudo_labels,
+        unlabeled=student_unlabeled_mels,
     output:
         model=f"{MODEL_DIR}/fold{{fold}}/model.pt",
         history=f"{MODEL_DIR}/fold{{fold}}/history.csv",
@@ -23,6 +26,8 @@ rule train_fold:
         embedding=lambda wc: EXPERIMENTS[wc.exp]["embedding"],
         features_dir=lambda wc: features_dir(wc.exp),
         n_shards=N_SHARDS,
+        pseudo_share=lambda wc: SELF_TRAINING["pseudo_share"] if wc.exp in STUDENTS else None,
+        unlabeled_dir=lambda wc: unlabeled_dir(MEL_DIGESTS[wc.exp]) if wc.exp in STUDENTS else None,
         # the resumable checkpoint: not an output, so a killed job's checkpoint survives
         work_dir=lambda wc: f"{EXP_DIR}/{wc.exp}/models/fold{wc.fold}/work",
     threads: config["threads"]["train"]

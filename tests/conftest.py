@@ -14,7 +14,8 @@ REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 TINY_DEMO = {"n_species": 3, "recordings_per_species": 4, "min_seconds": 3.0, "max_seconds": 8.0,
-             "n_soundscapes": 1, "soundscape_seconds": 10, "n_authors": 4}
+             "n_soundscapes": 1, "soundscape_seconds": 10, "n_authors": 4,
+             "n_unlabeled_soundscapes": 3}
 
 
 def tone(seconds: float, sr: int, freq: float = 1000.0, channels: int = 1) -> np.ndarray:

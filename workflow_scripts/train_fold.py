@@ -27,12 +27,18 @@ if p.model["kind"] == "embedding_probe":
     # a probe is fitted in one go: its history is one row
     write_csv(pd.DataFrame({"epoch": [1], "train_loss": [meta["train_loss"]]}), snakemake.output.history)
 else:
-    from soundclf.fold_training import train_fold
+    from soundclf.fold_training import PseudoLabels, train_fold
     from soundclf.mel import MelParams
     from soundclf.mel_cache import MelCache
+
+    pseudo = None
+    if snakemake.input.pseudo_labels:  # a self-training student
+        pseudo = PseudoLabels(pd.read_csv(snakemake.input.pseudo_labels[0], dtype={"key": str}),
+                              MelCache(p.unlabeled_dir, p.n_shards), p.pseudo_share)
 
     train_fold(folds, classes, fold, MelCache(p.features_dir, p.n_shards),
                MelParams.from_config({"sample_rate": p.sample_rate}, p.mel), p.model, p.train,
                snakemake.output.model, snakemake.output.history, p.work_dir,
                noise_mels=snakemake.input.noise[0] if snakemake.input.noise else None,
-               strong=StrongLabels.from_config(next(iter(snakemake.input.annotations), None), p.annotations))
+               strong=StrongLabels.from_config(next(iter(snakemake.input.annotations), None), p.annotations),
+               pseudo=pseudo)

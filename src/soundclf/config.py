@@ -177,5 +177,10 @@ def check_config(config: dict[str, Any]) -> None:
             data["layout"] == "demo" and Path(predict["annotations_dir"]) == demo_dir(config) / "soundscape_annotations"):
         problems.append(f"predict.annotations_dir: folder '{predict['annotations_dir']}' does not exist; set it to the "
                         "Raven tables of the recordings to classify or to null")
+    unlabeled = config["self_training"]["audio_dir"]
+    if unlabeled and not Path(unlabeled).is_dir() and not (
+            data["layout"] == "demo" and Path(unlabeled) == demo_dir(config) / "unlabeled_soundscapes"):
+        problems.append(f"self_training.audio_dir: folder '{unlabeled}' does not exist; set it to the unlabeled "
+                        "recordings or to null")
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))

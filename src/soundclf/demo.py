@@ -44,6 +44,7 @@ class DemoConfig:
     stereo_fraction: float = 0.2
     n_authors: int = 24
     n_soundscapes: int = 4
+    n_unlabeled_soundscapes: int = 0
     soundscape_seconds: int = 60
     soundscape_sample_rate: int = 32000
 
@@ -229,14 +230,28 @@ def silence_events(events, start, end):
     return kept
 
 
+def make_soundscape(species: list[str], cfg: DemoConfig, rng: np.random.Generator) -> tuple[np.ndarray, list]:
+    """A soundscape (coloured noise, 3-5 species calling in one or two bouts each, leaving
+    windows without them) and its (species, t0, t1) calls."""
+    sr = cfg.soundscape_sample_rate
+    scene = coloured_noise(cfg.soundscape_seconds * sr, rng.uniform(0.8, 1.5), rng) * rng.uniform(0.005, 0.015)
+    events: list[tuple[str, float, float]] = []
+    for sp in rng.choice(species, size=min(len(species), int(rng.integers(3, 6))), replace=False):
+        for _ in range(int(rng.integers(1, 3))):
+            t0 = rng.uniform(0, cfg.soundscape_seconds - 8)
+            place_calls(scene, str(sp), sr, rng.uniform(0.4, 1.0), 0.1 * rng.uniform(0.3, 1.0), rng,
+                        events, start=t0, stop=t0 + rng.uniform(4, 15))
+    return _normalise(scene), events
+
+
 def generate(out_dir: str | Path, cfg: DemoConfig = DemoConfig(), progress: bool = True) -> dict[str, Path]:
     """Write the demo dataset under out_dir; returns the paths of its parts."""
     if not 2 <= cfg.n_species <= len(CALL_SHAPES):
         raise ValueError(f"demo.n_species must be between 2 and {len(CALL_SHAPES)}, got {cfg.n_species}")
     out = Path(out_dir)
-    audio_dir, scape_dir = out / "train_audio", out / "soundscapes"
+    audio_dir, scape_dir, unlabeled_dir = out / "train_audio", out / "soundscapes", out / "unlabeled_soundscapes"
     annotation_dir, scape_annotation_dir = out / "annotations", out / "soundscape_annotations"
-    for d in (audio_dir, scape_dir, annotation_dir, scape_annotation_dir):
+    for d in (audio_dir, scape_dir, unlabeled_dir, annotation_dir, scape_annotation_dir):
         if d.exists():
             shutil.rmtree(d)
         d.mkdir(parents=True)
@@ -277,28 +292,25 @@ def generate(out_dir: str | Path, cfg: DemoConfig = DemoConfig(), progress: bool
     labels = []
     sr, window = cfg.soundscape_sample_rate, 5
     for i in range(cfg.n_soundscapes):
-        n = cfg.soundscape_seconds * sr
-        scene = coloured_noise(n, rng.uniform(0.8, 1.5), rng) * rng.uniform(0.005, 0.015)
-        events: list[tuple[str, float, float]] = []
-        for sp in rng.choice(species, size=min(len(species), int(rng.integers(3, 6))), replace=False):
-            # each species calls in one or two bouts, leaving windows without it
-            for _ in range(int(rng.integers(1, 3))):
-                t0 = rng.uniform(0, cfg.soundscape_seconds - 8)
-                place_calls(scene, str(sp), sr, rng.uniform(0.4, 1.0), 0.1 * rng.uniform(0.3, 1.0), rng,
-                            events, start=t0, stop=t0 + rng.uniform(4, 15))
+        scene, events = make_soundscape(species, cfg, rng)
         stem = f"soundscape_{i:02d}"
-        write_audio(scape_dir / f"{stem}.ogg", _normalise(scene), sr)
+        write_audio(scape_dir / f"{stem}.ogg", scene, sr)
         write_raven_table(scape_annotation_dir / f"{stem}.Table.1.selections.txt", events, low_high_hz=(0.0, sr / 2))
         for end in range(window, cfg.soundscape_seconds + 1, window):
             present = sorted({sp for sp, a, b in events if min(b, end) - max(a, end - window) >= min(0.1, (b - a) / 2)})
             labels.append({"row_id": f"{stem}_{end}", "soundscape": stem, "start": end - window, "end": end,
                            "birds": " ".join(present) if present else "nocall"})
     write_csv(pd.DataFrame(labels), out / "soundscape_labels.csv")
+    # drawn after everything else: the labelled data is the same with or without them
+    for i in range(cfg.n_unlabeled_soundscapes):
+        write_audio(unlabeled_dir / f"unlabeled_{i:03d}.ogg", make_soundscape(species, cfg, rng)[0], sr)
     if progress:
-        print(f"demo: {len(rows)} recordings and {cfg.n_soundscapes} soundscapes in {time.time() - started:.1f} s", flush=True)
+        print(f"demo: {len(rows)} recordings, {cfg.n_soundscapes} soundscapes and {cfg.n_unlabeled_soundscapes} "
+              f"unlabeled ones in {time.time() - started:.1f} s", flush=True)
     return {"audio_dir": audio_dir, "metadata": out / "train_metadata.csv",
             "soundscapes": scape_dir, "soundscape_labels": out / "soundscape_labels.csv",
-            "annotations": annotation_dir, "soundscape_annotations": scape_annotation_dir}
+            "annotations": annotation_dir, "soundscape_annotations": scape_annotation_dir,
+            "unlabeled_soundscapes": unlabeled_dir}
 
 
 def main(argv: list[str] | None = None) -> None:

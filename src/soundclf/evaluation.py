@@ -88,15 +88,21 @@ def evaluate_fold(model_path, folds: pd.DataFrame, fold: int, cache, batch_size:
                   nocall_threshold: float, strong: StrongLabels | None = None) -> tuple[pd.DataFrame, dict]:
     """Every 5 s window of every recording held out in `fold` through that fold's model ->
     (OOF window table, metrics at recording level and at window level)."""
-    model, meta = load_model(model_path, pick_device())
     held_out = folds[folds["fold"] == fold].reset_index(drop=True)
-    params = MelParams(**meta["mel_params"])
-    windows = WindowDataset(held_out, cache, params, meta["segment_seconds"], meta["segment_frames"],
-                            short_clip=meta["short_clip"])
-    classes = meta["classes"]
-    table = window_table(windows.windows, window_probabilities(model, windows, batch_size), classes)
-    table.insert(0, "fold", fold)
+    table, classes = score_windows(model_path, held_out, cache, batch_size)
     return table, fold_metrics(table, held_out, classes, fold, nocall_threshold, strong)
+
+
+def score_windows(model_path, recordings: pd.DataFrame, cache, batch_size: int) -> tuple[pd.DataFrame, list[str]]:
+    """Every window of the `recordings` (key, duration) in `cache` through one fold's model ->
+    (fold (the model's held-out fold), key, start, end and a probability column per class;
+    the classes)."""
+    model, meta = load_model(model_path, pick_device())
+    windows = WindowDataset(recordings, cache, MelParams(**meta["mel_params"]), meta["segment_seconds"],
+                            meta["segment_frames"], short_clip=meta["short_clip"])
+    table = window_table(windows.windows, window_probabilities(model, windows, batch_size), meta["classes"])
+    table.insert(0, "fold", meta["fold"])
+    return table, meta["classes"]
 
 
 def window_truth(windows: pd.DataFrame, recordings: pd.DataFrame, n_classes: int,

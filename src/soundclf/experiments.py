@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ConfigError
+from .self_training.rounds import self_training_rounds
 
 DEFAULT_NAME = "base"  # the one experiment of a config without an `experiments` key
 RESERVED_NAMES = {"ensemble"}  # results/experiments/ensemble holds the selected ensemble
@@ -24,25 +25,49 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 def experiment_configs(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Each experiment's whole configuration: the base config with its overrides applied."""
+    """Each experiment's whole configuration: the base config with its overrides applied; then
+    each self-training round's student (self_training.rounds): its first teacher's
+    configuration with self_training.student's overrides applied."""
     overrides = config.get("experiments") or {DEFAULT_NAME: {}}
     problems, configs = [], {}
+    base = {k: v for k, v in config.items() if k != "experiments"}
     for name, override in overrides.items():
-        override = override or {}
         if not NAME.match(name) or name in RESERVED_NAMES:
             problems.append(f"experiments.{name}: an experiment name is letters, digits, '_', '.', '-' "
                             f"(not {', '.join(sorted(RESERVED_NAMES))}); rename it")
             continue
-        for section in sorted(set(override) - set(SECTIONS)):
-            problems.append(f"experiments.{name}.{section}: an experiment overrides only "
-                            f"{', '.join(SECTIONS)}; move '{section}' to the base config")
-        merged = {k: v for k, v in copy.deepcopy(config).items() if k != "experiments"}
-        for section in SECTIONS:
-            merged[section] = {**merged.get(section, {}), **(override.get(section) or {})}
-        configs[name] = merged
+        configs[name] = with_overrides(base, override, f"experiments.{name}", problems)
+    if problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+    student = (config.get("self_training") or {}).get("student")
+    for name, round_ in self_training_students(config).items():
+        configs[name] = with_overrides(configs[round_["first_teacher"]], student, "self_training.student", problems)
+        for role, exp in (("teacher", round_["teacher"]), ("student", name)):
+            if configs[exp]["model"]["kind"] != "cnn":
+                problems.append(f"self_training: the {role} '{exp}' is an embedding probe; teachers and students are "
+                                "CNN experiments (model.kind: cnn)")
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     return configs
+
+
+def self_training_students(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """student experiment -> its round and teacher (self_training.rounds); {} when off."""
+    return self_training_rounds(config, list(config.get("experiments") or {DEFAULT_NAME: {}}))
+
+
+def with_overrides(config: dict[str, Any], override: dict[str, Any] | None, where: str,
+                   problems: list[str]) -> dict[str, Any]:
+    """A copy of `config` with the sections of `override` merged in, key by key; keys outside
+    SECTIONS are reported in `problems`."""
+    override = override or {}
+    for section in sorted(set(override) - set(SECTIONS)):
+        problems.append(f"{where}.{section}: an experiment overrides only {', '.join(SECTIONS)}; "
+                        f"move '{section}' to the base config")
+    merged = copy.deepcopy(config)
+    for section in SECTIONS:
+        merged[section] = {**merged.get(section, {}), **(override.get(section) or {})}
+    return merged
 
 
 def load_config(*config_files) -> dict[str, Any]:

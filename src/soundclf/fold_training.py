@@ -6,12 +6,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import ConcatDataset, DataLoader
 
 from .annotations import StrongLabels
 from .augment import CropAugment
@@ -21,6 +22,8 @@ from .evaluation import Validator
 from .mel import MelParams
 from .mel_cache import MelCache
 from .model import SoundClassifier, save_model
+from .self_training.batches import MixedBatches, PseudoCrops
+from .self_training.pseudo_labels import check_fold
 from .training import TrainConfig, activation_for, load_checkpoint, pick_device, train
 
 log = logging.getLogger(__name__)
@@ -37,23 +40,38 @@ def train_config(train_cfg: dict[str, Any]) -> TrainConfig:
 
 
 def data_digest(train_table: pd.DataFrame, fold: int, model_cfg: dict, train_cfg: dict, params: MelParams,
-                strong: StrongLabels | None = None) -> str:
+                strong: StrongLabels | None = None, pseudo: PseudoLabels | None = None) -> str:
     """What a checkpoint must match to be resumed besides the loop's own settings: the fold's
-    training recordings, the model, every training key, the mel parameters and the annotations."""
+    training recordings, the model, every training key, the mel parameters, the annotations
+    and the pseudo-labels."""
     parts = [str(fold), ",".join(sorted(train_table["key"])), repr(sorted(model_cfg.items())),
              repr(sorted(train_cfg.items())), repr(sorted(params.as_dict().items())),
-             strong.fingerprint if strong is not None else ""]
+             strong.fingerprint if strong is not None else "", pseudo.fingerprint if pseudo is not None else ""]
     return hashlib.sha1("|".join(parts).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class PseudoLabels:
+    """A self-training student's pseudo-labelled windows (self_training.pseudo_labels) and the
+    mel cache of the unlabeled recordings they are windows of."""
+    table: pd.DataFrame
+    cache: MelCache
+    share: float  # of every batch
+
+    @property
+    def fingerprint(self) -> str:
+        return f"{self.share}:{pd.util.hash_pandas_object(self.table, index=False).sum()}"
 
 
 def train_fold(folds: pd.DataFrame, classes: list[str], fold: int, cache: MelCache, params: MelParams,
                model_cfg: dict[str, Any], train_cfg: dict[str, Any], model_path: str | Path,
                history_csv: str | Path, work_dir: str | Path, noise_mels: str | Path | None = None,
-               strong: StrongLabels | None = None) -> list[dict]:
+               strong: StrongLabels | None = None, pseudo: PseudoLabels | None = None) -> list[dict]:
     """Train on every fold but `fold`, validate on `fold` each epoch, write the kept model
     (best or last epoch, per train.keep) to `model_path`. `work_dir` holds the resumable
     checkpoint while the run lasts; `noise_mels` the cached train.noise_dir, if any; `strong`
-    the annotations (segment targets and event crops, unless train.strong_targets is off)."""
+    the annotations (segment targets and event crops, unless train.strong_targets is off);
+    `pseudo` a self-training student's pseudo-labelled windows, pseudo.share of every batch."""
     work_dir = Path(work_dir)
     train_table = folds[folds["fold"] != fold].reset_index(drop=True)
     held_out = folds[folds["fold"] == fold].reset_index(drop=True)
@@ -69,18 +87,28 @@ def train_fold(folds: pd.DataFrame, classes: list[str], fold: int, cache: MelCac
                  len(train_table), "complete" if strong.complete else "weak labels outside events",
                  train_cfg["event_crop_prob"])
 
+    spec_augment = SpecAugment(train_cfg["freq_mask"], train_cfg["time_mask"], train_cfg["n_masks"])
     crops = CropDataset(
         train_table, cache, len(classes), seg_frames, cfg.n_segments, top_db=params.top_db,
         secondary_weight=train_cfg["secondary_weight"], label_smoothing=train_cfg["label_smoothing"],
         weight_column=train_cfg["weight_column"],
-        augment=SpecAugment(train_cfg["freq_mask"], train_cfg["time_mask"], train_cfg["n_masks"]),
-        short_clip=train_cfg["short_clip"], crop_augment=CropAugment.from_config(train_cfg, params, noise_mels),
+        augment=spec_augment, short_clip=train_cfg["short_clip"], crop_augment=CropAugment.from_config(train_cfg, params, noise_mels),
         strong=strong, event_crop_prob=train_cfg["event_crop_prob"], frames_per_second=params.frames_per_second,
     )
     batch_size = min(train_cfg["batch_size"], len(crops))
-    loader = DataLoader(crops, batch_size=batch_size, shuffle=True, drop_last=True,
-                        num_workers=train_cfg["num_workers"], persistent_workers=train_cfg["num_workers"] > 0,
-                        pin_memory=device.type == "cuda")
+    loading = dict(num_workers=train_cfg["num_workers"], persistent_workers=train_cfg["num_workers"] > 0,
+                   pin_memory=device.type == "cuda")
+    if pseudo is None:
+        loader = DataLoader(crops, batch_size=batch_size, shuffle=True, drop_last=True, **loading)
+    else:
+        check_fold(pseudo.table, fold, "pseudo-labels")
+        pseudo_crops = PseudoCrops(pseudo.table, classes, pseudo.cache, seg_frames, cfg.n_segments, params.frames_per_second,
+                              top_db=params.top_db, short_clip=train_cfg["short_clip"],
+                              crop_augment=crops.crop_augment, augment=spec_augment)
+        batches = MixedBatches(len(crops), len(pseudo_crops), batch_size, pseudo.share)
+        log.info("self-training: %d pseudo-labelled windows, %d of every %d crops per batch", len(pseudo_crops),
+                 batches.per_batch_pseudo, batch_size)
+        loader = DataLoader(ConcatDataset([crops, pseudo_crops]), batch_sampler=batches, **loading)
     windows = WindowDataset(held_out, cache, params, train_cfg["segment_seconds"], seg_frames,
                             short_clip=train_cfg["short_clip"])
     validator = Validator(windows, held_out, classes, batch_size=4 * batch_size)
@@ -93,7 +121,7 @@ def train_fold(folds: pd.DataFrame, classes: list[str], fold: int, cache: MelCac
     monitor = train_cfg["monitor"] if train_cfg["keep"] == "best" else None
     best_path = work_dir / "best.pt"
     history = train(model, loader, cfg, work_dir / "last.pt", history_csv, validate=validator, device=device,
-                    context=data_digest(train_table, fold, model_cfg, train_cfg, params, strong),
+                    context=data_digest(train_table, fold, model_cfg, train_cfg, params, strong, pseudo),
                     monitor=monitor, best_path=best_path)
 
     if monitor is not None:

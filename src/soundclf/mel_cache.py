@@ -110,6 +110,17 @@ class MelCache:
     def full(self, key: str) -> np.ndarray:
         return self._dataset(key)[()].astype(np.float32)
 
+    def recordings(self) -> "pd.DataFrame":
+        """key and duration (s) of every recording in the shards, in shard then key order."""
+        import pandas as pd
+
+        rows = []
+        for shard in range(self.n_shards):
+            with h5py.File(shard_path(self.mel_dir, shard), "r") as h5:
+                h5.visititems(lambda name, obj: rows.append((name, float(obj.attrs["duration"])))
+                              if isinstance(obj, h5py.Dataset) else None)
+        return pd.DataFrame(rows, columns=["key", "duration"])
+
     def mel_params(self, key: str) -> dict:
         return json.loads(self._dataset(key).file.attrs["mel_params"])
 

@@ -1,0 +1,110 @@
+# Self-training (self_training.audio_dir): the unlabeled recordings get their own mel cache
+# (results/mels/<digest>/unlabeled/, sharded like the training cache); each fold model of a
+# round's teacher scores their windows; the scores become pseudo-labels
+# (results/pseudo/round<r>/fold<k>.csv); round r's student (an experiment, <teacher>-st<r>)
+# trains fold k on the labelled crops and fold k's pseudo-labels. Fold k's pseudo-labels come
+# from fold k's teacher alone, which never saw fold k: the student's OOF scores stay honest.
+
+SELF_TRAINING = config["self_training"]
+STUDENTS = self_training_students(config)
+TEACHER_OF_ROUND = {r["round"]: r["teacher"] for r in STUDENTS.values()}
+
+
+def unlabeled_dir(digest):
+    return f"{mel_dir(digest)}/unlabeled"
+
+
+def unlabeled_files():
+    """Every unlabeled recording, listed once; the demo's exist after its checkpoint."""
+    audio_dir = SELF_TRAINING["audio_dir"]
+    if DATA["layout"] == "demo" and Path(audio_dir) == demo_dir(config) / "unlabeled_soundscapes":
+        checkpoints.make_demo.get()
+    if "unlabeled" not in _listing:
+        _listing["unlabeled"] = sources.list_audio_files(audio_dir, DATA["extensions"])
+        if not _listing["unlabeled"]:
+            raise sources.DataSourceError(f"self_training.audio_dir: folder '{audio_dir}' holds no audio file "
+                                          f"({', '.join(DATA['extensions'])}); add the unlabeled recordings or set it to null")
+    return _listing["unlabeled"]
+
+
+def unlabeled_shard(shard):
+    """(key, path) of one shard's unlabeled recordings (key: the path under audio_dir)."""
+    keyed = [(sources.relative_key(path, SELF_TRAINING["audio_dir"]), path) for path in unlabeled_files()]
+    return [(key, path) for key, path in keyed if sources.shard_of(key, N_SHARDS) == int(shard)]
+
+
+def unlabeled_mels(exp):
+    return [f"{unlabeled_dir(MEL_DIGESTS[exp])}/shard_{s:03d}.h5" for s in range(N_SHARDS)]
+
+
+def student_pseudo_labels(wildcards):
+    """A student's fold's pseudo-labels: [] or [its path] (only students have them)."""
+    student = STUDENTS.get(wildcards.exp)
+    return [f"{RESULTS}/pseudo/round{student['round']}/fold{wildcards.fold}.csv"] if student else []
+
+
+def student_unlabeled_mels(wildcards):
+    return unlabeled_mels(wildcards.exp) if wildcards.exp in STUDENTS else []
+
+
+use rule mel_shard as unlabeled_mel_shard with:
+    input:
+        audio=lambda wc: [path for _, path in unlabeled_shard(wc.shard)],
+    output:
+        f"{RESULTS}/mels/{{digest}}/unlabeled/shard_{{shard}}.h5",
+    params:
+        recordings=lambda wc: unlabeled_shard(wc.shard),
+        sample_rate=lambda wc: MEL_CACHES[wc.digest]["sample_rate"],
+        mel=lambda wc: MEL_CACHES[wc.digest]["mel"],
+        cache=lambda wc: MEL_CACHES[wc.digest]["cache"],
+        on_bad_audio=DATA["on_bad_audio"],
+    log:
+        f"{LOGS}/unlabeled_mel_shard/{{digest}}/{{shard}}.log",
+    benchmark:
+        f"{BENCHMARKS}/unlabeled_mel_shard/{{digest}}/{{shard}}.tsv"
+
+
+rule teacher_scores:
+    input:
+        model=f"{MODEL_DIR}/fold{{fold}}/model.pt",
+        unlabeled=lambda wc: unlabeled_mels(wc.exp),
+    output:
+        f"{EXP_DIR}/{{exp}}/unlabeled/fold{{fold}}.csv",
+    params:
+        unlabeled_dir=lambda wc: unlabeled_dir(MEL_DIGESTS[wc.exp]),
+        n_shards=N_SHARDS,
+        batch_size=lambda wc: EXPERIMENTS[wc.exp]["evaluate"]["batch_size"],
+    threads: config["threads"]["evaluate"]
+    resources:
+        gpu=GPU_REQUEST,
+    conda:
+        CONDA_ENV
+    log:
+        f"{LOGS}/teacher_scores/{{exp}}/fold{{fold}}.log",
+    benchmark:
+        f"{BENCHMARKS}/teacher_scores/{{exp}}/fold{{fold}}.tsv"
+    script:
+        "../workflow_scripts/teacher_scores.py"
+
+
+# Seconds of work: on a cluster it runs where Snakemake runs.
+localrules:
+    pseudo_labels,
+
+
+rule pseudo_labels:
+    input:
+        scores=lambda wc: f"{EXP_DIR}/{TEACHER_OF_ROUND[int(wc.round)]}/unlabeled/fold{wc.fold}.csv",
+        classes=CLASSES_TABLE,
+    output:
+        f"{RESULTS}/pseudo/round{{round}}/fold{{fold}}.csv",
+    params:
+        transform=SELF_TRAINING["transform"],
+    conda:
+        CONDA_ENV
+    log:
+        f"{LOGS}/pseudo_labels/round{{round}}/fold{{fold}}.log",
+    benchmark:
+        f"{BENCHMARKS}/pseudo_labels/round{{round}}/fold{{fold}}.tsv"
+    script:
+        "../workflow_scripts/pseudo_labels.py"
