@@ -11,6 +11,7 @@ from typing import Iterable
 
 import h5py
 import numpy as np
+import pandas as pd
 from tqdm import tqdm
 
 from . import __version__
@@ -110,10 +111,8 @@ class MelCache:
     def full(self, key: str) -> np.ndarray:
         return self._dataset(key)[()].astype(np.float32)
 
-    def recordings(self) -> "pd.DataFrame":
+    def recordings(self) -> pd.DataFrame:
         """key and duration (s) of every recording in the shards, in shard then key order."""
-        import pandas as pd
-
         rows = []
         for shard in range(self.n_shards):
             with h5py.File(shard_path(self.mel_dir, shard), "r") as h5:
