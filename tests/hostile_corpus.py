@@ -1,6 +1,6 @@
 """A hostile-input corpus, generated (never committed): broken, odd and awkwardly named files
 and bad metadata rows, added to a good metadata-layout dataset. Each case says what it must
-get; the README's "What happens to bad input" table lists the same cases."""
+get; docs/data.md's "What happens to bad input" table lists the same cases."""
 from __future__ import annotations
 
 import csv

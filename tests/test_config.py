@@ -89,3 +89,14 @@ def test_the_short_clip_preset_is_the_default_plus_its_augmentations():
     assert clips["train"]["mixup_prob"] == 0 and not clips["train"]["white_noise_snr_db"]
     with pytest.raises(ConfigError, match="data.audio_dir"):  # placeholders for the user's own data
         check_config(clips)
+
+
+def test_profiles_are_found_by_name_from_the_repository_root(monkeypatch):
+    """`snakemake --profile local` / `--profile slurm` as the README writes them: Snakemake
+    looks the name up in the current folder (then ~/.config/snakemake)."""
+    from snakemake.cli import get_profile_dir
+
+    monkeypatch.chdir(REPO)
+    for name in ("local", "slurm"):
+        folder, config_file = get_profile_dir(name)
+        assert config_file.resolve() == (REPO / "profiles" / name / "config.yaml").resolve()

@@ -30,7 +30,7 @@ def test_every_config_key_is_documented():
     import yaml
 
     schema = yaml.safe_load((REPO / "schemas/config.schema.yaml").read_text())
-    readme = (REPO / "README.md").read_text()
+    readme = (REPO / "docs/configuration.md").read_text()
 
     def keys(node, prefix=""):
         for name, sub in node.get("properties", {}).items():
@@ -41,4 +41,23 @@ def test_every_config_key_is_documented():
                 yield path, name
 
     missing = [path for path, name in keys(schema) if path not in readme and f".{name}" not in readme]
-    assert not missing, f"config keys missing from the README: {missing}"
+    assert not missing, f"config keys missing from docs/configuration.md: {missing}"
+
+
+def test_links_between_the_readme_and_the_docs_lead_somewhere():
+    """Every relative link of README.md and docs/*.md names a file that exists and, with
+    #anchor, one of its headings (GitHub's anchors: lower case, spaces to '-')."""
+    def anchors(path):
+        return {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-")
+                for h in re.findall(r"^#+ (.+)$", path.read_text(), re.M)}
+
+    broken = []
+    for page in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            if re.match(r"\w+://", target):
+                continue
+            file, _, anchor = target.partition("#")
+            path = (page.parent / file).resolve() if file else page
+            if not path.exists() or (anchor and anchor not in anchors(path)):
+                broken.append(f"{page.name}: {target}")
+    assert not broken, broken

@@ -45,7 +45,7 @@ def schema_problems(config: dict[str, Any], schema_path: str | Path) -> list[str
             "minimum": lambda: f"set it to at least {error.validator_value}",
             "exclusiveMinimum": lambda: f"set it above {error.validator_value}",
             "maximum": lambda: f"set it to at most {error.validator_value}",
-        }.get(error.validator, lambda: "see the README's configuration table")()
+        }.get(error.validator, lambda: "see docs/configuration.md")()
         about = f" ({sub['description']})" if "description" in sub else ""
         problems.append(f"{key or 'config'}: {error.message}; {expected}{about}")
     return problems

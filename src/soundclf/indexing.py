@@ -85,7 +85,7 @@ def build_index(
     threads: int = 1,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Check every metadata row and decode-check every recording; returns (index, classes,
-    rejected). See the README's "What happens to bad input" for each rule."""
+    rejected). See docs/data.md, "What happens to bad input", for each rule."""
     problems = Problems()
     candidates = _check_metadata(recordings, columns, problems)
     inspect = partial(_inspect, min_decoded_fraction=min_decoded_fraction)
