@@ -15,7 +15,7 @@ min_version("9.0")
 SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
-from soundclf import sources
+from soundclf import manifests, sources
 from soundclf.config import check_backbone, check_config, check_schema, demo_dir, effective_data, effective_predict
 from soundclf.experiments import (embedding_digest, experiment_configs, mel_cache_params, mel_digest, noise_digest,
                                   self_training_students)

@@ -13,6 +13,12 @@ N_SHARDS = config["cache"]["n_shards"]
 # experiments with equal mel parameters share one cache.
 EXPERIMENTS = experiment_configs(config)
 EXP_NAMES = list(EXPERIMENTS)
+# self-training (rules/self_training.smk): student experiment -> its round and teacher
+SELF_TRAINING = config["self_training"]
+STUDENTS = self_training_students(config)
+# With the ensemble as self-training teacher it is chosen among the other experiments (its
+# students learn from it, so they cannot be in it); otherwise among all.
+ENSEMBLE_CANDIDATES = [n for n in EXP_NAMES if n not in STUDENTS] if SELF_TRAINING["teacher"] == "ensemble" else EXP_NAMES
 EXP_DIR = f"{RESULTS}/experiments"
 MEL_DIGESTS = {name: mel_digest(cfg) for name, cfg in EXPERIMENTS.items()}
 MEL_CACHES = {MEL_DIGESTS[name]: mel_cache_params(cfg) for name, cfg in EXPERIMENTS.items()}
@@ -82,8 +88,22 @@ def existing_recordings():
     return _listing["existing"]
 
 
-def all_audio(wildcards):
-    return [r.path for r in existing_recordings()]
+MANIFESTS = f"{RESULTS}/index/manifests"
+
+
+def audio_manifest(name, recordings):
+    """results/index/manifests/<name>.tsv listing `recordings` (key, path): what a shard job
+    depends on instead of its audio files (soundclf.manifests); written by the main process."""
+    return manifests.write_manifest(f"{MANIFESTS}/{name}.tsv", recordings, write=workflow.is_main_process)
+
+
+def shard_manifest(shard):
+    return audio_manifest(f"shard_{int(shard):03d}", [(r.key, r.path) for r in shard_recordings(shard)])
+
+
+def all_manifests(wildcards):
+    """Every training shard's manifest: the index reruns when any recording changes."""
+    return [shard_manifest(s) for s in range(N_SHARDS)]
 
 
 def text_files(folder):
@@ -180,8 +200,8 @@ ENSEMBLE_DIR = f"{EXP_DIR}/ensemble"
 ENSEMBLE_OUTPUTS = (
     [f"{ENSEMBLE_DIR}/ensemble.json"]
     + ([f"{ENSEMBLE_DIR}/predictions/{f}" for f in ("submission.csv", "metrics.json")]
-       if len(PREDICTING) == len(EXP_NAMES) else [])
-    if len(EXP_NAMES) > 1 else []
+       if set(ENSEMBLE_CANDIDATES) <= set(PREDICTING) else [])
+    if len(ENSEMBLE_CANDIDATES) > 1 else []
 )
 
 
@@ -195,10 +215,6 @@ def predicted_files(exp):
     if listed not in _listing:
         _listing[listed] = sources.list_audio_files(predict["audio_dir"], predict["extensions"])
     return _listing[listed]
-
-
-def prediction_audio(wildcards):
-    return predicted_files(wildcards.exp)
 
 
 # predict keys a prediction shard does not read (detections, window truth): changing one

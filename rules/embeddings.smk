@@ -5,7 +5,7 @@
 
 rule embed_shard:
     input:
-        audio=lambda wc: [r.path for r in shard_recordings(wc.shard)],
+        manifest=lambda wc: shard_manifest(wc.shard),  # its recordings' paths, sizes, mtimes
     output:
         f"{RESULTS}/embeddings/{{edigest}}/shard_{{shard}}.h5",
     params:

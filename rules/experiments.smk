@@ -32,13 +32,13 @@ rule compare_experiments:
 
 rule select_ensemble:
     input:
-        oof=for_experiments(f"{OOF_DIR}/oof_windows.csv"),
+        oof=expand(f"{OOF_DIR}/oof_windows.csv", exp=ENSEMBLE_CANDIDATES),
         folds=FOLDS_TABLE,
         classes=CLASSES_TABLE,
     output:
         f"{ENSEMBLE_DIR}/ensemble.json",
     params:
-        experiments=EXP_NAMES,
+        experiments=ENSEMBLE_CANDIDATES,
         ensemble=config["ensemble"],
         nocall_threshold=config["evaluate"]["nocall_threshold"],
     conda:
@@ -54,16 +54,16 @@ rule select_ensemble:
 rule ensemble_predictions:
     input:
         ensemble=f"{ENSEMBLE_DIR}/ensemble.json",
-        submissions=for_experiments(f"{PREDICTIONS_DIR}/submission.csv"),
-        labels=lambda wc: labels_of(EXP_NAMES[0]),
+        submissions=expand(f"{PREDICTIONS_DIR}/submission.csv", exp=ENSEMBLE_CANDIDATES),
+        labels=lambda wc: labels_of(ENSEMBLE_CANDIDATES[0]),
     output:
         submission=f"{ENSEMBLE_DIR}/predictions/submission.csv",
         metrics=f"{ENSEMBLE_DIR}/predictions/metrics.json",
     params:
-        experiments=EXP_NAMES,
+        experiments=ENSEMBLE_CANDIDATES,
         nocall_threshold=config["evaluate"]["nocall_threshold"],
-        truth=truth_of(EXP_NAMES[0]),
-        window_seconds=EXPERIMENTS[EXP_NAMES[0]]["train"]["segment_seconds"],  # members share it
+        truth=truth_of(ENSEMBLE_CANDIDATES[0]),
+        window_seconds=EXPERIMENTS[ENSEMBLE_CANDIDATES[0]]["train"]["segment_seconds"],  # members share it
         annotations=DATA["annotations"],
     conda:
         CONDA_ENV

@@ -3,7 +3,7 @@
 
 rule index_audio:
     input:
-        audio=all_audio,
+        manifests=all_manifests,  # every recording (soundclf.manifests), one small file per shard
         metadata=metadata_input,
     output:
         recordings=INDEX_TABLE,

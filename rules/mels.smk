@@ -6,7 +6,7 @@
 
 rule mel_shard:
     input:
-        audio=lambda wc: [r.path for r in shard_recordings(wc.shard)],
+        manifest=lambda wc: shard_manifest(wc.shard),  # its recordings' paths, sizes, mtimes
     output:
         f"{RESULTS}/mels/{{digest}}/shard_{{shard}}.h5",
     params:

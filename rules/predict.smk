@@ -24,12 +24,13 @@ rule predict_shard:
         # predict.backend onnx: the fold models as ONNX, run with onnxruntime
         onnx=lambda wc: ([f"{EXP_DIR}/{wc.exp}/models/fold{k}/model.onnx" for k in FOLDS]
                          if PREDICT[wc.exp]["backend"] == "onnx" and EXPERIMENTS[wc.exp]["model"]["kind"] == "cnn" else []),
-        audio=prediction_shard_audio,
+        manifest=lambda wc: audio_manifest(f"predict/{wc.exp}/shard_{wc.pshard}", [(f, f) for f in prediction_shard_audio(wc)]),
     output:
         f"{PREDICTIONS_DIR}/shards/shard_{{pshard}}.csv",
     params:
         # the detection and truth keys are other rules': changing one predicts nothing again
         predict=lambda wc: {k: v for k, v in PREDICT[wc.exp].items() if k not in PREDICTION_ONLY_ELSEWHERE},
+        files=prediction_shard_audio,
         kind=lambda wc: EXPERIMENTS[wc.exp]["model"]["kind"],
         on_bad_audio=DATA["on_bad_audio"],
         # each file's rows, committed as they finish: not an output, so a killed job's survive
@@ -51,7 +52,6 @@ rule predict_shard:
 rule predict_recordings:
     input:
         shards=lambda wc: [f"{EXP_DIR}/{wc.exp}/predictions/shards/shard_{s}.csv" for s in range(PREDICT[wc.exp]["n_shards"])],
-        audio=prediction_audio,
         labels=prediction_labels,
     output:
         submission=f"{PREDICTIONS_DIR}/submission.csv",

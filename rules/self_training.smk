@@ -5,8 +5,6 @@
 # trains fold k on the labelled crops and fold k's pseudo-labels. Fold k's pseudo-labels come
 # from fold k's teacher alone, which never saw fold k: the student's OOF scores stay honest.
 
-SELF_TRAINING = config["self_training"]
-STUDENTS = self_training_students(config)
 TEACHER_OF_ROUND = {r["round"]: r["teacher"] for r in STUDENTS.values()}
 
 
@@ -49,7 +47,7 @@ def student_unlabeled_mels(wildcards):
 
 use rule mel_shard as unlabeled_mel_shard with:
     input:
-        audio=lambda wc: [path for _, path in unlabeled_shard(wc.shard)],
+        manifest=lambda wc: audio_manifest(f"unlabeled/shard_{wc.shard}", unlabeled_shard(wc.shard)),
     output:
         f"{RESULTS}/mels/{{digest}}/unlabeled/shard_{{shard}}.h5",
     params:
@@ -92,14 +90,24 @@ localrules:
     pseudo_labels,
 
 
+def teacher_scores_of(wildcards):
+    """The fold's window scores of the round's teacher: one experiment's, or (teacher
+    `ensemble`) those of every candidate member, weighted by ensemble.json."""
+    teacher = TEACHER_OF_ROUND[int(wildcards.round)]
+    members = ENSEMBLE_CANDIDATES if teacher == "ensemble" else [teacher]
+    return [f"{EXP_DIR}/{exp}/unlabeled/fold{wildcards.fold}.csv" for exp in members]
+
+
 rule pseudo_labels:
     input:
-        scores=lambda wc: f"{EXP_DIR}/{TEACHER_OF_ROUND[int(wc.round)]}/unlabeled/fold{wc.fold}.csv",
+        scores=teacher_scores_of,
+        ensemble=lambda wc: [f"{ENSEMBLE_DIR}/ensemble.json"] if TEACHER_OF_ROUND[int(wc.round)] == "ensemble" else [],
         classes=CLASSES_TABLE,
     output:
         f"{RESULTS}/pseudo/round{{round}}/fold{{fold}}.csv",
     params:
         transform=SELF_TRAINING["transform"],
+        members=lambda wc: ENSEMBLE_CANDIDATES if TEACHER_OF_ROUND[int(wc.round)] == "ensemble" else [TEACHER_OF_ROUND[int(wc.round)]],
     conda:
         CONDA_ENV
     log:

@@ -16,7 +16,8 @@ from soundclf.indexing import read_classes
 from soundclf.mel import MelParams
 from soundclf.mel_cache import MelCache, write_shard
 from soundclf.self_training.batches import MixedBatches, PseudoCrops
-from soundclf.self_training.pseudo_labels import PseudoLabelLeak, check_fold, pseudo_label_table, transform_scores
+from soundclf.self_training.pseudo_labels import (PseudoLabelLeak, check_fold, pseudo_label_table, transform_scores,
+                                                 weighted_scores)
 from soundclf.self_training.rounds import self_training_rounds
 
 CLASSES = ["a", "b", "c"]
@@ -239,3 +240,37 @@ def test_a_killed_student_resumes_from_its_checkpoint(round_workdir, tmp_path):
     # the same epochs, losses and scores as the uninterrupted run of the fixture
     pd.testing.assert_frame_equal(pd.read_csv(workdir / f"{STUDENT}/models/fold0/history.csv"),
                                   pd.read_csv(round_workdir / f"{STUDENT}/models/fold0/history.csv"), check_exact=True)
+
+
+def test_an_ensemble_teacher_weights_its_members_scores():
+    a, b = teacher_windows(fold=2), teacher_windows(fold=2)
+    b[CLASSES] = 1 - b[CLASSES]
+    mixed = weighted_scores({"a": a, "b": b, "c": a}, {"a": 0.75, "b": 0.25, "c": 0.0}, CLASSES)
+    np.testing.assert_allclose(mixed[CLASSES], 0.75 * a[CLASSES] + 0.25 * b[CLASSES])
+    assert mixed[["fold", "key", "start", "end"]].equals(a[["fold", "key", "start", "end"]])
+    with pytest.raises(ValueError, match="'d'"):
+        weighted_scores({"a": a}, {"a": 0.5, "d": 0.5}, CLASSES)
+
+
+def test_the_ensemble_as_teacher_is_chosen_among_the_other_experiments():
+    config = load_config()
+    config["experiments"] = {"small": {}, "big": {"train": {"epochs": 9}}}
+    config["self_training"] |= {"audio_dir": "somewhere", "teacher": "ensemble"}
+    configs = experiment_configs(config)
+    assert list(configs) == ["small", "big", "ensemble-st1"] and configs["ensemble-st1"]["train"]["epochs"] == config["train"]["epochs"]
+    config["experiments"] = {"small": {}}
+    with pytest.raises(ConfigError, match="two or more experiments"):
+        experiment_configs(config)
+
+
+@pytest.mark.workflow
+def test_an_ensemble_teacher_plans_without_a_cycle(tmp_path, tiny_dataset):
+    from test_workflow import write_config
+
+    shutil.copytree(tiny_dataset, tmp_path / "data")
+    config = write_config(tmp_path, {"experiments": {"a": None, "b": {"train": {"crop_seconds": 5}}},
+                                     "self_training": ROUND | {"teacher": "ensemble"}})
+    jobs = planned(tmp_path, config, "results/experiments/ensemble-st1/models/fold0/model.pt")
+    # fold 0's pseudo-labels: the fold-0 models of a and b, weighted by the ensemble of a and b
+    assert jobs["select_ensemble"] == 1 and jobs["pseudo_labels"] == 1 and jobs["teacher_scores"] == 2
+    assert jobs["train_fold"] == 5  # a and b, both folds (their OOF scores choose the ensemble), and the student

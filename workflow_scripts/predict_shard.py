@@ -14,7 +14,7 @@ torch.set_num_threads(snakemake.threads)
 logging.getLogger("soundclf").info("%d torch threads", torch.get_num_threads())
 p = snakemake.params
 list_audio(p.predict["audio_dir"], p.predict["extensions"])  # stops when two files share a name (row ids, parts)
-files = sorted(snakemake.input.audio)
+files = sorted(p.files)
 if p.kind == "embedding_probe":
     from soundclf.embedding.probe import predict_probe_folder
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ConfigError
-from .self_training.rounds import self_training_rounds
+from .self_training.rounds import ENSEMBLE, self_training_rounds
 
 DEFAULT_NAME = "base"  # the one experiment of a config without an `experiments` key
 RESERVED_NAMES = {"ensemble"}  # results/experiments/ensemble holds the selected ensemble
@@ -39,10 +39,11 @@ def experiment_configs(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
         configs[name] = with_overrides(base, override, f"experiments.{name}", problems)
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
-    student = (config.get("self_training") or {}).get("student")
+    student, base_names = (config.get("self_training") or {}).get("student"), list(configs)
     for name, round_ in self_training_students(config).items():
         configs[name] = with_overrides(configs[round_["first_teacher"]], student, "self_training.student", problems)
-        for role, exp in (("teacher", round_["teacher"]), ("student", name)):
+        teachers = base_names if round_["teacher"] == ENSEMBLE else [round_["teacher"]]  # the ensemble: any may be a member
+        for role, exp in [("teacher", t) for t in teachers] + [("student", name)]:
             if configs[exp]["model"]["kind"] != "cnn":
                 problems.append(f"self_training: the {role} '{exp}' is an embedding probe; teachers and students are "
                                 "CNN experiments (model.kind: cnn)")

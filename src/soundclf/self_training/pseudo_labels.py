@@ -38,6 +38,23 @@ def check_fold(table: pd.DataFrame, fold: int, source: str) -> None:
                               f"{fold}'s recordings; fold {fold}'s student may only learn from fold {fold}'s teacher")
 
 
+def weighted_scores(tables: dict[str, pd.DataFrame], weights: dict[str, float], classes: list[str]) -> pd.DataFrame:
+    """The ensemble's window scores: the weighted mean of its members' (an ensemble.json's
+    weights; members of weight 0 or absent are left out). Every member scored the same
+    windows with the model of the same held-out fold."""
+    members = [exp for exp, weight in weights.items() if weight > 0]
+    missing = [exp for exp in members if exp not in tables]
+    if missing:
+        raise ValueError(f"ensemble members {missing} have no scores on the unlabeled windows (not CNN experiments?)")
+    first = tables[members[0]][WINDOW_COLUMNS].reset_index(drop=True)
+    for exp in members[1:]:
+        if not tables[exp][WINDOW_COLUMNS].reset_index(drop=True).equals(first):
+            raise ValueError(f"{exp} and {members[0]} scored different windows; their mel or window settings differ")
+    total = sum(weights[exp] for exp in members)
+    mean = sum(weights[exp] * tables[exp][classes].to_numpy() for exp in members) / total
+    return pd.concat([first, pd.DataFrame(mean, columns=classes)], axis=1)
+
+
 def pseudo_label_table(teacher_windows: pd.DataFrame, classes: list[str], fold: int, power: float = 1.0,
                        threshold: float = 0.0, top_k: int | None = None, source: str = "teacher scores") -> pd.DataFrame:
     """fold, key, start, end and one pseudo-label column per class, for fold `fold`'s student."""

@@ -11,6 +11,9 @@ from typing import Any
 from ..config import ConfigError
 
 
+ENSEMBLE = "ensemble"
+
+
 def student_name(teacher: str, round_: int) -> str:
     return f"{teacher}-st{round_}"
 
@@ -22,14 +25,18 @@ def self_training_rounds(config: dict[str, Any], experiments: list[str]) -> dict
     if not settings.get("audio_dir"):
         return {}
     first = settings.get("teacher") or experiments[0]
-    if first not in experiments:
+    if first == ENSEMBLE and len(experiments) < 2:
+        raise ConfigError("self_training.teacher: 'ensemble' needs two or more experiments to choose from; "
+                          "add experiments or name one as the teacher")
+    if first not in experiments and first != ENSEMBLE:
         raise ConfigError(f"self_training.teacher: '{first}' is not an experiment (experiments: "
-                          f"{', '.join(experiments)}); name one of them, or null for the first")
+                          f"{', '.join(experiments)}); name one of them, 'ensemble', or null for the first")
     rounds, teacher = {}, first
     for r in range(1, settings.get("rounds", 1) + 1):
         name = student_name(first, r)
         if name in experiments:
             raise ConfigError(f"experiments.{name}: the name is self-training round {r}'s student; rename the experiment")
-        rounds[name] = {"round": r, "teacher": teacher, "first_teacher": first}
+        rounds[name] = {"round": r, "teacher": teacher,
+                        "first_teacher": experiments[0] if first == ENSEMBLE else first}
         teacher = name
     return rounds
