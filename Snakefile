@@ -54,6 +54,10 @@ include: "rules/report.smk"
 include: "rules/experiments.smk"
 
 
+if workflow.is_main_process:
+    write_manifests_before_planning()
+
+
 wildcard_constraints:
     exp="|".join(map(re.escape, EXP_NAMES)),
     fold=r"\d+",

@@ -18,6 +18,18 @@ REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / "results" / "bench"
 
 
+RESULTS_JSON = Path(__file__).parent / "results.json"
+
+
+def record_figures(figures: dict) -> None:
+    """Merge `figures` (flat: figure name -> number or string) into bench/results.json, so
+    that a benchmark run alone updates its own figures and keeps the others'."""
+    import json
+
+    known = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
+    RESULTS_JSON.write_text(json.dumps(known | figures, indent=1, sort_keys=True) + "\n")
+
+
 def machine() -> str:
     import torch
 

@@ -19,7 +19,7 @@ import loader  # noqa: E402
 import prediction  # noqa: E402
 import self_training  # noqa: E402
 import workflow_overhead  # noqa: E402
-from common import REPO, WORK, machine  # noqa: E402
+from common import REPO, WORK, machine, record_figures  # noqa: E402
 
 GPU_NOTE = ("Not measured: this project had no GPU machine available when the benchmarks ran "
             "(the device tool reported none could be started, and CI has none). The training loop "
@@ -39,6 +39,7 @@ def main() -> None:
     qualities = [json.loads(p.read_text()) for p in sorted((WORK / "quality").glob("*/quality.json"))]
     ablations = [json.loads(p.read_text()) for p in sorted((WORK / "quality").glob("*/ablation.json"))]
     self_trainings = [json.loads(p.read_text()) for p in sorted((WORK / "self_training").glob("*/self_training.json"))]
+    overheads = [workflow_overhead.run(n_recordings=n, n_classes=20 if q else 300) for n in ([500] if q else [20000, 200000])]
     sections = [
         ("1. Mel cache build", "python bench/cache_build.py", cache_build.table(
             cache_build.run(n_files=3 if q else 16, seconds=20 if q else 60))),
@@ -46,8 +47,8 @@ def main() -> None:
             loader.run(n_files=6 if q else 32, seconds=40 if q else 90, batches=2 if q else 12))),
         ("3. Prediction throughput (CPU, 2 cores)", "python bench/prediction.py", prediction.table(
             prediction.run(minutes=6 if q else 60))),
-        ("4. Workflow overhead", "python bench/workflow_overhead.py", workflow_overhead.table(
-            workflow_overhead.run(n_recordings=500 if q else 20000, n_classes=20 if q else 300))),
+        ("4. Workflow overhead", "python bench/workflow_overhead.py 20000 200000", "\n\n".join(
+            workflow_overhead.table(o) for o in overheads)),
         ("5. GPU training", "-", GPU_NOTE),
         ("6. Real MP3 field recordings kept by the index", f"python bench/input_loss.py {args.xenocanto}",
          input_loss.table(input_loss.run(args.xenocanto)) if Path(args.xenocanto).is_dir() else
@@ -71,9 +72,10 @@ def main() -> None:
                   body, ""]
     Path(args.out).write_text("\n".join(lines))
     figures = {k: v for r in qualities for k, v in quality.flat(r).items()}
+    figures |= {k: v for o in overheads for k, v in workflow_overhead.flat(o).items()}
     figures |= {k: v for r in ablations for k, v in ablation.flat(r).items()}
     figures |= {k: v for r in self_trainings for k, v in self_training.flat(r).items()}
-    (Path(args.out).parent / "results.json").write_text(json.dumps(figures, indent=1, sort_keys=True) + "\n")
+    record_figures(figures)
     print("\n".join(lines))
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).resolve().parents[1] / "src")]
-from common import REPO, WORK  # noqa: E402
+from common import REPO, WORK, record_figures  # noqa: E402
 from soundclf.experiments import experiment_configs, load_config, self_training_students  # noqa: E402
 from soundclf.prediction import list_audio, predict_folder, prediction_metrics  # noqa: E402
 
@@ -119,7 +119,9 @@ def main() -> None:
                         help="self_training.transform keys of this variant (threshold, top_k, power)")
     args = parser.parse_args()
     transform = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.transform)}
-    print(table(run(args.name, args.configfile, args.start_from, transform)))
+    result = run(args.name, args.configfile, args.start_from, transform)
+    record_figures(flat(result))
+    print(table(result))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import time
 
 import yaml
 
-from common import REPO, WORK, markdown_table
+from common import REPO, WORK, markdown_table, record_figures
 from soundclf.experiments import DEFAULT_NAME, load_config, mel_cache_dir
 
 N_FOLDS, N_SHARDS = 5, 16
@@ -109,4 +109,6 @@ def flat(out: dict) -> dict:
 
 if __name__ == "__main__":
     for n in map(int, sys.argv[1:] or ["20000"]):
-        print(table(run(n)))
+        out = run(n)
+        record_figures(flat(out))
+        print(table(out))

@@ -140,13 +140,18 @@ def exp_noise_mels(wildcards):
     return [f"{mel_dir(MEL_DIGESTS[wildcards.exp])}/noise_{noise}.h5"] if noise else []
 
 
+def by_shard(listed, n_shards, key=lambda item: item.key):
+    """{shard: the items of `listed` whose key hashes to it}, every shard present."""
+    grouped = {s: [] for s in range(n_shards)}
+    for item in listed:
+        grouped[sources.shard_of(key(item), n_shards)].append(item)
+    return grouped
+
+
 def shard_recordings(shard):
     """The existing recordings of one shard (grouped once for all shards)."""
     if "by_shard" not in _listing:
-        by_shard = {s: [] for s in range(N_SHARDS)}
-        for r in existing_recordings():
-            by_shard[sources.shard_of(r.key, N_SHARDS)].append(r)
-        _listing["by_shard"] = by_shard
+        _listing["by_shard"] = by_shard(existing_recordings(), N_SHARDS)
     return _listing["by_shard"][int(shard)]
 
 
@@ -223,12 +228,44 @@ PREDICTION_ONLY_ELSEWHERE = ("threshold", "target_precision", "min_score", "labe
                              "neighbour_weight", "parquet_dtype")
 
 
+def prediction_shards(exp, files):
+    """{shard: its files} of an experiment's prediction (a hash of the path under predict.audio_dir)."""
+    predict = PREDICT[exp]
+    return by_shard(files, predict["n_shards"], key=lambda f: sources.relative_key(f, predict["audio_dir"]))
+
+
 def prediction_shard_audio(wildcards):
-    """The recordings of one prediction shard (a hash of the path under predict.audio_dir)."""
-    predict = PREDICT[wildcards.exp]
-    n_shards, shard = predict["n_shards"], int(wildcards.pshard)
-    return [f for f in predicted_files(wildcards.exp)
-            if sources.shard_of(sources.relative_key(f, predict["audio_dir"]), n_shards) == shard]
+    """The recordings of one prediction shard."""
+    return prediction_shards(wildcards.exp, predicted_files(wildcards.exp))[int(wildcards.pshard)]
+
+
+def prediction_manifest(wildcards):
+    files = prediction_shard_audio(wildcards)
+    return audio_manifest(f"predict/{wildcards.exp}/shard_{wildcards.pshard}", [(f, f) for f in files])
+
+
+def write_manifests_before_planning():
+    """Every shard manifest whose recordings are on disk now, written before Snakemake plans:
+    its cache of which files exist, filled while it plans, would miss a manifest first written
+    by an input function then. (Input functions still write them after the demo's checkpoint,
+    when Snakemake plans again without that cache.) Listings of data that is not the demo's
+    are kept for the input functions."""
+    demo = DATA["layout"] == "demo"
+    if not demo or Path(DATA["metadata_csv"]).is_file():
+        listed = [r for r in sources.list_recordings(DATA) if Path(r.path).is_file()]
+        if not demo:
+            _listing["existing"] = listed
+        for s, shard in by_shard(listed, N_SHARDS).items():
+            audio_manifest(f"shard_{s:03d}", [(r.key, r.path) for r in shard])
+    for exp in PREDICTING:
+        audio_dir = PREDICT[exp]["audio_dir"]
+        if Path(audio_dir).is_dir():
+            files = sources.list_audio_files(audio_dir, PREDICT[exp]["extensions"])
+            for s, shard in prediction_shards(exp, files).items():
+                audio_manifest(f"predict/{exp}/shard_{s}", [(f, f) for f in shard])
+    if STUDENTS and Path(SELF_TRAINING["audio_dir"]).is_dir():
+        for s, shard in by_shard(list_unlabeled(), N_SHARDS, key=lambda item: item[0]).items():
+            audio_manifest(f"unlabeled/shard_{s:03d}", shard)
 
 
 def truth_of(exp):

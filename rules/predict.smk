@@ -24,7 +24,7 @@ rule predict_shard:
         # predict.backend onnx: the fold models as ONNX, run with onnxruntime
         onnx=lambda wc: ([f"{EXP_DIR}/{wc.exp}/models/fold{k}/model.onnx" for k in FOLDS]
                          if PREDICT[wc.exp]["backend"] == "onnx" and EXPERIMENTS[wc.exp]["model"]["kind"] == "cnn" else []),
-        manifest=lambda wc: audio_manifest(f"predict/{wc.exp}/shard_{wc.pshard}", [(f, f) for f in prediction_shard_audio(wc)]),
+        manifest=prediction_manifest,  # its recordings' paths, sizes, mtimes (soundclf.manifests)
     output:
         f"{PREDICTIONS_DIR}/shards/shard_{{pshard}}.csv",
     params:

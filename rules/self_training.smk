@@ -12,23 +12,24 @@ def unlabeled_dir(digest):
     return f"{mel_dir(digest)}/unlabeled"
 
 
-def unlabeled_files():
-    """Every unlabeled recording, listed once; the demo's exist after its checkpoint."""
+def list_unlabeled():
+    """(key, path) of every unlabeled recording (key: the path under audio_dir)."""
     audio_dir = SELF_TRAINING["audio_dir"]
-    if DATA["layout"] == "demo" and Path(audio_dir) == demo_dir(config) / "unlabeled_soundscapes":
-        checkpoints.make_demo.get()
-    if "unlabeled" not in _listing:
-        _listing["unlabeled"] = sources.list_audio_files(audio_dir, DATA["extensions"])
-        if not _listing["unlabeled"]:
-            raise sources.DataSourceError(f"self_training.audio_dir: folder '{audio_dir}' holds no audio file "
-                                          f"({', '.join(DATA['extensions'])}); add the unlabeled recordings or set it to null")
-    return _listing["unlabeled"]
+    files = sources.list_audio_files(audio_dir, DATA["extensions"])
+    if not files:
+        raise sources.DataSourceError(f"self_training.audio_dir: folder '{audio_dir}' holds no audio file "
+                                      f"({', '.join(DATA['extensions'])}); add the unlabeled recordings or set it to null")
+    return [(sources.relative_key(path, audio_dir), path) for path in files]
 
 
 def unlabeled_shard(shard):
-    """(key, path) of one shard's unlabeled recordings (key: the path under audio_dir)."""
-    keyed = [(sources.relative_key(path, SELF_TRAINING["audio_dir"]), path) for path in unlabeled_files()]
-    return [(key, path) for key, path in keyed if sources.shard_of(key, N_SHARDS) == int(shard)]
+    """(key, path) of one shard's unlabeled recordings (listed and grouped once); the demo's
+    exist after its checkpoint."""
+    if DATA["layout"] == "demo" and Path(SELF_TRAINING["audio_dir"]) == demo_dir(config) / "unlabeled_soundscapes":
+        checkpoints.make_demo.get()
+    if "unlabeled" not in _listing:
+        _listing["unlabeled"] = by_shard(list_unlabeled(), N_SHARDS, key=lambda item: item[0])
+    return _listing["unlabeled"][int(shard)]
 
 
 def unlabeled_mels(exp):

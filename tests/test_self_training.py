@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-import yaml
 
 from conftest import run_snakemake, tone, write
 from soundclf.config import ConfigError
