@@ -90,7 +90,8 @@ def table(result: dict) -> str:
     transform = result["self_training"]["transform"]
     lines = [f"{result['name']} ({', '.join(result['configfiles'])}): transform {transform}, pseudo share "
              f"{result['self_training']['pseudo_share']}; mean ± std over {len(result['folds'])} folds; "
-             f"student − teacher paired per fold (folds won); workflow {result['workflow_seconds']:.0f} s", "",
+             f"student − teacher paired per fold (folds won); workflow {result['workflow_seconds']:.0f} s on 2 cores "
+             "(the students' jobs alone when started from another run)", "",
              "| experiment | " + " | ".join(METRICS) + " |", "| --- |" + " --- |" * len(METRICS)]
     for exp, row in result["rows"].items():
         cells = []
