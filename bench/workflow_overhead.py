@@ -52,7 +52,7 @@ def build_tree(root, n_recordings: int, n_classes: int):
                *(f"{mels}/shard_{s:03d}.h5" for s in range(N_SHARDS)),
                *(f"{exp}/models/fold{k}/{n}" for k in range(N_FOLDS) for n in ("model.pt", "history.csv")),
                *(f"{exp}/oof/fold{k}/{n}" for k in range(N_FOLDS) for n in ("windows.csv", "metrics.json")),
-               *(f"{exp}/oof/{n}" for n in ("oof_windows.csv", "cv_metrics.json", "per_class.csv")),
+               *(f"{exp}/oof/{n}" for n in ("oof_windows.csv", "cv_metrics.json", "per_class.csv", "thresholds.csv")),
                "results/report/input_data.png", f"{exp}/report/training_curves.png", f"{exp}/report/cv_metrics.csv",
                *(f"{exp}/report/{n}.png" for n in ("per_class", "confusion", "pr_curves", "examples")),
                "results/experiments/comparison.csv", "results/experiments/comparison.png"]

@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+import soundfile as sf
 import yaml
 
 from conftest import TINY_DEMO, run_snakemake, tone, write
@@ -150,6 +151,21 @@ def test_adding_one_recording_reruns_exactly_one_mel_shard(workdir):
     jobs = dry_run(workdir, "config.test.yaml")
     assert jobs.get("mel_shard") == 1
     assert jobs.get("index_audio") == 1 and jobs.get("assign_folds") == 1
+
+
+def test_editing_one_recording_reruns_exactly_one_mel_shard(workdir):
+    """Shard jobs depend on manifests (key, path, size, mtime), not on the audio files: a
+    replaced recording changes one manifest line, so one shard is planned again."""
+    meta = pd.read_csv(workdir / "data/train_metadata.csv")
+    path = workdir / "data/train_audio" / meta.iloc[0]["filename"]
+    manifests = sorted((workdir / "results/index/manifests").glob("shard_*.tsv"))
+    before = {m.name: m.stat().st_mtime_ns for m in manifests}
+    data, sr = sf.read(path)
+    sf.write(path, data[: len(data) // 2], sr)  # the recording cut in half, same name
+    jobs = dry_run(workdir, "config.test.yaml")
+    assert jobs.get("mel_shard") == 1 and jobs.get("index_audio") == 1
+    changed = [m.name for m in manifests if m.stat().st_mtime_ns != before[m.name]]
+    assert len(changed) == 1 and str(meta.iloc[0]["filename"]) in (workdir / "results/index/manifests" / changed[0]).read_text()
 
 
 def test_hostile_corpus_is_rejected_or_used_and_the_run_finishes(tmp_path, tiny_dataset):
