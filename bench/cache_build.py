@@ -9,7 +9,7 @@ import shutil
 import soundfile as sf
 import torch
 
-from common import WORK, audio_set, markdown_table, timed
+from common import WORK, audio_set, markdown_table, record_figures, timed
 from soundclf.mel import LogMel, MelParams
 from soundclf.mel_cache import write_shard
 
@@ -52,6 +52,10 @@ METHODS = {"decode (soundfile)": decode_only, "librosa load + melspectrogram": l
            "soundclf cache with torchaudio's abs().pow(2)": soundclf_cache_torchaudio_power}
 
 
+SHORT = {"decode (soundfile)": "decode", "librosa load + melspectrogram": "librosa",
+         "soundclf cache (write_shard)": "soundclf", "soundclf cache with torchaudio's abs().pow(2)": "soundclf_abs_pow"}
+
+
 def run(n_files: int = 16, seconds: float = 60.0, repeats: int = 3) -> dict:
     torch.set_num_threads(1)
     results = {}
@@ -80,5 +84,20 @@ def table(out: dict) -> str:
     return markdown_table(["format", "method", "audio s per wall s (1 core)", "soundclf ÷ this"], rows)
 
 
+def flat(out: dict) -> dict:
+    """bench/results.json keys: cache_build.<format>.<method>.audio_s_per_s and
+    cache_build.<format>.vs_librosa / .vs_decode (soundclf's speed ÷ theirs)."""
+    figures = {}
+    for fmt in ("ogg", "flac"):
+        r = {name: v for (f, name), v in out["results"].items() if f == fmt}
+        ours = r["soundclf cache (write_shard)"]
+        for name, speed in r.items():
+            figures[f"cache_build.{fmt}.{SHORT[name]}.audio_s_per_s"] = round(speed, 1)
+        figures[f"cache_build.{fmt}.vs_librosa"] = round(ours / r["librosa load + melspectrogram"], 3)
+        figures[f"cache_build.{fmt}.vs_decode"] = round(ours / r["decode (soundfile)"], 3)
+    return figures
+
 if __name__ == "__main__":
-    print(table(run()))
+    out = run()
+    record_figures(flat(out))
+    print(table(out))

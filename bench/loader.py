@@ -12,7 +12,7 @@ import soundfile as sf
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from common import WORK, audio_set, markdown_table
+from common import WORK, audio_set, markdown_table, record_figures
 from soundclf.datasets import CropDataset, normalise_db, segment_frames
 from soundclf.mel import LogMel, MelParams, floor_segments
 from soundclf.mel_cache import MelCache, shard_path, write_shard
@@ -53,7 +53,7 @@ def crops_per_second(dataset, workers: int, batches: int) -> float:
     start = time.perf_counter()
     while done < batches * BATCH:
         try:
-            x, _, _ = next(iterator)
+            x = next(iterator)[0]  # (input, targets, weight[, strong])
         except StopIteration:
             iterator = iter(loader)
             continue
@@ -88,5 +88,17 @@ def table(out: dict) -> str:
                            "cache ÷ on the fly"], rows)
 
 
+def flat(out: dict) -> dict:
+    """bench/results.json keys: loader.workers<n>.cache_crops_per_s / .on_the_fly_crops_per_s / .vs_on_the_fly."""
+    r, figures = out["results"], {}
+    for workers in (0, 2):
+        cached, baseline = r[("HDF5 cache (CropDataset)", workers)], r[("decode + log-mel per crop", workers)]
+        figures |= {f"loader.workers{workers}.cache_crops_per_s": round(cached, 1),
+                    f"loader.workers{workers}.on_the_fly_crops_per_s": round(baseline, 1),
+                    f"loader.workers{workers}.vs_on_the_fly": round(cached / baseline, 2)}
+    return figures
+
 if __name__ == "__main__":
-    print(table(run()))
+    out = run()
+    record_figures(flat(out))
+    print(table(out))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from common import WORK, audio_set, markdown_table, timed
+from common import WORK, audio_set, markdown_table, record_figures, timed
 from soundclf.audio import stream_mono
 from soundclf.datasets import segment_frames
 from soundclf.mel import LogMel, MelParams
@@ -90,5 +90,12 @@ def table(out: dict) -> str:
         "the model (or a GPU, where the workers keep it fed).")
 
 
+def flat(out: dict) -> dict:
+    """bench/results.json keys: prediction.<demo|recipe>.<backend>.threads<t>.workers<w>.hours_per_min."""
+    return {f"prediction.{name.rsplit('(', 1)[1].rstrip(')')}.{b}.threads{t}.workers{w}.hours_per_min": round(r["configs"][f"{b}.{t}+{w}"]["hours_per_minute"], 2)
+            for name, r in out["results"].items() for b, t, w in CONFIGS}
+
 if __name__ == "__main__":
-    print(table(run()))
+    out = run()
+    record_figures(flat(out))
+    print(table(out))

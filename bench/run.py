@@ -39,14 +39,14 @@ def main() -> None:
     qualities = [json.loads(p.read_text()) for p in sorted((WORK / "quality").glob("*/quality.json"))]
     ablations = [json.loads(p.read_text()) for p in sorted((WORK / "quality").glob("*/ablation.json"))]
     self_trainings = [json.loads(p.read_text()) for p in sorted((WORK / "self_training").glob("*/self_training.json"))]
+    cache = cache_build.run(n_files=3 if q else 16, seconds=20 if q else 60)
+    loading = loader.run(n_files=6 if q else 32, seconds=40 if q else 90, batches=2 if q else 12)
+    predicting = prediction.run(minutes=6 if q else 60)
     overheads = [workflow_overhead.run(n_recordings=n, n_classes=20 if q else 300) for n in ([500] if q else [20000, 200000])]
     sections = [
-        ("1. Mel cache build", "python bench/cache_build.py", cache_build.table(
-            cache_build.run(n_files=3 if q else 16, seconds=20 if q else 60))),
-        ("2. Training input pipeline", "python bench/loader.py", loader.table(
-            loader.run(n_files=6 if q else 32, seconds=40 if q else 90, batches=2 if q else 12))),
-        ("3. Prediction throughput (CPU, 2 cores)", "python bench/prediction.py", prediction.table(
-            prediction.run(minutes=6 if q else 60))),
+        ("1. Mel cache build", "python bench/cache_build.py", cache_build.table(cache)),
+        ("2. Training input pipeline", "python bench/loader.py", loader.table(loading)),
+        ("3. Prediction throughput (CPU, 2 cores)", "python bench/prediction.py", prediction.table(predicting)),
         ("4. Workflow overhead", "python bench/workflow_overhead.py 20000 200000", "\n\n".join(
             workflow_overhead.table(o) for o in overheads)),
         ("5. GPU training", "-", GPU_NOTE),
@@ -72,6 +72,7 @@ def main() -> None:
                   body, ""]
     Path(args.out).write_text("\n".join(lines))
     figures = {k: v for r in qualities for k, v in quality.flat(r).items()}
+    figures |= cache_build.flat(cache) | loader.flat(loading) | prediction.flat(predicting)
     figures |= {k: v for o in overheads for k, v in workflow_overhead.flat(o).items()}
     figures |= {k: v for r in ablations for k, v in ablation.flat(r).items()}
     figures |= {k: v for r in self_trainings for k, v in self_training.flat(r).items()}
