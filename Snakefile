@@ -19,6 +19,7 @@ from soundclf import manifests, sources
 from soundclf.config import check_backbone, check_config, check_schema, demo_dir, effective_data, effective_predict
 from soundclf.experiments import (embedding_digest, experiment_configs, mel_cache_params, mel_digest, noise_digest,
                                   self_training_students)
+from soundclf.self_training.rounds import ENSEMBLE
 
 
 configfile: Path(workflow.basedir) / "config.yaml"

@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).resolve().parents[1] / "src")]
 from common import REPO, WORK, record_figures  # noqa: E402
-from soundclf.experiments import experiment_configs, load_config, self_training_students  # noqa: E402
+from soundclf.experiments import load_config, self_training_students  # noqa: E402
 from soundclf.prediction import list_audio, predict_folder, prediction_metrics  # noqa: E402
 
 METRICS = ("recording.accuracy", "recording.padded_cmap", "window.padded_cmap", "soundscape.macro_roc_auc",
@@ -34,8 +34,7 @@ def run_workflow(workdir: Path, configfiles: list[str]) -> float:
     started = time.time()
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--profile",
            str(REPO / "profiles/local"), "results/experiments/comparison.csv",
-           "--configfile",
-           *(str(Path(c).resolve()) for c in configfiles)]
+           "--configfile", *(str(Path(c).resolve()) for c in configfiles)]
     subprocess.run(cmd, check=True, cwd=workdir, env=dict(os.environ, PYTHONPATH=str(REPO / "src")))
     return time.time() - started
 
@@ -81,7 +80,6 @@ def run(name: str, configfiles: list[str], start_from: str | None, transform: di
             result["rows"][exp][m] = {"folds": values, "mean": float(np.mean(values)), "std": float(np.std(values)),
                                       "diff_mean": float(diff.mean()), "diff_std": float(diff.std()),
                                       "won": int((diff > 0).sum())}
-    assert set(rows) <= set(experiment_configs(config))
     (workdir / "self_training.json").write_text(json.dumps(result, indent=2))
     return result
 

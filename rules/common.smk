@@ -18,7 +18,7 @@ SELF_TRAINING = config["self_training"]
 STUDENTS = self_training_students(config)
 # With the ensemble as self-training teacher it is chosen among the other experiments (its
 # students learn from it, so they cannot be in it); otherwise among all.
-ENSEMBLE_CANDIDATES = [n for n in EXP_NAMES if n not in STUDENTS] if SELF_TRAINING["teacher"] == "ensemble" else EXP_NAMES
+ENSEMBLE_CANDIDATES = [n for n in EXP_NAMES if n not in STUDENTS] if SELF_TRAINING["teacher"] == ENSEMBLE else EXP_NAMES
 EXP_DIR = f"{RESULTS}/experiments"
 MEL_DIGESTS = {name: mel_digest(cfg) for name, cfg in EXPERIMENTS.items()}
 MEL_CACHES = {MEL_DIGESTS[name]: mel_cache_params(cfg) for name, cfg in EXPERIMENTS.items()}
@@ -210,16 +210,26 @@ ENSEMBLE_OUTPUTS = (
 )
 
 
+def made_by_demo(folder):
+    """Whether `folder` is one of the demo's soundscape folders: it exists, and is listed,
+    only once the demo's checkpoint has run."""
+    return DATA["layout"] == "demo" and Path(folder) in (demo_dir(config) / "soundscapes",
+                                                          demo_dir(config) / "unlabeled_soundscapes")
+
+
+def prediction_listing(exp):
+    """The key under which the recordings of an experiment's predict.audio_dir are listed once."""
+    return ("predict", PREDICT[exp]["audio_dir"], tuple(PREDICT[exp]["extensions"]))
+
+
 def predicted_files(exp):
-    """Every recording an experiment classifies, listed once for all its jobs; the demo
-    soundscapes exist only after the demo's checkpoint."""
+    """Every recording an experiment classifies, listed once for all its jobs."""
     predict = PREDICT[exp]
-    if DATA["layout"] == "demo" and predict["audio_dir"] == str(demo_dir(config) / "soundscapes"):
+    if made_by_demo(predict["audio_dir"]):
         checkpoints.make_demo.get()
-    listed = ("predict", predict["audio_dir"], tuple(predict["extensions"]))
-    if listed not in _listing:
-        _listing[listed] = sources.list_audio_files(predict["audio_dir"], predict["extensions"])
-    return _listing[listed]
+    if prediction_listing(exp) not in _listing:
+        _listing[prediction_listing(exp)] = sources.list_audio_files(predict["audio_dir"], predict["extensions"])
+    return _listing[prediction_listing(exp)]
 
 
 # predict keys a prediction shard does not read (detections, window truth): changing one
@@ -249,7 +259,7 @@ def write_manifests_before_planning():
     its cache of which files exist, filled while it plans, would miss a manifest first written
     by an input function then. (Input functions still write them after the demo's checkpoint,
     when Snakemake plans again without that cache.) Listings of data that is not the demo's
-    are kept for the input functions."""
+    are kept for the input functions, so that no folder is walked twice."""
     demo = DATA["layout"] == "demo"
     if not demo or Path(DATA["metadata_csv"]).is_file():
         listed = [r for r in sources.list_recordings(DATA) if Path(r.path).is_file()]
@@ -260,11 +270,16 @@ def write_manifests_before_planning():
     for exp in PREDICTING:
         audio_dir = PREDICT[exp]["audio_dir"]
         if Path(audio_dir).is_dir():
-            files = sources.list_audio_files(audio_dir, PREDICT[exp]["extensions"])
+            files = _listing.get(prediction_listing(exp)) or sources.list_audio_files(audio_dir, PREDICT[exp]["extensions"])
+            if not made_by_demo(audio_dir):
+                _listing[prediction_listing(exp)] = files
             for s, shard in prediction_shards(exp, files).items():
                 audio_manifest(f"predict/{exp}/shard_{s}", [(f, f) for f in shard])
     if STUDENTS and Path(SELF_TRAINING["audio_dir"]).is_dir():
-        for s, shard in by_shard(list_unlabeled(), N_SHARDS, key=lambda item: item[0]).items():
+        grouped = by_shard(list_unlabeled(), N_SHARDS, key=lambda item: item[0])
+        if not made_by_demo(SELF_TRAINING["audio_dir"]):
+            _listing["unlabeled"] = grouped
+        for s, shard in grouped.items():
             audio_manifest(f"unlabeled/shard_{s:03d}", shard)
 
 

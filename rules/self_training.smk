@@ -25,7 +25,7 @@ def list_unlabeled():
 def unlabeled_shard(shard):
     """(key, path) of one shard's unlabeled recordings (listed and grouped once); the demo's
     exist after its checkpoint."""
-    if DATA["layout"] == "demo" and Path(SELF_TRAINING["audio_dir"]) == demo_dir(config) / "unlabeled_soundscapes":
+    if made_by_demo(SELF_TRAINING["audio_dir"]):
         checkpoints.make_demo.get()
     if "unlabeled" not in _listing:
         _listing["unlabeled"] = by_shard(list_unlabeled(), N_SHARDS, key=lambda item: item[0])
@@ -91,24 +91,23 @@ localrules:
     pseudo_labels,
 
 
-def teacher_scores_of(wildcards):
-    """The fold's window scores of the round's teacher: one experiment's, or (teacher
-    `ensemble`) those of every candidate member, weighted by ensemble.json."""
-    teacher = TEACHER_OF_ROUND[int(wildcards.round)]
-    members = ENSEMBLE_CANDIDATES if teacher == "ensemble" else [teacher]
-    return [f"{EXP_DIR}/{exp}/unlabeled/fold{wildcards.fold}.csv" for exp in members]
+def round_teachers(round_):
+    """The experiments whose fold-k scores make round r's fold-k pseudo-labels: the round's
+    teacher, or (teacher `ensemble`) every candidate member, weighted by ensemble.json."""
+    teacher = TEACHER_OF_ROUND[int(round_)]
+    return ENSEMBLE_CANDIDATES if teacher == ENSEMBLE else [teacher]
 
 
 rule pseudo_labels:
     input:
-        scores=teacher_scores_of,
-        ensemble=lambda wc: [f"{ENSEMBLE_DIR}/ensemble.json"] if TEACHER_OF_ROUND[int(wc.round)] == "ensemble" else [],
+        scores=lambda wc: [f"{EXP_DIR}/{exp}/unlabeled/fold{wc.fold}.csv" for exp in round_teachers(wc.round)],
+        ensemble=lambda wc: [f"{ENSEMBLE_DIR}/ensemble.json"] if TEACHER_OF_ROUND[int(wc.round)] == ENSEMBLE else [],
         classes=CLASSES_TABLE,
     output:
         f"{RESULTS}/pseudo/round{{round}}/fold{{fold}}.csv",
     params:
         transform=SELF_TRAINING["transform"],
-        members=lambda wc: ENSEMBLE_CANDIDATES if TEACHER_OF_ROUND[int(wc.round)] == "ensemble" else [TEACHER_OF_ROUND[int(wc.round)]],
+        members=lambda wc: round_teachers(wc.round),
     conda:
         CONDA_ENV
     log:

@@ -83,6 +83,18 @@ def test_killed_mel_job_leaves_no_shard_that_looks_complete(tmp_path, tiny_datas
     cache.close()
 
 
+def saved_epoch(checkpoint):
+    """A condition for kill_when: the last epoch a training checkpoint holds (0 while there
+    is none, or while it is being written)."""
+    def epoch():
+        try:
+            return torch.load(checkpoint, weights_only=True)["epoch"]
+        except (FileNotFoundError, RuntimeError, EOFError):
+            return 0
+
+    return epoch
+
+
 @pytest.fixture(scope="module")
 def trained_workdirs(tmp_path_factory, tiny_dataset):
     """Two identical working directories with the data stages done."""
@@ -103,15 +115,7 @@ def test_killed_training_resumes_from_its_checkpoint_and_matches_an_uninterrupte
         shutil.copytree(trained_workdirs, workdir, symlinks=True)
     run_snakemake(uninterrupted, *target)
 
-    checkpoint = killed / f"{BASE}/models/fold0/work/last.pt"
-
-    def saved_epoch():
-        try:
-            return torch.load(checkpoint, weights_only=True)["epoch"]
-        except (FileNotFoundError, RuntimeError, EOFError):
-            return 0
-
-    epoch_at_kill = kill_when(start_snakemake(killed, *target), saved_epoch)
+    epoch_at_kill = kill_when(start_snakemake(killed, *target), saved_epoch(killed / f"{BASE}/models/fold0/work/last.pt"))
     assert 1 <= epoch_at_kill < 6 and not (killed / f"{BASE}/models/fold0/model.pt").exists()
     run_snakemake(killed, "--unlock", *target)
     run_snakemake(killed, *target, "--rerun-incomplete")

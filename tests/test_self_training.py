@@ -217,20 +217,12 @@ def test_changing_the_transform_reruns_the_students_not_the_teacher(round_workdi
 @pytest.mark.workflow
 @pytest.mark.slow
 def test_a_killed_student_resumes_from_its_checkpoint(round_workdir, tmp_path):
-    from test_killed_jobs import kill_when, start_snakemake
+    from test_killed_jobs import kill_when, saved_epoch, start_snakemake
 
     workdir = tmp_path / "w"
     shutil.copytree(round_workdir, workdir, symlinks=True)
     target = [f"{STUDENT}/models/fold0/model.pt", "--force", "--configfile", "config.st.yaml"]
-    checkpoint = workdir / f"{STUDENT}/models/fold0/work/last.pt"
-
-    def saved_epoch():
-        try:
-            return torch.load(checkpoint, weights_only=True)["epoch"]
-        except (FileNotFoundError, RuntimeError, EOFError):
-            return 0
-
-    epoch_at_kill = kill_when(start_snakemake(workdir, *target), saved_epoch)
+    epoch_at_kill = kill_when(start_snakemake(workdir, *target), saved_epoch(workdir / f"{STUDENT}/models/fold0/work/last.pt"))
     assert 1 <= epoch_at_kill < 3
     run_snakemake(workdir, "--unlock", *target)
     run_snakemake(workdir, *target, "--rerun-incomplete")

@@ -19,7 +19,7 @@ from .config import ConfigError
 from .self_training.rounds import ENSEMBLE, self_training_rounds
 
 DEFAULT_NAME = "base"  # the one experiment of a config without an `experiments` key
-RESERVED_NAMES = {"ensemble"}  # results/experiments/ensemble holds the selected ensemble
+RESERVED_NAMES = {ENSEMBLE}  # results/experiments/ensemble holds the selected ensemble
 SECTIONS = ("model", "train", "evaluate", "predict", "mel", "audio", "embedding")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 

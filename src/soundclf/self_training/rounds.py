@@ -1,8 +1,9 @@
 """The rounds of self-training as experiments. Round r's student is the experiment
 `<teacher>-st<r>`: the round-1 teacher's configuration with self_training.student's overrides
-on top. Round 1's teacher is self_training.teacher (an experiment; null: the first one);
-round r+1's teacher is round r's student. Standard library only: the Snakefile calls this
-while it parses."""
+on top. Round 1's teacher is self_training.teacher: an experiment (null: the first one), or
+`ensemble`, the OOF-chosen ensemble of the experiments (its students take the first
+experiment's configuration); round r+1's teacher is round r's student. Standard library
+only: the Snakefile calls this while it parses."""
 
 from __future__ import annotations
 
