@@ -8,7 +8,10 @@ Rows (recording-level top-1 accuracy, mean ± std over folds, wall time):
 - soundclf `cnn`: the default config (a CNN from scratch on log-mels) with the dataset's folds;
 - soundclf `cnn_augmented`: the same with SpecAugment, time shift and gain (AUGMENTED);
 - soundclf `birdnet_probe`: an embedding_probe experiment (BirdNET V2.4, linear probe);
-- soundclf `ensemble`: the experiments averaged (weights chosen on OOF: optimistic);
+- soundclf `birdnet_zero_shot` (where the classes are BirdNET species): BirdNET's own species
+  scores read out for the classes (`model.probe: zero_shot`, nothing trained);
+- soundclf `ensemble`: the experiments averaged, each fold's weights chosen on the other
+  folds' OOF scores (ensemble.json's nested_cv; the pooled OOF score beside it is optimistic);
 - plain probe: scikit-learn logistic regression on mean-pooled BirdNET V2.4 embeddings, read
   straight from the TFLite model (not through soundclf);
 - MFCC floor: 20 MFCCs (+ deltas), their mean and std per recording, logistic regression;
@@ -37,13 +40,19 @@ DATASETS = {  # how each set is laid out and folded (its published folds where i
                        "columns": {"filename": "filename", "label": "label", "secondary_labels": None}},
               "folds": {"column": "fold"}, "clip_seconds": 5.0},
     "xenocanto": {"data": {"layout": "metadata", "audio_dir": "train_audio", "metadata_csv": "train_metadata.csv"},
-                  "folds": {"n_folds": 3, "group_column": "author"}, "clip_seconds": 10.0},
+                  "folds": {"n_folds": 3, "group_column": "author"}, "clip_seconds": 10.0,
+                  "zero_shot": True},  # its classes are species (scientific names), most of them BirdNET's
 }
 # the default CNN; the CNN with the augmentations of the short-clip preset (configs/clips.yaml:
 # SpecAugment, time shift, gain, which bench/ablation.py found to help on ESC-10); the probe
 AUGMENTED = {"train": yaml.safe_load((REPO / "configs/clips.yaml").read_text())["train"]}
 EXPERIMENTS = {"cnn": None, "cnn_augmented": AUGMENTED, "birdnet_probe": {"model": {"kind": "embedding_probe"}}}
-PROBES = {"birdnet_probe"}
+ZERO_SHOT = {"birdnet_zero_shot": {"model": {"kind": "embedding_probe", "probe": "zero_shot"}}}
+PROBES = {"birdnet_probe", "birdnet_zero_shot"}
+
+
+def experiments(name: str) -> dict:
+    return EXPERIMENTS | (ZERO_SHOT if DATASETS[name].get("zero_shot") else {})
 
 
 def run_soundclf(name: str, data_dir: Path, work: Path) -> dict:
@@ -51,7 +60,7 @@ def run_soundclf(name: str, data_dir: Path, work: Path) -> dict:
     data = dict(spec["data"], audio_dir=str(data_dir / spec["data"]["audio_dir"]),
                 metadata_csv=str(data_dir / spec["data"]["metadata_csv"]))
     config = {"results_dir": str(work / "results"), "data": data, "folds": spec["folds"],
-              "predict": {"audio_dir": None}, "experiments": EXPERIMENTS,
+              "predict": {"audio_dir": None}, "experiments": experiments(name),
               "compare": {"reference": "cnn", "metric": "recording.accuracy"},
               "ensemble": {"metric": "recording.accuracy"}}
     (work / "config.yaml").write_text(yaml.safe_dump(config))
@@ -60,7 +69,7 @@ def run_soundclf(name: str, data_dir: Path, work: Path) -> dict:
         subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(work), "--cores", "2",
                         "--configfile", str(work / "config.yaml")], check=True, stdout=log, stderr=subprocess.STDOUT)
     out = {"workflow_seconds": time.perf_counter() - start}
-    for exp in EXPERIMENTS:
+    for exp in experiments(name):
         cv = json.loads((work / f"results/experiments/{exp}/oof/cv_metrics.json").read_text())
         out[exp] = fold_stats([f["recording"]["accuracy"] for f in cv["per_fold"]])
         bench = sorted((work / "results/benchmarks").glob(f"*/{exp}/*.tsv")) + (
@@ -68,7 +77,10 @@ def run_soundclf(name: str, data_dir: Path, work: Path) -> dict:
             sorted((work / "results/benchmarks/mel_shard").glob("*/*.tsv")))
         out[exp]["job_seconds"] = float(sum(pd.read_csv(p, sep="\t")["s"].iloc[0] for p in bench))
     ensemble = json.loads((work / "results/experiments/ensemble/ensemble.json").read_text())
-    out["ensemble"] = {"mean": ensemble["oof_score"], "weights": ensemble["weights"], "pooled": True}
+    nested = ensemble["nested_cv"]
+    out["ensemble"] = fold_stats([f["score"] for f in nested["per_fold"]]) | {
+        "fold_weights": [f["weights"] for f in nested["per_fold"]], "pooled": ensemble["oof_score"],
+        "weights": ensemble["weights"]}
     return out
 
 
@@ -177,6 +189,7 @@ def flat(result: dict) -> dict:
     name, soundclf = result["dataset"], result["soundclf"]
     rows = {"soundclf": soundclf["cnn"], "soundclf_augmented": soundclf["cnn_augmented"],
             "soundclf_probe": soundclf["birdnet_probe"],
+            **({"soundclf_zero_shot": soundclf["birdnet_zero_shot"]} if "birdnet_zero_shot" in soundclf else {}),
             "ensemble": soundclf["ensemble"], "plain_probe": result["plain_probe"],
             "mfcc_floor": result["mfcc_floor"], **({"baseline": result["cnn_baseline"]} if "cnn_baseline" in result else {})}
     out = {f"quality.{name}.metric": result["metric"]}
@@ -184,7 +197,7 @@ def flat(result: dict) -> dict:
         for key in ("mean", "std", "seconds", "job_seconds"):
             if isinstance(value.get(key), (int, float)):
                 out[f"quality.{name}.{row}.{key}"] = round(float(value[key]), 4)
-    best = max(("soundclf", "soundclf_augmented", "soundclf_probe"), key=lambda r: rows[r]["mean"])
+    best = max((r for r in rows if r.startswith("soundclf") or r == "ensemble"), key=lambda r: rows[r]["mean"])
     out[f"quality.{name}.best.mean"] = round(rows[best]["mean"], 4)
     out[f"quality.{name}.best.row"] = best
     return out
@@ -196,7 +209,10 @@ def table(result: dict) -> str:
             ("soundclf: CNN + SpecAugment, time shift, gain", s["cnn_augmented"],
              f"{s['cnn_augmented']['job_seconds']:.0f} s of jobs"),
             ("soundclf: BirdNET probe experiment", s["birdnet_probe"], f"{s['birdnet_probe']['job_seconds']:.0f} s of jobs"),
-            ("soundclf: ensemble of the experiments (chosen on OOF: optimistic, pooled)", s["ensemble"], "—"),
+            *([("soundclf: BirdNET zero-shot (its species scores, nothing trained)", s["birdnet_zero_shot"],
+                f"{s['birdnet_zero_shot']['job_seconds']:.0f} s of jobs")] if "birdnet_zero_shot" in s else []),
+            ("soundclf: ensemble of the experiments (each fold's weights chosen on the other folds; "
+             f"pooled OOF, chosen on itself: {s['ensemble']['pooled']:.3f})", s["ensemble"], "—"),
             ("plain probe (bench): BirdNET mean-pooled + logistic regression", result["plain_probe"],
              f"{result['plain_probe']['seconds']:.0f} s"),
             ("MFCC statistics + logistic regression (floor)", result["mfcc_floor"], f"{result['mfcc_floor']['seconds']:.0f} s")]

@@ -100,3 +100,10 @@ def test_profiles_are_found_by_name_from_the_repository_root(monkeypatch):
     for name in ("local", "slurm"):
         folder, config_file = get_profile_dir(name)
         assert config_file.resolve() == (REPO / "profiles" / name / "config.yaml").resolve()
+
+
+def test_a_missing_zero_shot_label_map_is_named_before_any_job():
+    config = merged()
+    config["model"]["zero_shot_label_map"] = "nowhere/map.csv"
+    with pytest.raises(ConfigError, match="model.zero_shot_label_map: file 'nowhere/map.csv' does not exist"):
+        check_config(config)

@@ -6,12 +6,14 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from conftest import run_snakemake, tone, write
 from soundclf.embedding.model import EmbeddingSpec, embedding_available, window_starts
 from soundclf.datasets import window_times
-from soundclf.embedding.probe import pool_windows, train_probe_fold
+from soundclf.embedding.probe import pool, pool_windows, train_probe_fold
+from soundclf.embedding.zero_shot import match_classes
 from test_workflow import SMALL, planned_jobs
 
 MISSING = embedding_available()
@@ -65,6 +67,60 @@ def test_a_folds_probe_never_sees_that_folds_recordings(tmp_path, examples, pool
     assert len(meta["training_keys"]) == 20 and meta["dim"] == 8 * (2 if pooling == "mean_max" else 1)
 
 
+def test_mean_std_pooling_puts_the_std_beside_the_mean():
+    embeddings = np.array([[0.0, 1.0], [2.0, 1.0]], np.float32)
+    assert pool(embeddings, "mean_std").tolist() == [1.0, 1.0, 1.0, 0.0]
+    with pytest.raises(ValueError, match="mean_std"):
+        pool(embeddings, "median")
+
+
+LABELS = ["Agelaius xanthomus_Yellow-shouldered Blackbird", "Dog_Dog", "Turdus merula_Eurasian Blackbird"]
+
+
+def test_classes_match_model_labels_by_scientific_or_common_name():
+    classes = ["agelaius_xanthomus", "eurasian-blackbird", "dog", "coqui"]
+    assert match_classes(classes, LABELS) == [0, 2, 1, None]
+
+
+def test_a_label_map_decides_alone_and_names_labels_the_model_lacks(tmp_path):
+    (tmp_path / "map.csv").write_text("class,label\nbark,Dog_Dog\n")
+    assert match_classes(["bark", "dog"], LABELS, tmp_path / "map.csv") == [1, None]  # no matching by name
+    (tmp_path / "bad.csv").write_text("class,label\nbark,Dog\n")
+    with pytest.raises(ValueError, match="names labels the model does not have: Dog"):
+        match_classes(["bark"], LABELS, tmp_path / "bad.csv")
+    (tmp_path / "cols.csv").write_text("name,birdnet\nbark,Dog_Dog\n")
+    with pytest.raises(ValueError, match="needs the columns class, label"):
+        match_classes(["bark"], LABELS, tmp_path / "cols.csv")
+
+
+@needs_model
+def test_zero_shot_scores_are_the_models_own_output_for_mapped_classes(tmp_path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    from soundclf.embedding.model import Embedder
+    from soundclf.embedding.zero_shot import zero_shot_probe
+
+    spec = EmbeddingSpec()
+    window = tone(3.0, 48000, 3000.0)[None].astype(np.float32)
+    embedding = Embedder(spec)(window)
+    interpreter = Interpreter(model_path=str(spec.resolved_path()))
+    interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], [1, len(window[0])])
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], window)
+    interpreter.invoke()
+    output = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0]  # the model's logits
+    classes = ["turdus_merula", "not a bird", "Strix aluco"]
+    probe, unmapped = zero_shot_probe(classes, spec, 2048, {})  # mean_std: the std half weighs 0
+    labels = [line.strip() for line in (spec.resolved_path().parent / "BirdNET_GLOBAL_6K_V2.4_Labels.txt").open()]
+    rows = [labels.index(next(l for l in labels if l.startswith(name))) for name in ("Turdus merula_", "Strix aluco_")]
+    with torch.no_grad():
+        logits = probe(torch.from_numpy(np.concatenate([embedding, np.ones_like(embedding)], 1)))[0].numpy()
+    assert unmapped == ["not a bird"] and logits[1] < -20  # scores 0
+    np.testing.assert_allclose(logits[[0, 2]], output[rows], rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="zero_shot_label_map"):
+        zero_shot_probe(["a", "b"], spec, 1024, {})
+
+
 @needs_model
 def test_birdnet_embeddings_have_the_documented_shape_and_are_deterministic(tmp_path):
     from soundclf.embedding.cache import embed_file
@@ -88,13 +144,19 @@ def test_a_probe_and_a_cnn_experiment_in_one_comparison(tmp_path, tiny_dataset):
     config = SMALL | {
         "data": {"layout": "metadata", "audio_dir": "data/train_audio", "metadata_csv": "data/train_metadata.csv"},
         "predict": {"audio_dir": "data/soundscapes", "labels_csv": "data/soundscape_labels.csv"},
-        "experiments": {"cnn": None, "probe": {"model": {"kind": "embedding_probe"}}},
+        "experiments": {"cnn": None, "probe": {"model": {"kind": "embedding_probe"}},
+                        "zero": {"model": {"kind": "embedding_probe", "probe": "zero_shot",
+                                           "zero_shot_label_map": "map.csv"}}},
         "compare": {"reference": "cnn"},
     }
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    (tmp_path / "map.csv").write_text("class,label\nwhistler,Turdus merula_Eurasian Blackbird\n")
     run_snakemake(tmp_path, "--configfile", "c.yaml")
     table = pd.read_csv(tmp_path / "results/experiments/comparison.csv").set_index("experiment")
-    assert set(table.index) == {"cnn", "probe"} and table["recording.padded_cmap.mean"].notna().all()
+    assert set(table.index) == {"cnn", "probe", "zero"} and table["recording.padded_cmap.mean"].notna().all()
+    zero = pd.read_csv(tmp_path / "results/experiments/zero/oof/oof_windows.csv")
+    assert (zero.drop(columns=["fold", "key", "start", "end", "whistler"]).to_numpy() < 1e-9).all()  # unmapped: 0
+    assert "no label for downsweeper, upsweeper" in (tmp_path / "results/logs/train_fold/zero/fold0.log").read_text()
     oof = {e: pd.read_csv(tmp_path / f"results/experiments/{e}/oof/oof_windows.csv") for e in ("cnn", "probe")}
     assert oof["cnn"][["key", "start", "end"]].equals(oof["probe"][["key", "start", "end"]])  # the same windows
     probe_pred = pd.read_csv(tmp_path / "results/experiments/probe/predictions/submission.csv")

@@ -492,6 +492,8 @@ def test_experiments_are_compared_fold_by_fold_and_ensembled(built_workdir):
     ensemble = json.loads((results / "ensemble/ensemble.json").read_text())
     assert set(ensemble["weights"]) <= {"recipe", "crop5"} and sum(ensemble["weights"].values()) == pytest.approx(1)
     assert ensemble["oof_score"] >= max(ensemble["single_scores"].values()) - 1e-9  # greedy starts at the best single
+    nested = ensemble["nested_cv"]  # each fold scored with weights chosen on the other folds
+    assert [f["fold"] for f in nested["per_fold"]] == [0, 1] and np.isfinite(nested["mean"])
     submission = pd.read_csv(results / "ensemble/predictions/submission.csv")
     members = {e: pd.read_csv(results / f"{e}/predictions/submission.csv") for e in ensemble["weights"]}
     expected = sum(w * members[e].iloc[:, 1:].to_numpy() for e, w in ensemble["weights"].items())

@@ -116,6 +116,26 @@ def select_ensemble(scores: dict[str, pd.DataFrame], folds: pd.DataFrame, classe
             "note": "chosen and scored on the same OOF predictions: the score is optimistic"}
 
 
+def nested_ensemble_scores(scores: dict[str, pd.DataFrame], folds: pd.DataFrame, classes: list[str], metric: str,
+                           max_size: int, members: list[str] | None, nocall_threshold: float) -> dict:
+    """An honest CV estimate of the ensemble: for each fold, the weights chosen (as
+    select_ensemble does) on the other folds' OOF scores alone, scored on that fold."""
+    _, name = split_metric(metric)
+    fold_of = folds.set_index("key")["fold"]
+    per_fold = []
+    for k in sorted(folds["fold"].unique()):
+        held_out = fold_of.index[fold_of == k]
+        rest = {n: s.drop(held_out, errors="ignore") for n, s in scores.items()}
+        choice = select_ensemble(rest, folds[folds["fold"] != k], classes, metric, max_size, members, nocall_threshold)
+        keys = scores[next(iter(scores))].index.intersection(held_out)
+        truth = recording_truth(folds, keys, len(classes))
+        value = ensemble_score([scores[n].loc[keys] for n in choice["weights"]], list(choice["weights"].values()),
+                               truth, name, nocall_threshold)
+        per_fold.append({"fold": int(k), "weights": choice["weights"], "score": value})
+    values = [f["score"] for f in per_fold]
+    return {"per_fold": per_fold, "mean": float(np.nanmean(values)), "std": float(np.nanstd(values))}
+
+
 def weighted_submission(submissions: dict[str, pd.DataFrame], weights: dict[str, float]) -> pd.DataFrame:
     """The weighted mean of the members' window probabilities (rows aligned on row_id)."""
     first = submissions[next(iter(weights))]

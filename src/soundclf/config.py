@@ -166,6 +166,9 @@ def check_config(config: dict[str, Any]) -> None:
     model = config["model"]
     if model["pretrained_path"] and not Path(model["pretrained_path"]).is_file():
         problems.append(f"model.pretrained_path: file '{model['pretrained_path']}' does not exist; point it at a local weights file or set it to null")
+    for key in ("zero_shot_labels", "zero_shot_label_map"):
+        if model[key] and not Path(model[key]).is_file():
+            problems.append(f"model.{key}: file '{model[key]}' does not exist; point it at the file or set it to null")
     predict = config["predict"]
     if predict["audio_dir"] and not Path(predict["audio_dir"]).is_dir():
         problems.append(f"predict.audio_dir: folder '{predict['audio_dir']}' does not exist; set it to the recordings to classify or to null")

@@ -27,14 +27,17 @@ from .model import EmbeddingSpec, Embedder
 log = logging.getLogger(__name__)
 
 
-POOLINGS = ("mean", "mean_max")
+POOLINGS = ("mean", "mean_std", "mean_max")
 
 
 def pool(embeddings: np.ndarray, pooling: str) -> np.ndarray:
-    """One feature vector of a set of embeddings (n, dim): their mean, or their mean and
-    their per-dimension max side by side (2 * dim: a call heard in one window of many)."""
+    """One feature vector of a set of embeddings (n, dim): their mean, or their mean and their
+    per-dimension std (how the sound changes over a long recording) or max (a call heard in one
+    window of many) side by side (2 * dim)."""
     if pooling == "mean":
         return embeddings.mean(axis=0)
+    if pooling == "mean_std":
+        return np.concatenate([embeddings.mean(axis=0), embeddings.std(axis=0)])
     if pooling == "mean_max":
         return np.concatenate([embeddings.mean(axis=0), embeddings.max(axis=0)])
     raise ValueError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
@@ -81,19 +84,27 @@ class Probe(nn.Module):
         return self.body((x - self.mean) / self.std)
 
 
+def as_tensors(x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> tuple[torch.Tensor, ...]:
+    """Features, targets and example weights (normalised to sum 1) as float32 tensors."""
+    return tuple(torch.from_numpy(a.astype(np.float32)) for a in (x, y, weights / weights.sum()))
+
+
+def weighted_loss(probe: Probe, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor, loss: str) -> torch.Tensor:
+    return (per_sample_loss(probe(x), y, loss) * weights).sum()
+
+
 def fit_probe(x: np.ndarray, y: np.ndarray, weights: np.ndarray, kind: str, loss: str, weight_decay: float,
               seed: int = 0, epochs: int = 300) -> Probe:
     """Full-batch training: L-BFGS for the linear probe (a convex problem), AdamW for the MLP;
     with the CNN's loss (training.per_sample_loss: BCE, softmax CE or focal)."""
     torch.manual_seed(seed)
-    x_t, y_t, w_t = map(torch.from_numpy, (x.astype(np.float32), y.astype(np.float32), weights.astype(np.float32)))
+    x_t, y_t, w_t = as_tensors(x, y, weights)
     probe = Probe(x.shape[1], y.shape[1], hidden=256 if kind == "mlp" else 0)
     probe.mean.copy_(x_t.mean(0))
     probe.std.copy_(x_t.std(0).clamp(min=1e-6))
-    w_t = w_t / w_t.sum()
 
     def objective():
-        return (per_sample_loss(probe(x_t), y_t, loss) * w_t).sum()
+        return weighted_loss(probe, x_t, y_t, w_t, loss)
 
     if kind == "linear":
         optimizer = torch.optim.LBFGS(probe.parameters(), max_iter=epochs, line_search_fn="strong_wolfe")
@@ -136,10 +147,18 @@ def train_probe_fold(folds: pd.DataFrame, classes: list[str], fold: int, cache: 
         row = pd.Series(range(len(train_table)), index=train_table["key"])[keys].to_numpy()
         weights = 1.0 / keys.groupby(keys).transform("size").to_numpy()
     loss = train_cfg["loss"]
-    log.info("fold %d: %s probe on %d examples (%s) of %d recordings (%d-dim %s embeddings), loss %s",
-             fold, model_cfg["probe"], len(x), model_cfg["probe_examples"], len(train_table), x.shape[1], spec.model, loss)
-    probe = fit_probe(x, labels[row], weights, model_cfg["probe"], loss, model_cfg["probe_weight_decay"],
-                      seed=train_cfg["seed"])
+    if model_cfg["probe"] == "zero_shot":  # the model's own classifier: nothing is fitted
+        from .zero_shot import zero_shot_probe
+
+        probe, _ = zero_shot_probe(classes, spec, x.shape[1], model_cfg)
+        loss = "bce"  # the classifier's scores are sigmoids
+        with torch.no_grad():
+            probe.final_loss = float(weighted_loss(probe, *as_tensors(x, labels[row], weights), loss))
+    else:
+        log.info("fold %d: %s probe on %d examples (%s) of %d recordings (%d-dim %s embeddings), loss %s", fold,
+                 model_cfg["probe"], len(x), model_cfg["probe_examples"], len(train_table), x.shape[1], spec.model, loss)
+        probe = fit_probe(x, labels[row], weights, model_cfg["probe"], loss, model_cfg["probe_weight_decay"],
+                          seed=train_cfg["seed"])
     log.info("fold %d: final training loss %.4f", fold, probe.final_loss)
     meta = {"kind": "embedding_probe", "probe": model_cfg["probe"], "pooling": pooling, "classes": classes, "fold": fold,
             "train_loss": probe.final_loss,
