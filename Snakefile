@@ -3,9 +3,11 @@
 import json
 import os
 import re
+import shutil
 import sys
 from pathlib import Path
 
+from snakemake.settings.types import DeploymentMethod
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -16,7 +18,8 @@ SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
 from soundclf import manifests, sources
-from soundclf.config import check_backbone, check_config, check_schema, demo_dir, effective_data, effective_predict
+from soundclf.config import (ConfigError, check_backbone, check_config, check_schema, container_problems, demo_dir,
+                             effective_data, effective_predict)
 from soundclf.experiments import (embedding_digest, experiment_configs, mel_cache_params, mel_digest, noise_digest,
                                   self_training_students)
 from soundclf.self_training.rounds import ENSEMBLE
@@ -35,6 +38,17 @@ for _name, _cfg in experiment_configs(config).items():  # each experiment's merg
     check_config(_cfg)
     if workflow.is_main_process:  # jobs re-parse this file; the check needs seconds of timm import
         check_backbone(_cfg["model"]["backbone"], Path(".snakemake/soundclf_checks"))
+
+if workflow.is_main_process:
+    _problems = container_problems(config["container"]["image"],
+                                   DeploymentMethod.APPTAINER in workflow.deployment_settings.deployment_method,
+                                   shutil.which)
+    if _problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(_problems))
+
+
+container: config["container"]["image"]  # null: no container
+
 
 RESULTS = config["results_dir"]
 CONDA_ENV = "../envs/soundclf.yaml"  # relative to rules/, where the rules live

@@ -107,3 +107,17 @@ def test_a_missing_zero_shot_label_map_is_named_before_any_job():
     config["model"]["zero_shot_label_map"] = "nowhere/map.csv"
     with pytest.raises(ConfigError, match="model.zero_shot_label_map: file 'nowhere/map.csv' does not exist"):
         check_config(config)
+
+
+def test_apptainer_without_an_image_or_the_command_says_what_to_set_and_install(tmp_path):
+    from soundclf.config import container_problems
+
+    nothing = lambda name: None  # noqa: E731  (no apptainer, no singularity)
+    installed = lambda name: f"/usr/bin/{name}" if name == "apptainer" else None  # noqa: E731
+    assert container_problems(None, False, nothing) == []  # no --sdm apptainer: nothing to check
+    assert container_problems("docker://example.org/soundclf:1", True, installed) == []
+    missing = container_problems(None, True, nothing)
+    assert "set container.image" in missing[0] and "apptainer command is not installed" in missing[1]
+    assert "does not exist" in container_problems(str(tmp_path / "soundclf.sif"), True, installed)[0]
+    (tmp_path / "soundclf.sif").write_bytes(b"sif")
+    assert container_problems(str(tmp_path / "soundclf.sif"), True, installed) == []

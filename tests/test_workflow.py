@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 import yaml
 
-from conftest import TINY_DEMO, run_snakemake, tone, write
+from conftest import REPO, TINY_DEMO, run_snakemake, tone, write
 from hostile_corpus import add_hostile_corpus
 from soundclf.mel_cache import MelCache
 
@@ -498,3 +498,41 @@ def test_experiments_are_compared_fold_by_fold_and_ensembled(built_workdir):
     members = {e: pd.read_csv(results / f"{e}/predictions/submission.csv") for e in ensemble["weights"]}
     expected = sum(w * members[e].iloc[:, 1:].to_numpy() for e, w in ensemble["weights"].items())
     assert np.allclose(submission.iloc[:, 1:].to_numpy(), expected, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_the_results_notebook_runs_on_a_run_and_names_what_has_not_run(built_workdir, tmp_path, monkeypatch):
+    import nbformat
+    from nbclient import NotebookClient
+
+    committed = nbformat.read(REPO / "notebooks/explore_results.ipynb", as_version=4)
+    assert all(not c.get("outputs") and not c.get("execution_count") for c in committed.cells if c.cell_type == "code")
+
+    def run(results, cwd):
+        monkeypatch.setenv("SOUNDCLF_RESULTS", str(results))
+        nb = nbformat.read(REPO / "notebooks/explore_results.ipynb", as_version=4)
+        NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}).execute()
+        outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+        text = "\n".join(o.get("text", "") for o in outputs)
+        return outputs, text
+
+    outputs, text = run(built_workdir / "results", built_workdir)  # a finished run of two experiments
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(images) == 4  # per-class AP, confusion, the worst windows, the timeline
+    assert sum("<audio" in o.get("data", {}).get("text/html", "") for o in outputs) == 3
+    assert "has not run yet" not in text
+
+    (tmp_path / "empty").mkdir()  # nothing has run: each section says which stage is missing
+    outputs, text = run(tmp_path / "empty", tmp_path)
+    assert not any(o.output_type == "error" for o in outputs)
+    assert "(rule train_fold) has not run yet" in text and "(rule compare_experiments) has not run yet" in text
+
+
+@pytest.mark.workflow
+def test_sdm_apptainer_without_apptainer_stops_before_any_job(tmp_path):
+    if shutil.which("apptainer") or shutil.which("singularity"):
+        pytest.skip("apptainer is installed here")
+    result = run_snakemake(tmp_path, "-n", "--sdm", "apptainer", "--config",
+                           'container={"image": "docker://example.org/soundclf:1"}', check=False)
+    assert result.returncode != 0 and "the apptainer command is not installed here" in result.stderr + result.stdout
+    assert not (tmp_path / "results").exists()

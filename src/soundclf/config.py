@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import importlib.metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 DEMO_COLUMNS = {"filename": "filename", "label": "primary_label", "secondary_labels": "secondary_labels",
                 "class_id": None}
@@ -109,6 +109,28 @@ def effective_predict(config: dict[str, Any]) -> dict[str, Any]:
         if not predict["annotations_dir"]:
             predict["labels_csv"] = predict["labels_csv"] or str(demo_dir(config) / "soundscape_labels.csv")
     return predict
+
+
+APPTAINER_INSTALL = "https://apptainer.org/docs/admin/main/installation.html"
+
+
+def container_problems(image: str | None, uses_apptainer: bool, which: Callable[[str], str | None]) -> list[str]:
+    """What stops jobs from running in the image: `--sdm apptainer` without an image or
+    without apptainer, or a local image file that is not there."""
+    if not uses_apptainer:
+        return []
+    problems = []
+    if not image:
+        problems.append("--sdm apptainer: set container.image to the image every job runs in (docker://<registry>/"
+                        "soundclf:<tag>, or a .sif file: docs/cluster.md, Containers), or drop --sdm apptainer")
+    elif "://" not in image and not Path(image).is_file():
+        problems.append(f"container.image: file '{image}' does not exist; build it (docs/cluster.md, Containers: "
+                        "apptainer build soundclf.sif docker-archive://soundclf.tar) or give a docker:// address")
+    if not (which("apptainer") or which("singularity")):
+        problems.append(f"--sdm apptainer: the apptainer command is not installed here; install it ({APPTAINER_INSTALL};"
+                        " Debian/Ubuntu: the apptainer package) on this machine and the compute nodes, or drop "
+                        "--sdm apptainer to run the jobs in this environment")
+    return problems
 
 
 def n_segments(train: dict[str, Any]) -> int:
