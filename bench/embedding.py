@@ -1,0 +1,92 @@
+"""Embedding throughput from source audio: decode + resample to 48 kHz + BirdNET V2.4, as the
+embed_shard jobs do it (soundclf.embedding.cache.embed_file), in real time per core and hours
+of audio per minute on all cores (one process per core, one interpreter thread each).
+
+    python bench/embedding.py [AUDIO_DIR] [--files N]   # default: the Xeno-canto MP3s of bench/prepare_xenocanto.py
+
+Rows per embedding hop (1 s: the default, 3 windows per second of audio; 3 s: BirdNET-Analyzer's
+default, no overlap): decode + resample alone, the whole embedding, and beside them the plain
+loop of bench/quality.py's plain probe (whole file read, resampled, non-overlapping windows)."""
+from __future__ import annotations
+
+import argparse
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from common import WORK, markdown_table, record_figures
+from soundclf.audio import stream_mono
+from soundclf.embedding.cache import embed_file
+from soundclf.embedding.model import EmbeddingSpec, Embedder
+
+HOPS = (1.0, 3.0)
+
+
+def decode_resample(files: list[str], hop: float) -> float:
+    return sum(sum(len(b) for b in stream_mono(f, 48000)) for f in files) / 48000
+
+
+def embed(files: list[str], hop: float) -> float:
+    embedder = Embedder(EmbeddingSpec(hop_seconds=hop), threads=1)
+    return sum(embed_file(f, embedder)[1] for f in files)
+
+
+def plain_loop(files: list[str], hop: float) -> float:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from quality import load
+
+    embedder, seconds = Embedder(EmbeddingSpec(), threads=1), 0.0
+    for path in files:
+        wave = load(path, 48000)
+        n = max(1, len(wave) // 144000)
+        chunks = np.zeros((n, 144000), np.float32)
+        for i in range(n):
+            part = wave[i * 144000: (i + 1) * 144000]
+            chunks[i, : len(part)] = part
+        embedder(chunks)
+        seconds += len(wave) / 48000
+    return seconds
+
+
+def on_cores(task, files: list[str], hop: float, cores: int) -> tuple[float, float]:
+    """(seconds of audio, wall seconds) of `task` over the files split across `cores` processes."""
+    parts = [files[i::cores] for i in range(cores)]
+    start = time.perf_counter()
+    with ProcessPoolExecutor(cores) as pool:
+        audio = sum(pool.map(task, parts, [hop] * cores))
+    return audio, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("audio_dir", nargs="?", type=Path, default=Path("/work/data/xenocanto/train_audio"))
+    parser.add_argument("--files", type=int, default=40)
+    parser.add_argument("--cores", type=int, default=2)
+    args = parser.parse_args()
+    files = sorted(str(p) for p in args.audio_dir.rglob("*") if p.suffix.lower() in {".mp3", ".ogg", ".flac", ".wav"})
+    files = files[:: max(1, len(files) // args.files)][: args.files]
+    rows, figures = [], {}
+    for name, task, hops in (("decode + resample to 48 kHz", decode_resample, (1.0,)), ("soundclf embed_shard", embed, HOPS),
+                             ("plain loop (bench/quality.py plain probe)", plain_loop, (3.0,))):
+        for hop in hops:
+            audio, wall = on_cores(task, files, hop, args.cores)
+            per_core = audio / wall / args.cores
+            rows.append([name, f"{hop:g} s", f"{audio / 60:.1f}", f"{wall:.1f}", f"{per_core:.0f}×",
+                         f"{audio / 3600 / (wall / 60):.2f}"])
+            key = f"embedding.{task.__name__}.hop{hop:g}"
+            figures |= {f"{key}.realtime_per_core": round(per_core, 1), f"{key}.hours_per_minute": round(audio / 3600 / (wall / 60), 3)}
+            print(rows[-1], flush=True)
+    table = markdown_table(["what", "hop", "audio (min)", "wall (s)", "× real time per core",
+                            f"hours of audio per minute ({args.cores} cores)"], rows)
+    (WORK / "embedding").mkdir(parents=True, exist_ok=True)
+    (WORK / "embedding" / "table.md").write_text(f"{len(files)} files of {args.audio_dir}\n\n{table}\n")
+    record_figures(figures)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
