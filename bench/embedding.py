@@ -10,6 +10,7 @@ loop of bench/quality.py's plain probe (whole file read, resampled, non-overlapp
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -61,31 +62,55 @@ def on_cores(task, files: list[str], hop: float, cores: int) -> tuple[float, flo
     return audio, time.perf_counter() - start
 
 
+def run(audio_dir: Path, n_files: int = 40, cores: int = 2) -> dict:
+    files = sorted(str(p) for p in audio_dir.rglob("*") if p.suffix.lower() in {".mp3", ".ogg", ".flac", ".wav"})
+    files = files[:: max(1, len(files) // n_files)][:n_files]
+    rows = []
+    for name, task, hops in (("decode + resample to 48 kHz", decode_resample, (1.0,)), ("soundclf embed_shard", embed, HOPS),
+                             ("plain loop (bench/quality.py plain probe)", plain_loop, (3.0,))):
+        for hop in hops:
+            audio, wall = on_cores(task, files, hop, cores)
+            rows.append({"what": name, "task": task.__name__, "hop": hop, "audio_seconds": audio, "wall_seconds": wall})
+            print(rows[-1], flush=True)
+    return {"audio_dir": str(audio_dir), "n_files": len(files), "cores": cores, "rows": rows}
+
+
+def realtime_per_core(row: dict, cores: int) -> float:
+    return row["audio_seconds"] / row["wall_seconds"] / cores
+
+
+def hours_per_minute(row: dict) -> float:
+    return row["audio_seconds"] / 3600 / (row["wall_seconds"] / 60)
+
+
+def table(out: dict) -> str:
+    rows = [[r["what"], f"{r['hop']:g} s", f"{r['audio_seconds'] / 60:.1f}", f"{r['wall_seconds']:.1f}",
+             f"{realtime_per_core(r, out['cores']):.0f}×", f"{hours_per_minute(r):.2f}"] for r in out["rows"]]
+    return f"{out['n_files']} files of {out['audio_dir']}, {out['cores']} processes\n\n" + markdown_table(
+        ["what", "hop", "audio (min)", "wall (s)", "× real time per core", f"hours of audio per minute ({out['cores']} cores)"],
+        rows)
+
+
+def flat(out: dict) -> dict:
+    figures = {}
+    for r in out["rows"]:
+        key = f"embedding.{r['task']}.hop{r['hop']:g}"
+        figures[f"{key}.realtime_per_core"] = round(realtime_per_core(r, out["cores"]), 1)
+        figures[f"{key}.hours_per_minute"] = round(hours_per_minute(r), 3)
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("audio_dir", nargs="?", type=Path, default=Path("/work/data/xenocanto/train_audio"))
     parser.add_argument("--files", type=int, default=40)
     parser.add_argument("--cores", type=int, default=2)
     args = parser.parse_args()
-    files = sorted(str(p) for p in args.audio_dir.rglob("*") if p.suffix.lower() in {".mp3", ".ogg", ".flac", ".wav"})
-    files = files[:: max(1, len(files) // args.files)][: args.files]
-    rows, figures = [], {}
-    for name, task, hops in (("decode + resample to 48 kHz", decode_resample, (1.0,)), ("soundclf embed_shard", embed, HOPS),
-                             ("plain loop (bench/quality.py plain probe)", plain_loop, (3.0,))):
-        for hop in hops:
-            audio, wall = on_cores(task, files, hop, args.cores)
-            per_core = audio / wall / args.cores
-            rows.append([name, f"{hop:g} s", f"{audio / 60:.1f}", f"{wall:.1f}", f"{per_core:.0f}×",
-                         f"{audio / 3600 / (wall / 60):.2f}"])
-            key = f"embedding.{task.__name__}.hop{hop:g}"
-            figures |= {f"{key}.realtime_per_core": round(per_core, 1), f"{key}.hours_per_minute": round(audio / 3600 / (wall / 60), 3)}
-            print(rows[-1], flush=True)
-    table = markdown_table(["what", "hop", "audio (min)", "wall (s)", "× real time per core",
-                            f"hours of audio per minute ({args.cores} cores)"], rows)
+    out = run(args.audio_dir, args.files, args.cores)
     (WORK / "embedding").mkdir(parents=True, exist_ok=True)
-    (WORK / "embedding" / "table.md").write_text(f"{len(files)} files of {args.audio_dir}\n\n{table}\n")
-    record_figures(figures)
-    print(table)
+    (WORK / "embedding" / "embedding.json").write_text(json.dumps(out, indent=1))
+    record_figures(flat(out))
+    print(table(out))
 
 
 if __name__ == "__main__":

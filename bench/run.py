@@ -13,6 +13,7 @@ sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).parents[1] / "src
 
 import ablation  # noqa: E402
 import cache_build  # noqa: E402
+import embedding  # noqa: E402
 import input_loss  # noqa: E402
 import quality  # noqa: E402
 import loader  # noqa: E402
@@ -39,6 +40,8 @@ def main() -> None:
     qualities = [json.loads(p.read_text()) for p in sorted((WORK / "quality").glob("*/quality.json"))]
     ablations = [json.loads(p.read_text()) for p in sorted((WORK / "quality").glob("*/ablation.json"))]
     self_trainings = [json.loads(p.read_text()) for p in sorted((WORK / "self_training").glob("*/self_training.json"))]
+    embedding_json = WORK / "embedding" / "embedding.json"  # bench/embedding.py (needs the birdnet extra)
+    embeddings = [json.loads(embedding_json.read_text())] if embedding_json.exists() else []
     cache = cache_build.run(n_files=3 if q else 16, seconds=20 if q else 60)
     loading = loader.run(n_files=6 if q else 32, seconds=40 if q else 90, batches=2 if q else 12)
     predicting = prediction.run(minutes=6 if q else 60)
@@ -62,6 +65,9 @@ def main() -> None:
         ("9. Self-training on the demo", "python bench/self_training.py [--name NAME --start-from demo --transform KEY=VALUE ...]",
          "\n\n".join(self_training.table(r) for r in self_trainings) or
          "Not run: `python bench/self_training.py` writes the figures."),
+        ("10. Embedding throughput (BirdNET V2.4, CPU)", "python bench/embedding.py [AUDIO_DIR]",
+         "\n\n".join(embedding.table(r) for r in embeddings) or
+         "Not run: `python bench/embedding.py` (the birdnet extra and the Xeno-canto set) writes the figures."),
     ]
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
     lines = ["# Benchmarks", "",
@@ -76,6 +82,7 @@ def main() -> None:
     figures |= {k: v for o in overheads for k, v in workflow_overhead.flat(o).items()}
     figures |= {k: v for r in ablations for k, v in ablation.flat(r).items()}
     figures |= {k: v for r in self_trainings for k, v in self_training.flat(r).items()}
+    figures |= {k: v for r in embeddings for k, v in embedding.flat(r).items()}
     record_figures(figures)
     print("\n".join(lines))
 

@@ -137,6 +137,24 @@ def test_birdnet_embeddings_have_the_documented_shape_and_are_deterministic(tmp_
 
 
 @needs_model
+def test_the_embedding_solved_from_the_output_is_the_tensor_before_it():
+    from ai_edge_litert.interpreter import Interpreter
+
+    from soundclf.embedding.model import Embedder
+
+    spec = EmbeddingSpec()
+    windows = np.stack([tone(3.0, 48000, f) for f in (1500.0, 4000.0)]).astype(np.float32)
+    embedder = Embedder(spec)
+    assert embedder.unmix is not None  # BirdNET ends in a dense layer: no intermediate tensors kept
+    kept = Interpreter(model_path=str(spec.resolved_path()), experimental_preserve_all_tensors=True)
+    kept.resize_tensor_input(kept.get_input_details()[0]["index"], list(windows.shape))
+    kept.allocate_tensors()
+    kept.set_tensor(kept.get_input_details()[0]["index"], windows)
+    kept.invoke()
+    np.testing.assert_allclose(embedder(windows), kept.get_tensor(kept.get_output_details()[0]["index"] - 1), atol=1e-4)
+
+
+@needs_model
 @pytest.mark.workflow
 @pytest.mark.slow
 def test_a_probe_and_a_cnn_experiment_in_one_comparison(tmp_path, tiny_dataset):

@@ -65,25 +65,55 @@ def embedding_available(spec: EmbeddingSpec = EmbeddingSpec()) -> str | None:
     return None
 
 
+def dense_head(interpreter, embedding: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(weight (outputs, dim), bias) of the model's last layer where it is a dense layer on the
+    embedding tensor (BirdNET's species classifier), else None."""
+    output = interpreter.get_output_details()[0]["index"]
+    for op in interpreter._get_ops_details():  # LiteRT exposes the graph only here
+        inputs = [int(i) for i in op["inputs"]]
+        if op["op_name"] == "FULLY_CONNECTED" and output in op["outputs"] and inputs[0] == embedding:
+            weight = interpreter.get_tensor(inputs[1]).astype(np.float32)
+            bias = interpreter.get_tensor(inputs[2]) if len(inputs) > 2 and inputs[2] >= 0 else np.zeros(len(weight))
+            return weight, bias.astype(np.float32)
+    return None
+
+
 class Embedder:
-    """Batches of `window_samples`-sample windows -> (batch, dim) float32 embeddings."""
+    """Batches of `window_samples`-sample windows -> (batch, dim) float32 embeddings.
+
+    Where the model ends in a dense layer on the embedding (BirdNET), the embedding is solved
+    back from the model's output (its weight has full column rank; the error is ~1e-5, below
+    the cache's float16): keeping every intermediate tensor instead, the only other way LiteRT
+    lets one read it, costs ~4 GB and ~20 s of first-touch per interpreter at a batch of 16."""
 
     def __init__(self, spec: EmbeddingSpec, threads: int = 1, batch_size: int = 16):
+        self.spec, self.batch_size, self.threads = spec, batch_size, threads
+        self.interpreter = self._interpreter(preserve=False)
+        self.input = self.interpreter.get_input_details()[0]["index"]
+        output = self.interpreter.get_output_details()[0]["index"]
+        self.output = output + spec.output_tensor if spec.output_tensor < 0 else spec.output_tensor
+        head = dense_head(self.interpreter, self.output) if self.output != output else None
+        if head is not None:
+            weight, self.bias = head
+            self.unmix = np.linalg.pinv(weight.astype(np.float64)).T.astype(np.float32)  # (outputs, dim)
+            self.output = output
+        else:
+            self.unmix = None
+            if self.output != output:
+                self.interpreter = self._interpreter(preserve=True)
+        self._batch = 0
+
+    def _interpreter(self, preserve: bool):
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError as err:
             raise EmbeddingModelError(f"ai-edge-litert is missing; {EXTRA_HINT}") from err
         import warnings
 
-        self.spec, self.batch_size = spec, batch_size
-        with warnings.catch_warnings():  # keeping intermediate tensors is how the embedding is read
+        with warnings.catch_warnings():  # keeping intermediate tensors is one way to read the embedding
             warnings.simplefilter("ignore", UserWarning)
-            self.interpreter = Interpreter(model_path=str(spec.resolved_path()), num_threads=threads,
-                                           experimental_preserve_all_tensors=spec.output_tensor < 0)
-        self.input = self.interpreter.get_input_details()[0]["index"]
-        output = self.interpreter.get_output_details()[0]["index"]
-        self.output = output + spec.output_tensor if spec.output_tensor < 0 else spec.output_tensor
-        self._batch = 0
+            return Interpreter(model_path=str(self.spec.resolved_path()), num_threads=self.threads,
+                               experimental_preserve_all_tensors=preserve)
 
     def __call__(self, windows: np.ndarray) -> np.ndarray:
         out = [self._run(windows[i : i + self.batch_size]) for i in range(0, len(windows), self.batch_size)]
@@ -96,7 +126,8 @@ class Embedder:
             self._batch = len(batch)
         self.interpreter.set_tensor(self.input, np.ascontiguousarray(batch, dtype=np.float32))
         self.interpreter.invoke()
-        return self.interpreter.get_tensor(self.output).reshape(len(batch), -1).copy()
+        out = self.interpreter.get_tensor(self.output).reshape(len(batch), -1)
+        return (out - self.bias) @ self.unmix if self.unmix is not None else out.copy()
 
 
 def window_starts(n_samples: int, spec: EmbeddingSpec) -> np.ndarray:

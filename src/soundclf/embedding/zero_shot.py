@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .model import EmbeddingModelError, EmbeddingSpec
+from .model import EmbeddingModelError, EmbeddingSpec, dense_head
 from .probe import Probe
 
 log = logging.getLogger(__name__)
@@ -34,15 +34,12 @@ def model_classifier(spec: EmbeddingSpec) -> tuple[np.ndarray, np.ndarray]:
     interpreter = Interpreter(model_path=str(spec.resolved_path()))
     output = interpreter.get_output_details()[0]["index"]
     embedding = output + spec.output_tensor if spec.output_tensor < 0 else spec.output_tensor
-    for op in interpreter._get_ops_details():  # LiteRT exposes the graph only here
-        inputs = [int(i) for i in op["inputs"]]
-        if op["op_name"] == "FULLY_CONNECTED" and output in op["outputs"] and inputs[0] == embedding:
-            weight = interpreter.get_tensor(inputs[1])
-            bias = interpreter.get_tensor(inputs[2]) if len(inputs) > 2 and inputs[2] >= 0 else np.zeros(len(weight))
-            return weight.astype(np.float32), bias.astype(np.float32)
-    raise EmbeddingModelError(f"{spec.resolved_path()}: its output is not a dense layer on the embedding tensor "
-                              f"({embedding}), so it has no classifier to read zero-shot scores from; use "
-                              "model.probe: linear or mlp")
+    head = dense_head(interpreter, embedding)
+    if head is None:
+        raise EmbeddingModelError(f"{spec.resolved_path()}: its output is not a dense layer on the embedding tensor "
+                                  f"({embedding}), so it has no classifier to read zero-shot scores from; use "
+                                  "model.probe: linear or mlp")
+    return head
 
 
 def model_labels(spec: EmbeddingSpec, labels_path: str | Path | None) -> list[str]:
