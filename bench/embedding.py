@@ -6,7 +6,8 @@ of audio per minute on all cores (one process per core, one interpreter thread e
 
 Rows per embedding hop (1 s: the default, 3 windows per second of audio; 3 s: BirdNET-Analyzer's
 default, no overlap): decode + resample alone, the whole embedding, and beside them the plain
-loop of bench/quality.py's plain probe (whole file read, resampled, non-overlapping windows)."""
+loop of bench/quality.py's plain probe (whole file read, resampled, non-overlapping windows:
+quality.plain_windows), run through the same Embedder."""
 from __future__ import annotations
 
 import argparse
@@ -14,8 +15,6 @@ import json
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-
-import numpy as np
 
 from common import WORK, markdown_table, record_figures
 from soundclf.audio import stream_mono
@@ -38,17 +37,12 @@ def plain_loop(files: list[str], hop: float) -> float:
     import sys
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from quality import load
+    from quality import load, plain_windows
 
     embedder, seconds = Embedder(EmbeddingSpec(), threads=1), 0.0
     for path in files:
         wave = load(path, 48000)
-        n = max(1, len(wave) // 144000)
-        chunks = np.zeros((n, 144000), np.float32)
-        for i in range(n):
-            part = wave[i * 144000: (i + 1) * 144000]
-            chunks[i, : len(part)] = part
-        embedder(chunks)
+        embedder(plain_windows(wave))
         seconds += len(wave) / 48000
     return seconds
 

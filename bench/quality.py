@@ -134,6 +134,15 @@ def mfcc_floor(table: pd.DataFrame) -> dict:
     return out | {"seconds": time.perf_counter() - start}
 
 
+def plain_windows(wave: np.ndarray, width: int = 144000) -> np.ndarray:
+    """(n, width): consecutive non-overlapping windows of a recording, a short one zero-padded
+    (the remainder after the last whole window is left out)."""
+    n = max(1, len(wave) // width)
+    chunks = np.zeros(n * width, np.float32)
+    chunks[: min(len(wave), n * width)] = wave[: n * width]
+    return chunks.reshape(n, width)
+
+
 def plain_probe(table: pd.DataFrame) -> dict:
     """BirdNET V2.4 embeddings of non-overlapping 3 s windows, mean-pooled per recording."""
     import importlib.util
@@ -151,13 +160,8 @@ def plain_probe(table: pd.DataFrame) -> dict:
     emb = interpreter.get_output_details()[0]["index"] - 1
     feats = []
     for path in table["path"]:
-        wave = load(path, 48000)
-        n = max(1, len(wave) // 144000)
-        chunks = np.zeros((n, 144000), np.float32)
-        for i in range(n):
-            part = wave[i * 144000 : (i + 1) * 144000]
-            chunks[i, : len(part)] = part
-        interpreter.resize_tensor_input(inp, [n, 144000])
+        chunks = plain_windows(load(path, 48000))
+        interpreter.resize_tensor_input(inp, list(chunks.shape))
         interpreter.allocate_tensors()
         interpreter.set_tensor(inp, chunks)
         interpreter.invoke()

@@ -93,22 +93,29 @@ def test_a_label_map_decides_alone_and_names_labels_the_model_lacks(tmp_path):
         match_classes(["bark"], LABELS, tmp_path / "cols.csv")
 
 
-@needs_model
-def test_zero_shot_scores_are_the_models_own_output_for_mapped_classes(tmp_path):
+def run_model(windows: np.ndarray, back: int = 0) -> np.ndarray:
+    """BirdNET V2.4 run straight through LiteRT, every tensor kept: the tensor `back` places
+    before its output (0: the output, its species logits)."""
     from ai_edge_litert.interpreter import Interpreter
 
+    interpreter = Interpreter(model_path=str(EmbeddingSpec().resolved_path()), experimental_preserve_all_tensors=True)
+    source = interpreter.get_input_details()[0]["index"]
+    interpreter.resize_tensor_input(source, list(windows.shape))
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(source, windows)
+    interpreter.invoke()
+    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"] - back)
+
+
+@needs_model
+def test_zero_shot_scores_are_the_models_own_output_for_mapped_classes():
     from soundclf.embedding.model import Embedder
     from soundclf.embedding.zero_shot import zero_shot_probe
 
     spec = EmbeddingSpec()
     window = tone(3.0, 48000, 3000.0)[None].astype(np.float32)
     embedding = Embedder(spec)(window)
-    interpreter = Interpreter(model_path=str(spec.resolved_path()))
-    interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], [1, len(window[0])])
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], window)
-    interpreter.invoke()
-    output = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0]  # the model's logits
+    output = run_model(window)[0]  # the model's logits
     classes = ["turdus_merula", "not a bird", "Strix aluco"]
     probe, unmapped = zero_shot_probe(classes, spec, 2048, {})  # mean_std: the std half weighs 0
     labels = [line.strip() for line in (spec.resolved_path().parent / "BirdNET_GLOBAL_6K_V2.4_Labels.txt").open()]
@@ -138,20 +145,13 @@ def test_birdnet_embeddings_have_the_documented_shape_and_are_deterministic(tmp_
 
 @needs_model
 def test_the_embedding_solved_from_the_output_is_the_tensor_before_it():
-    from ai_edge_litert.interpreter import Interpreter
-
     from soundclf.embedding.model import Embedder
 
     spec = EmbeddingSpec()
     windows = np.stack([tone(3.0, 48000, f) for f in (1500.0, 4000.0)]).astype(np.float32)
     embedder = Embedder(spec)
     assert embedder.unmix is not None  # BirdNET ends in a dense layer: no intermediate tensors kept
-    kept = Interpreter(model_path=str(spec.resolved_path()), experimental_preserve_all_tensors=True)
-    kept.resize_tensor_input(kept.get_input_details()[0]["index"], list(windows.shape))
-    kept.allocate_tensors()
-    kept.set_tensor(kept.get_input_details()[0]["index"], windows)
-    kept.invoke()
-    np.testing.assert_allclose(embedder(windows), kept.get_tensor(kept.get_output_details()[0]["index"] - 1), atol=1e-4)
+    np.testing.assert_allclose(embedder(windows), run_model(windows, back=1), atol=1e-4)
 
 
 @needs_model

@@ -122,9 +122,9 @@ def container_problems(image: str | None, uses_apptainer: bool, which: Callable[
     problems = []
     if not image:
         problems.append("--sdm apptainer: set container.image to the image every job runs in (docker://<registry>/"
-                        "soundclf:<tag>, or a .sif file: docs/cluster.md, Containers), or drop --sdm apptainer")
+                        "soundclf:<tag>, or a .sif file: docs/containers.md), or drop --sdm apptainer")
     elif "://" not in image and not Path(image).is_file():
-        problems.append(f"container.image: file '{image}' does not exist; build it (docs/cluster.md, Containers: "
+        problems.append(f"container.image: file '{image}' does not exist; build it (docs/containers.md: "
                         "apptainer build soundclf.sif docker-archive://soundclf.tar) or give a docker:// address")
     if not (which("apptainer") or which("singularity")):
         problems.append(f"--sdm apptainer: the apptainer command is not installed here; install it ({APPTAINER_INSTALL};"

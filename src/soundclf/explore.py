@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
-from .audio import load_mono
+from .audio import load_mono, resample
 from .evaluation import recording_scores
 from .indexing import read_classes, read_index
 from .mel import LogMel, MelParams
@@ -107,10 +108,6 @@ def window_audio(path: str | Path, start: float, end: float) -> tuple[np.ndarray
 
 def log_mel(wave: np.ndarray, rate: int, params: MelParams | None = None) -> np.ndarray:
     """The log-mel (n_mels, frames) of a waveform, as the mel cache computes it (default params)."""
-    import torch
-
-    from .audio import resample
-
     params = params or MelParams()
     wave = resample(wave, rate, params.sample_rate)
     return LogMel(params)(torch.from_numpy(np.ascontiguousarray(wave, np.float32))[None])[0].numpy()

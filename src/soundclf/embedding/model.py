@@ -38,6 +38,10 @@ class EmbeddingSpec:
     def from_config(cls, section: dict[str, Any]) -> "EmbeddingSpec":
         return cls(**section)
 
+    def embedding_tensor(self, output: int) -> int:
+        """The index of the embedding tensor, given the model's output tensor index."""
+        return output + self.output_tensor if self.output_tensor < 0 else self.output_tensor
+
     @property
     def window_samples(self) -> int:
         return int(round(self.window_seconds * self.sample_rate))
@@ -91,7 +95,7 @@ class Embedder:
         self.interpreter = self._interpreter(preserve=False)
         self.input = self.interpreter.get_input_details()[0]["index"]
         output = self.interpreter.get_output_details()[0]["index"]
-        self.output = output + spec.output_tensor if spec.output_tensor < 0 else spec.output_tensor
+        self.output = spec.embedding_tensor(output)
         head = dense_head(self.interpreter, self.output) if self.output != output else None
         if head is not None:
             weight, self.bias = head

@@ -32,8 +32,7 @@ def model_classifier(spec: EmbeddingSpec) -> tuple[np.ndarray, np.ndarray]:
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=str(spec.resolved_path()))
-    output = interpreter.get_output_details()[0]["index"]
-    embedding = output + spec.output_tensor if spec.output_tensor < 0 else spec.output_tensor
+    embedding = spec.embedding_tensor(interpreter.get_output_details()[0]["index"])
     head = dense_head(interpreter, embedding)
     if head is None:
         raise EmbeddingModelError(f"{spec.resolved_path()}: its output is not a dense layer on the embedding tensor "
