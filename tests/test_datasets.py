@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from conftest import tone, write
-from soundclf.datasets import (CropDataset, SpecAugment, WindowDataset, normalise_db,
+from soundclf.datasets import (CropDataset, SpecAugment, WindowDataset, crop_input, normalise_db,
                                sample_weights, segment_frames, window_input, window_times)
 from soundclf.mel import MelParams, floor_segments
 from soundclf.mel_cache import MelCache, shard_path, write_shard
@@ -60,6 +60,29 @@ def test_floor_segments_clamps_each_segment_separately():
     mel = np.array([[0.0, -50.0, -10.0, -100.0, -95.0]], dtype=np.float32)
     np.testing.assert_array_equal(floor_segments(mel, 20.0, 2), [[0.0, -20.0, -10.0, -30.0, -95.0]])
     assert floor_segments(mel, None, 2) is mel
+
+
+@pytest.mark.parametrize("frames", [1, 312, 313, 1000])
+def test_floor_segments_equals_a_loop_over_segments_and_floors_in_place_on_request(frames):
+    mel = np.random.default_rng(frames).normal(-40, 25, (16, frames)).astype(np.float32)
+    expected = mel.copy()
+    for start in range(0, frames, 313):
+        part = expected[:, start : start + 313]
+        np.maximum(part, part.max() - 30.0, out=part)
+    original = mel.copy()
+    np.testing.assert_array_equal(floor_segments(mel, 30.0, 313), expected)
+    np.testing.assert_array_equal(mel, original)  # copy=True leaves it alone
+    assert floor_segments(mel, 30.0, 313, copy=False) is mel
+    np.testing.assert_array_equal(mel, expected)
+
+
+def test_crop_input_is_the_floored_scaled_crop_without_copies():
+    crop = np.random.default_rng(0).normal(-40, 25, (16, 626)).astype(np.float32)
+    expected = normalise_db(floor_segments(crop, 30.0, 313))
+    out = crop_input(crop, 30.0, 313)
+    assert out.shape == (1, 16, 626) and out.dtype == torch.float32
+    np.testing.assert_array_equal(out[0].numpy(), expected)  # bit for bit: the same operations in place
+    assert np.shares_memory(out.numpy(), crop)
 
 
 def test_targets_secondary_weight_and_smoothing_on_every_segment(cache):

@@ -10,7 +10,8 @@ import torchaudio
 
 from soundclf import audio
 from soundclf.mel import LogMel, MelParams
-from soundclf.mel_cache import MelCache, shard_path, write_shard
+from soundclf import mel_cache
+from soundclf.mel_cache import MelCache, as_dtype, shard_path, write_shard
 from soundclf.sources import shard_of
 from conftest import write
 
@@ -113,3 +114,46 @@ def test_cache_streams_long_files_in_blocks_with_the_same_values(tmp_path, monke
         assert h5["a.flac"].attrs["samples"] == len(whole)
     assert cached.shape == ref.shape
     np.testing.assert_allclose(cached, ref, atol=2e-3)
+
+
+def test_magnitude_mel_equals_torchaudio():
+    """mel.power 1 (magnitudes) takes the |X| path, not re² + im²."""
+    p = replace(PARAMS, power=1.0)
+    wave = torch.from_numpy(noisy_chirp(1.0))
+    ref = torchaudio.transforms.MelSpectrogram(
+        sample_rate=p.sample_rate, n_fft=p.n_fft, hop_length=p.hop_length, f_min=p.fmin, f_max=p.fmax,
+        n_mels=p.n_mels, power=1.0, center=True, pad_mode="constant", mel_scale=p.mel_scale, norm=p.norm)(wave)
+    np.testing.assert_allclose(LogMel(p).power_mel(wave).numpy(), ref.numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_filterbank_product_skips_only_bins_without_weight():
+    """The sparse product over the filterbank's bins equals the dense one over every bin."""
+    logmel = LogMel(MelParams())
+    power = torch.rand(1025, 50)
+    dense = logmel.mel.mel_scale.fb.T @ power
+    np.testing.assert_allclose((logmel.filters @ power[logmel.bins]).numpy(), dense.numpy(), rtol=1e-5, atol=1e-7)
+    assert logmel.mel.mel_scale.fb[: logmel.bins.start].abs().sum() == 0
+    assert logmel.mel.mel_scale.fb[logmel.bins.stop :].abs().sum() == 0
+
+
+def test_float16_conversion_through_torch_equals_numpy():
+    values = np.concatenate([np.random.default_rng(0).normal(-40, 30, 10000),
+                             [0.0, -0.0, 6e-8, 65504.0, 70000.0, -1e-10, np.inf, -np.inf]]).astype(np.float32)
+    half = as_dtype(values, np.float16)
+    np.testing.assert_array_equal(half, values.astype(np.float16))
+    np.testing.assert_array_equal(as_dtype(half, np.float32), half.astype(np.float32))
+    assert as_dtype(values, np.float32) is values
+
+
+def test_open_datasets_stay_within_their_budget(tmp_path, monkeypatch):
+    recs = [(f"r{i}.wav", str(write(tmp_path / f"r{i}.wav", noisy_chirp(1.0, seed=i), 32000))) for i in range(6)]
+    write_shard(shard_path(tmp_path / "mels", 0), recs, PARAMS)
+    cache = MelCache(tmp_path / "mels", 1)
+    expected = {key: cache.full(key) for key, _ in recs}
+    one = cache._dataset("r0.wav").nbytes
+    monkeypatch.setattr(mel_cache, "OPEN_CACHE_BYTES", 2 * one)  # room for two recordings
+    cache.close()
+    for key, _ in recs * 2:
+        np.testing.assert_array_equal(cache.full(key), expected[key])
+        assert 1 <= len(cache._datasets) <= 2 and cache._open_bytes <= 2 * one
+    cache.close()

@@ -19,8 +19,9 @@ import soundfile as sf
 
 log = logging.getLogger(__name__)
 
-# Frames handed on at a time: ~1 MB per channel, whatever the file's length ...
-BLOCK_FRAMES = 1 << 18
+# Frames handed on at a time: 256 kB per channel, whatever the file's length, so a block
+# is still in the CPU's cache when its log-mel is computed (bench/cache_build.py) ...
+BLOCK_FRAMES = 1 << 16
 # ... decoded in pieces this long, so a decoder error costs at most this much audio.
 READ_FRAMES = 1 << 14
 # A recording that decodes less than this share of the frames its header promises is
@@ -201,6 +202,7 @@ class DecodedBlocks:
         self.path, self.always_2d = path, always_2d
         self.frames = 0
         self.error: str | None = None
+        self.sample_rate: int | None = None  # the file's, once iteration has opened it
 
     def __iter__(self) -> Iterator[np.ndarray]:
         path = self.path
@@ -209,39 +211,49 @@ class DecodedBlocks:
         except Exception as err:
             probe(path)  # names the problem (missing, empty, not audio)
             raise AudioDecodeError(path, f"not readable as audio ({_short(err)})") from err
-        pending: list[np.ndarray] = []
-        decoded = 0  # frames read so far, emitted or pending
+        block, filled = np.empty((BLOCK_FRAMES, handle.channels), np.float32), 0
+        self.sample_rate = handle.samplerate
         with handle:
             while True:
                 try:
-                    piece = handle.read(READ_FRAMES, dtype="float32", always_2d=self.always_2d)
+                    n = _read_into(handle, block[filled : filled + READ_FRAMES])
                 except Exception as err:
-                    if decoded == 0:
+                    if self.frames + filled == 0:
                         raise AudioDecodeError(path, f"corrupt: decoding fails at the first frame ({_short(err)})") from err
                     self.error = _short(err)
                     log.warning("%s: decoding stopped with an error after %d frames (%s); using the frames before it",
-                                path, decoded, self.error)
+                                path, self.frames + filled, self.error)
                     break
-                if len(piece) == 0:
+                if n == 0:
                     break
-                finite = np.isfinite(piece).reshape(len(piece), -1).all(axis=1)
-                if not finite.all():
+                piece = block[filled : filled + n]
+                if not np.isfinite(piece).all():
+                    finite = np.isfinite(piece).all(axis=1)
                     raise AudioDecodeError(path, f"contains NaN or infinite samples (the first at frame "
-                                                 f"{decoded + int(np.argmin(finite))})")
-                pending.append(piece)
-                decoded += len(piece)
-                if decoded - self.frames >= BLOCK_FRAMES:
-                    yield self._emit(pending)
-                    pending = []
-        if pending:
-            yield self._emit(pending)
+                                                 f"{self.frames + filled + int(np.argmin(finite))})")
+                filled += n
+                if filled == BLOCK_FRAMES:
+                    yield self._emit(block, filled)
+                    block, filled = np.empty_like(block), 0
+        if filled:
+            yield self._emit(block, filled)
         if self.frames == 0:
             raise AudioDecodeError(path, "no audio frames could be decoded")
 
-    def _emit(self, pending: list[np.ndarray]) -> np.ndarray:
-        block = pending[0] if len(pending) == 1 else np.concatenate(pending)
-        self.frames += len(block)
-        return block
+    def _emit(self, block: np.ndarray, filled: int) -> np.ndarray:
+        self.frames += filled
+        return block[:filled] if self.always_2d or block.shape[1] > 1 else block[:filled, 0]
+
+
+def _read_into(handle: sf.SoundFile, out: np.ndarray) -> int:
+    """Decode up to len(out) frames into `out` (contiguous float32, (frames, channels)) and
+    return how many. This is the libsndfile call soundfile's read makes, without the three
+    seeks around it that keep soundfile's own position (never used here): ~1 ms per minute of
+    audio, 3-4 % of a mel cache build (bench/cache_build.py). soundfile is pinned in
+    pyproject.toml, whose 0.14 these names belong to."""
+    n = sf._snd.sf_readf_float(handle._file, sf._ffi.cast("float *", out.ctypes.data), len(out))
+    sf._error_check(handle._errorcode)
+    return n
 
 
 def skip_unusable(path: str | Path, err: AudioDecodeError, on_bad_audio: str) -> None:
@@ -256,9 +268,10 @@ def stream_mono(path: str | Path, sample_rate: int) -> Iterator[np.ndarray]:
     """The file as consecutive mono float32 blocks at `sample_rate`: decoded and resampled a
     block at a time; the blocks joined equal load_resampled(path, sample_rate)."""
     resampler = None
-    for block in DecodedBlocks(path, always_2d=True):
+    blocks = DecodedBlocks(path, always_2d=True)
+    for block in blocks:
         if resampler is None:
-            resampler = StreamResampler(sf.info(str(path)).samplerate, sample_rate)
+            resampler = StreamResampler(blocks.sample_rate, sample_rate)
         out = resampler.push(block.mean(axis=1) if block.shape[1] > 1 else block[:, 0])
         if len(out):
             yield out
@@ -282,8 +295,9 @@ class CountedBlocks:
 
 def load_mono(path: str | Path) -> tuple[np.ndarray, int]:
     """The whole file down-mixed to mono float32, and its sample rate (for short files)."""
-    blocks = [b.mean(axis=1) if b.shape[1] > 1 else b[:, 0] for b in DecodedBlocks(path, always_2d=True)]
-    return np.ascontiguousarray(np.concatenate(blocks), dtype=np.float32), sf.info(str(path)).samplerate
+    decoded = DecodedBlocks(path, always_2d=True)
+    blocks = [b.mean(axis=1) if b.shape[1] > 1 else b[:, 0] for b in decoded]
+    return np.ascontiguousarray(np.concatenate(blocks), dtype=np.float32), decoded.sample_rate
 
 
 def resample(wave: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:

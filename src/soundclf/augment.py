@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from .mel import LogMel, MelParams, fill_short
+from .mel_cache import as_dtype
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ class NoiseRecordings:
         if self._pid != os.getpid():
             self._file, self._pid = h5py.File(self.path, "r"), os.getpid()
         item, start = draw_window(self.lengths, n_frames, rng)
-        window = self._file[self.keys[item]][:, start : start + n_frames].astype(np.float32)
+        window = as_dtype(self._file[self.keys[item]][:, start : start + n_frames], np.float32)
         return fill_short(window, n_frames, "loop"), self.keys[item]
 
 

@@ -23,9 +23,20 @@ def segment_frames(params: MelParams, segment_seconds: float) -> int:
     return params.n_frames(int(round(segment_seconds * params.sample_rate)))
 
 
-def normalise_db(mel: np.ndarray) -> np.ndarray:
-    """The recipe's scaling of dB values to roughly [0, 1]: (dB + 80) / 80."""
-    return (mel + 80.0) / 80.0
+def normalise_db(mel: np.ndarray, copy: bool = True) -> np.ndarray:
+    """The recipe's scaling of dB values to roughly [0, 1]: (dB + 80) / 80 (`copy=False`:
+    in `mel` itself)."""
+    if copy:
+        return (mel + 80.0) / 80.0
+    np.add(mel, 80.0, out=mel)
+    return np.divide(mel, 80.0, out=mel)
+
+
+def crop_input(crop: np.ndarray, top_db: float | None, seg_frames: int) -> torch.Tensor:
+    """A training crop (n_mels, frames) in dB as the model's (1, n_mels, frames) input: each
+    segment floored at top_db below its maximum, scaled; done in `crop`, which the caller owns
+    (a crop is ~1 MB, and each copy of it costs as much as reading it from the cache)."""
+    return torch.from_numpy(normalise_db(floor_segments(crop, top_db, seg_frames, copy=False), copy=False))[None]
 
 
 def sample_weights(table: pd.DataFrame, column: str | None) -> np.ndarray:
@@ -128,9 +139,8 @@ class CropDataset(Dataset):
         rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,)).item()))
         crop, positions = self.crop(self.keys[i], rng)
         shift = self.crop_augment.draw_shift(rng)
-        crop = floor_segments(self.crop_augment(crop, rng, shift), self.top_db, self.seg_frames)
+        mel = crop_input(self.crop_augment(crop, rng, shift), self.top_db, self.seg_frames)
         y, strong = self.targets(i, np.roll(positions, shift))
-        mel = torch.from_numpy(normalise_db(crop))[None]
         return self.augment(mel), torch.from_numpy(y.astype(np.float32)), torch.tensor(self.weights[i]), torch.tensor(strong)
 
 

@@ -3,6 +3,7 @@ a stream of audio blocks, and the top_db floor applied per 5 s segment."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Iterable, Iterator
 
@@ -56,17 +57,18 @@ class MelParams:
         return {k: v for k, v in self.as_dict().items() if k != "top_db"}
 
 
-def floor_segments(mel: np.ndarray, top_db: float | None, segment_frames: int) -> np.ndarray:
+def floor_segments(mel: np.ndarray, top_db: float | None, segment_frames: int, copy: bool = True) -> np.ndarray:
     """Clamp each consecutive `segment_frames`-frame segment of a (n_mels, t) dB array at
     `top_db` below that segment's own maximum. Per segment rather than per recording, so a
     window needs nothing but its own frames (a long file streams) and a 5 s training segment
-    and a 5 s inference window are scaled alike."""
-    if top_db is None:
+    and a 5 s inference window are scaled alike. `copy=False` floors `mel` itself (for an
+    array the caller owns: a training crop)."""
+    if top_db is None or mel.size == 0:
         return mel
-    out = mel.copy()
-    for start in range(0, mel.shape[1], segment_frames):
-        part = out[:, start : start + segment_frames]
-        np.maximum(part, part.max(initial=-np.inf) - top_db, out=part)
+    out = mel.copy() if copy else mel
+    starts = np.arange(0, out.shape[1], segment_frames)
+    segment_floor = np.maximum.reduceat(out.max(axis=0), starts) - top_db
+    np.maximum(out, np.repeat(segment_floor, np.diff(starts, append=out.shape[1]))[None, :], out=out)
     return out
 
 
@@ -86,6 +88,9 @@ def fill_short(mel: np.ndarray, n_frames: int, short_clip: str, offset: int = 0)
     out = np.full((mel.shape[0], n_frames), mel.min() if mel.size else -80.0, dtype=mel.dtype)
     out[:, offset : offset + t] = mel
     return out
+
+
+STFT_BLOCK_FRAMES = 256  # frames per torch.stft call: the block's spectrum (~2 MB) stays in cache
 
 
 class LogMel(nn.Module):
@@ -112,6 +117,15 @@ class LogMel(nn.Module):
             mel_scale=params.mel_scale,
             norm=params.norm,
         )
+        # The filterbank has ~2 nonzero weights per frequency bin and none outside fmin..fmax:
+        # only those bins are squared, and a sparse product (~1 % of the dense one's work)
+        # weighs them into bands.
+        weights = self.mel.mel_scale.fb  # (n_freqs, n_mels)
+        used = weights.abs().sum(dim=1).nonzero()
+        self.bins = slice(int(used.min()), int(used.max()) + 1) if len(used) else slice(0, weights.shape[0])
+        with warnings.catch_warnings():  # "sparse CSR support is in beta": products are what we use
+            warnings.simplefilter("ignore", UserWarning)
+            self.filters = weights[self.bins].T.contiguous().to_sparse_csr()  # (n_mels, used bins)
 
     def power_mel(self, wave: torch.Tensor) -> torch.Tensor:
         p = self.params
@@ -126,14 +140,26 @@ class LogMel(nn.Module):
         return torch.cat(chunks, dim=-1)
 
     def uncentred_power_mel(self, span: torch.Tensor) -> torch.Tensor:
-        """torchaudio's MelSpectrogram(center=False) of `span`, with |X|² taken as re² + im²:
-        the complex abs (a hypot per bin, then squared) costs more than the STFT itself
-        (bench/cache_build.py)."""
-        spectrogram = self.mel.spectrogram
-        spec = torch.stft(span, self.params.n_fft, self.params.hop_length, window=spectrogram.window,
-                          center=False, return_complex=True)
-        power = spec.real.square() + spec.imag.square() if self.params.power == 2.0 else spec.abs()
-        return self.mel.mel_scale(power)
+        """torchaudio's MelSpectrogram(center=False) of `span` (..., samples) to float rounding,
+        computed STFT_BLOCK_FRAMES frames at a time, with |X|² as X·conj(X) (the complex abs,
+        a hypot per bin, costs more than the STFT) over the filterbank's bins only, and the
+        sparse filterbank product (bench/cache_build.py)."""
+        p = self.params
+        n_frames = 1 + (span.shape[-1] - p.n_fft) // p.hop_length
+        batch = span.shape[:-1]
+        flat = span.reshape(-1, span.shape[-1])
+        blocks = []
+        for first in range(0, n_frames, STFT_BLOCK_FRAMES):
+            last = min(first + STFT_BLOCK_FRAMES, n_frames)
+            piece = flat[:, first * p.hop_length : (last - 1) * p.hop_length + p.n_fft]
+            spec = torch.stft(piece, p.n_fft, p.hop_length, window=self.mel.spectrogram.window, center=False,
+                              return_complex=True)[:, self.bins]  # (clips, bins, frames)
+            power = (spec * spec.conj()).real if p.power == 2.0 else spec.abs().pow(p.power)
+            # clips side by side along time: one (n_mels, bins) @ (bins, clips * frames) product
+            power = power.transpose(0, 1).reshape(power.shape[1], -1).contiguous()
+            blocks.append((self.filters @ power).reshape(-1, len(flat), last - first))
+        mel = torch.cat(blocks, dim=-1).transpose(0, 1)  # (clips, n_mels, frames)
+        return mel.reshape(*batch, *mel.shape[1:])
 
     def to_db(self, power_mel: torch.Tensor) -> torch.Tensor:
         """dB with the top_db floor taken per clip (torchaudio would share one floor across a
@@ -149,6 +175,8 @@ class LogMel(nn.Module):
         """dB (amin 1e-10: digital silence is -100 dB), by default without the top_db floor;
         a floor is taken per (..., n_mels, frames) block of a 4-D input (see to_db)."""
         multiplier = 10.0 if self.params.power == 2.0 else 20.0
+        if top_db is None:  # torchaudio's formula, in place on one copy (the cache's case)
+            return power_mel.clamp(min=1e-10).log10_().mul_(multiplier)
         return AF.amplitude_to_DB(power_mel, multiplier, amin=1e-10, db_multiplier=0.0, top_db=top_db)
 
     @torch.inference_mode()

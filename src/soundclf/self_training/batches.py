@@ -9,8 +9,8 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from ..augment import CropAugment
-from ..datasets import SpecAugment, normalise_db, window_start_frame
-from ..mel import fill_short, floor_segments
+from ..datasets import SpecAugment, crop_input, window_start_frame
+from ..mel import fill_short
 from ..mel_cache import MelCache
 
 
@@ -49,8 +49,7 @@ class PseudoCrops(Dataset):
         rows = [(i + s) % len(self) for s in range(self.n_segments)]
         crop = np.concatenate([self.window_db(j) for j in rows], axis=1)
         shift = self.crop_augment.draw_shift(rng) if self.n_segments == 1 else 0
-        crop = floor_segments(self.crop_augment(crop, rng, shift), self.top_db, self.seg_frames)
-        mel = torch.from_numpy(normalise_db(crop))[None]
+        mel = crop_input(self.crop_augment(crop, rng, shift), self.top_db, self.seg_frames)
         return self.augment(mel), torch.from_numpy(self.targets[rows]), torch.tensor(1.0), torch.tensor(True)
 
 
