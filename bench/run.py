@@ -19,6 +19,7 @@ import quality  # noqa: E402
 import loader  # noqa: E402
 import prediction  # noqa: E402
 import self_training  # noqa: E402
+import threads  # noqa: E402
 import workflow_overhead  # noqa: E402
 from common import REPO, WORK, machine, record_figures  # noqa: E402
 
@@ -42,6 +43,8 @@ def main() -> None:
     self_trainings = [json.loads(p.read_text()) for p in sorted((WORK / "self_training").glob("*/self_training.json"))]
     embedding_json = WORK / "embedding" / "embedding.json"  # bench/embedding.py (needs the birdnet extra)
     embeddings = [json.loads(embedding_json.read_text())] if embedding_json.exists() else []
+    threads_json = WORK / "threads" / "threads.json"  # bench/threads.py: four demo runs, ~12 min
+    thread_runs = [json.loads(threads_json.read_text())] if threads_json.exists() else []
     cache = cache_build.run(n_files=3 if q else 16, seconds=20 if q else 60)
     loading = loader.run(n_files=6 if q else 32, seconds=40 if q else 90, batches=2 if q else 12)
     predicting = prediction.run(minutes=6 if q else 60)
@@ -68,6 +71,8 @@ def main() -> None:
         ("10. Embedding throughput (BirdNET V2.4, CPU)", "python bench/embedding.py [AUDIO_DIR]",
          "\n\n".join(embedding.table(r) for r in embeddings) or
          "Not run: `python bench/embedding.py` (the birdnet extra and the Xeno-canto set) writes the figures."),
+        ("11. Threads per training job", "python bench/threads.py",
+         "\n\n".join(threads.table(r) for r in thread_runs) or "Not run: `python bench/threads.py` writes the figures."),
     ]
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
     lines = ["# Benchmarks", "",
@@ -83,6 +88,7 @@ def main() -> None:
     figures |= {k: v for r in ablations for k, v in ablation.flat(r).items()}
     figures |= {k: v for r in self_trainings for k, v in self_training.flat(r).items()}
     figures |= {k: v for r in embeddings for k, v in embedding.flat(r).items()}
+    figures |= {k: v for r in thread_runs for k, v in threads.flat(r).items()}
     record_figures(figures)
     print("\n".join(lines))
 

@@ -12,31 +12,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).resolve().parents[1] / "src")]
-from common import REPO, WORK, record_figures  # noqa: E402
+from common import WORK, record_figures, run_workflow  # noqa: E402
 from soundclf.experiments import load_config, self_training_students  # noqa: E402
 from soundclf.prediction import list_audio, predict_folder, prediction_metrics  # noqa: E402
 
 METRICS = ("recording.accuracy", "recording.padded_cmap", "window.padded_cmap", "soundscape.macro_roc_auc",
            "soundscape.padded_cmap")
-
-
-def run_workflow(workdir: Path, configfiles: list[str]) -> float:
-    started = time.time()
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--profile",
-           str(REPO / "profiles/local"), "results/experiments/comparison.csv",
-           "--configfile", *(str(Path(c).resolve()) for c in configfiles)]
-    subprocess.run(cmd, check=True, cwd=workdir, env=dict(os.environ, PYTHONPATH=str(REPO / "src")))
-    return time.time() - started
 
 
 def fold_scores(workdir: Path, exp: str, folds: list[int], soundscapes: list[Path], labels: Path) -> dict[str, list]:
@@ -63,7 +51,7 @@ def run(name: str, configfiles: list[str], start_from: str | None, transform: di
         variant = workdir / "transform.yaml"
         variant.write_text(json.dumps({"self_training": {"transform": transform}}))
         configfiles = [*configfiles, str(variant)]
-    seconds = run_workflow(workdir, configfiles)
+    seconds = run_workflow(workdir, configfiles, ["results/experiments/comparison.csv"])
     config = load_config(*configfiles)
     students = self_training_students(config)
     teacher = next(iter(students.values()))["first_teacher"]
