@@ -5,6 +5,7 @@ import soundfile as sf
 
 from conftest import tone, write
 from hostile_corpus import APE_TAG, mp3_without_length_frame
+from soundclf import audio
 from soundclf.audio import AudioDecodeError, check, load_mono, load_resampled, probe
 
 
@@ -90,6 +91,16 @@ def test_mp3_estimate_far_above_what_decodes_is_kept_when_decoding_ends_cleanly(
     played to its end, so even a strict min_decoded_fraction keeps it."""
     path = mp3_without_length_frame(tmp_path / "a.mp3", seconds=3.0)
     assert check(path, min_decoded_fraction=1.0).info.frames == decoded_frames(path)
+
+
+def test_mp3_with_an_info_frame_decodes_as_soundfile_reads_it_whole(tmp_path):
+    """Read in pieces, an MP3 gives the same samples as one soundfile.read: soundfile's own
+    piecewise read seeks after every piece, which garbled such files after the first piece."""
+    path = write(tmp_path / "a.mp3", tone(6.0, 44100, freq=440.0), 44100, "MP3", "MPEG_LAYER_III")
+    whole, _ = sf.read(path, dtype="float32")
+    blocks = list(audio.DecodedBlocks(path))
+    assert len(whole) > 2 * audio.READ_FRAMES
+    np.testing.assert_array_equal(np.concatenate(blocks), whole)
 
 
 def test_mp3_cut_in_half_is_rejected_by_the_fraction_rule(tmp_path):

@@ -157,3 +157,24 @@ def test_open_datasets_stay_within_their_budget(tmp_path, monkeypatch):
         np.testing.assert_array_equal(cache.full(key), expected[key])
         assert 1 <= len(cache._datasets) <= 2 and cache._open_bytes <= 2 * one
     cache.close()
+
+
+def test_logmel_deep_copies_pickles_and_casts_like_a_module():
+    import copy
+    import pickle
+
+    logmel, wave = LogMel(PARAMS), torch.from_numpy(noisy_chirp(1.0))
+    expected = logmel(wave)
+    assert torch.equal(copy.deepcopy(logmel)(wave), expected)
+    assert torch.equal(pickle.loads(pickle.dumps(logmel))(wave), expected)
+    np.testing.assert_allclose(LogMel(PARAMS).double()(wave.double()).numpy(), expected.numpy(), atol=1e-3)
+
+
+def test_cache_chunks_are_as_long_as_asked_even_beyond_a_write(tmp_path, monkeypatch):
+    monkeypatch.setattr(mel_cache, "WRITE_FRAMES", 64)
+    path = write(tmp_path / "a.wav", noisy_chirp(5.0), 32000)  # 501 frames
+    write_shard(tmp_path / "s.h5", [("a.wav", str(path))], PARAMS, chunk_frames=256)
+    write_shard(tmp_path / "short.h5", [("a.wav", str(path))], PARAMS, chunk_frames=1024)
+    with h5py.File(tmp_path / "s.h5") as h5, h5py.File(tmp_path / "short.h5") as short:
+        assert h5["a.wav"].chunks == (64, 256) and h5["a.wav"].shape == (64, 501)
+        assert short["a.wav"].chunks == (64, 501)  # no chunk longer than the recording

@@ -7,6 +7,7 @@ what to do about it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import math
@@ -305,9 +306,20 @@ def resample(wave: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     if orig_sr == target_sr:
         return wave
     import torch
-    import torchaudio.functional as AF
 
-    return AF.resample(torch.from_numpy(np.ascontiguousarray(wave)), orig_sr, target_sr).numpy()
+    with torch.inference_mode():
+        return _sinc_resampler(orig_sr, target_sr)(torch.from_numpy(np.ascontiguousarray(wave))).numpy()
+
+
+@functools.lru_cache(maxsize=16)
+def _sinc_resampler(orig_sr: int, target_sr: int):
+    """torchaudio's Resample, whose kernel is computed once: functional.resample recomputes it
+    on every call, which cost 2/3 of resampling a 65 536-frame block from 44.1 to 32 kHz. The
+    same float32 kernel, so the same output bit for bit."""
+    import torch
+    import torchaudio.transforms
+
+    return torchaudio.transforms.Resample(orig_sr, target_sr, dtype=torch.float32)
 
 
 def load_resampled(path: str | Path, sample_rate: int) -> np.ndarray:

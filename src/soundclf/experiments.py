@@ -92,11 +92,18 @@ def mel_cache_dir(config: dict[str, Any], experiment: str | None = None) -> str:
     return f"{config['results_dir']}/mels/{mel_digest(configs[experiment or next(iter(configs))])}"
 
 
+# Raised when the code changes what a cache of the same parameters holds, so that caches
+# written before are rebuilt, not mixed with new ones. 2: MP3s are decoded without
+# soundfile's seek after every read, which garbled those with an Info frame after the first
+# 16 384 frames (the cached values now equal soundfile.read's), and the log-mel of issue 16.
+CACHE_REVISION = 2
+
+
 def mel_cache_params(config: dict[str, Any]) -> dict[str, Any]:
     """What the cached values depend on (top_db is applied when a segment is read)."""
     return {"sample_rate": config["audio"]["sample_rate"],
             "mel": {k: v for k, v in config["mel"].items() if k != "top_db"},
-            "cache": config["cache"]}
+            "cache": config["cache"], "revision": CACHE_REVISION}
 
 
 def mel_digest(config: dict[str, Any]) -> str:
@@ -106,7 +113,8 @@ def mel_digest(config: dict[str, Any]) -> str:
 
 def embedding_digest(config: dict[str, Any]) -> str:
     """The name of the embedding cache folder: equal embedding parameters, one cache."""
-    return _digest({"embedding": config["embedding"], "n_shards": config["cache"]["n_shards"]})
+    return _digest({"embedding": config["embedding"], "n_shards": config["cache"]["n_shards"],
+                    "revision": CACHE_REVISION})
 
 
 def noise_digest(config: dict[str, Any]) -> str | None:

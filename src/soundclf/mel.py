@@ -123,9 +123,23 @@ class LogMel(nn.Module):
         weights = self.mel.mel_scale.fb  # (n_freqs, n_mels)
         used = weights.abs().sum(dim=1).nonzero()
         self.bins = slice(int(used.min()), int(used.max()) + 1) if len(used) else slice(0, weights.shape[0])
-        with warnings.catch_warnings():  # "sparse CSR support is in beta": products are what we use
-            warnings.simplefilter("ignore", UserWarning)
-            self.filters = weights[self.bins].T.contiguous().to_sparse_csr()  # (n_mels, used bins)
+        # dense, so that .to()/.double() move and cast it; `filters` is its sparse form
+        self.register_buffer("filter_weights", weights[self.bins].T.contiguous(), persistent=False)
+        self._sparse_filters: tuple[tuple, torch.Tensor] | None = None
+
+    @property
+    def filters(self) -> torch.Tensor:
+        """filter_weights (n_mels, used bins) as a sparse CSR tensor, made once per device and dtype."""
+        weights = self.filter_weights
+        if self._sparse_filters is None or self._sparse_filters[0] != (weights.device, weights.dtype):
+            with warnings.catch_warnings():  # "sparse CSR support is in beta": products are what we use
+                warnings.simplefilter("ignore", UserWarning)
+                self._sparse_filters = ((weights.device, weights.dtype), weights.to_sparse_csr())
+        return self._sparse_filters[1]
+
+    def __getstate__(self) -> dict:
+        """Pickled and deep-copied without the sparse form (a sparse tensor cannot be deep-copied)."""
+        return self.__dict__ | {"_sparse_filters": None}
 
     def power_mel(self, wave: torch.Tensor) -> torch.Tensor:
         p = self.params

@@ -73,7 +73,8 @@ def _write_recording(h5: h5py.File, key: str, path: str, logmel: LogMel, dtype: 
     params = logmel.params
     audio = CountedBlocks(stream_mono(path, params.sample_rate))
     ds = None
-    for frames in _gathered(logmel.stream_db(audio), WRITE_FRAMES):
+    # the first piece is the whole recording, or at least a chunk long (the chunk's length)
+    for frames in _gathered(logmel.stream_db(audio), max(WRITE_FRAMES, chunk_frames)):
         if ds is None:
             ds = h5.create_dataset(key, shape=(params.n_mels, 0), maxshape=(params.n_mels, None), dtype=dtype,
                                    chunks=(params.n_mels, min(chunk_frames, frames.shape[1])),
