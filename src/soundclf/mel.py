@@ -98,13 +98,12 @@ class LogMel(nn.Module):
 
     Equal to torchaudio's MelSpectrogram(center=True, pad_mode="constant") followed by
     AmplitudeToDB(top_db) applied to each clip separately, but the STFT runs over
-    `chunk_frames` frames at a time so an hour-long recording needs no multi-GB buffer.
+    STFT_BLOCK_FRAMES frames at a time so an hour-long recording needs no multi-GB buffer.
     """
 
-    def __init__(self, params: MelParams, chunk_frames: int = 8192):
+    def __init__(self, params: MelParams):
         super().__init__()
         self.params = params
-        self.chunk_frames = chunk_frames
         self.mel = MelSpectrogram(
             sample_rate=params.sample_rate,
             n_fft=params.n_fft,
@@ -142,16 +141,8 @@ class LogMel(nn.Module):
         return self.__dict__ | {"_sparse_filters": None}
 
     def power_mel(self, wave: torch.Tensor) -> torch.Tensor:
-        p = self.params
-        half = p.n_fft // 2
-        padded = F.pad(wave, (half, half))
-        n_frames = p.n_frames(wave.shape[-1])
-        chunks = []
-        for first in range(0, n_frames, self.chunk_frames):
-            last = min(first + self.chunk_frames, n_frames)
-            span = padded[..., first * p.hop_length : (last - 1) * p.hop_length + p.n_fft]
-            chunks.append(self.uncentred_power_mel(span))
-        return torch.cat(chunks, dim=-1)
+        half = self.params.n_fft // 2
+        return self.uncentred_power_mel(F.pad(wave, (half, half)))
 
     def uncentred_power_mel(self, span: torch.Tensor) -> torch.Tensor:
         """torchaudio's MelSpectrogram(center=False) of `span` (..., samples) to float rounding,
