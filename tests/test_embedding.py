@@ -144,6 +144,27 @@ def test_birdnet_embeddings_have_the_documented_shape_and_are_deterministic(tmp_
 
 
 @needs_model
+def test_recordings_sharing_batches_get_their_own_embeddings_and_a_bad_one_drops_alone(tmp_path):
+    from soundclf.audio import AudioDecodeError
+    from soundclf.embedding.cache import embed_file, embed_files
+    from soundclf.embedding.model import Embedder
+
+    paths = [write(tmp_path / "a.wav", tone(5.0, 22050, 2500.0), 22050),
+             tmp_path / "broken.wav", write(tmp_path / "c.wav", tone(4.2, 48000, 900.0), 48000)]
+    paths[1].write_bytes(b"RIFF0000WAVEjunk")
+    alone = Embedder(EmbeddingSpec(), batch_size=1)
+    shared = Embedder(EmbeddingSpec(), batch_size=3)  # a's 3 windows + c's 2: batches span both
+    results = {index: (embeddings, seconds) for index, embeddings, seconds in embed_files(paths, shared)}
+    assert sorted(results) == [0, 1, 2] and isinstance(results[1][0], AudioDecodeError)
+    for index in (0, 2):
+        expected, seconds = embed_file(paths[index], alone)
+        np.testing.assert_allclose(results[index][0], expected, atol=1e-4)
+        assert results[index][1] == seconds
+    with pytest.raises(AudioDecodeError):
+        embed_file(paths[1], alone)
+
+
+@needs_model
 def test_the_embedding_solved_from_the_output_is_the_tensor_before_it():
     from soundclf.embedding.model import Embedder
 
