@@ -1,6 +1,7 @@
 """The embedding stage and probes: BirdNET V2.4 embeddings (the optional extra .[birdnet]),
 pooling into evaluation windows, per-fold probes that never see their fold, and a probe
 experiment beside a CNN experiment in one workflow."""
+import json
 import shutil
 
 import numpy as np
@@ -61,10 +62,32 @@ def test_a_folds_probe_never_sees_that_folds_recordings(tmp_path, examples, pool
     train = {"segment_seconds": 5.0, "secondary_weight": 1.0, "seed": 0, "loss": "ce"}
     meta = train_probe_fold(folds, ["a", "b", "c"], 1, cache, EmbeddingSpec(),
                             {"probe": "linear", "probe_weight_decay": 1e-3, "probe_examples": examples,
-                             "probe_pooling": pooling}, train, tmp_path / "model.pt")
+                             "probe_pooling": pooling, "probe_unit_length": True}, train, tmp_path / "model.pt")
     held_out = set(folds.loc[folds["fold"] == 1, "key"])
     assert not held_out & set(cache.read) and not held_out & set(meta["training_keys"])
     assert len(meta["training_keys"]) == 20 and meta["dim"] == 8 * (2 if pooling == "mean_max" else 1)
+
+
+@pytest.mark.parametrize("unit_length", [True, False])
+def test_a_unit_length_probe_reads_the_direction_and_keeps_it_when_saved(tmp_path, unit_length):
+    from soundclf.embedding.probe import fit_probe, load_probe
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 8)).astype(np.float32) + 2.0
+    labels = np.eye(3, dtype=np.float32)[np.arange(60) % 3]
+    x[np.arange(60), np.arange(60) % 3] += 3.0
+    x *= rng.uniform(0.2, 5.0, size=(60, 1)).astype(np.float32)  # loud and quiet recordings
+    probe = fit_probe(x, labels, np.ones(60), "linear", "ce", 1e-3, unit_length=unit_length)
+    with torch.no_grad():
+        logits, louder = probe(torch.from_numpy(x)), probe(torch.from_numpy(10 * x))
+        standardised = (probe.scaled(torch.from_numpy(x)) - probe.mean) / probe.std
+    assert torch.allclose(logits, louder, atol=1e-4) == unit_length  # only the direction counts
+    assert standardised.mean(0).abs().max() < 1e-4  # the statistics are those of what the body sees
+    torch.save({"model": probe.state_dict(), "meta": json.dumps(
+        {"dim": 8, "classes": ["a", "b", "c"], "probe": "linear", "unit_length": unit_length})}, tmp_path / "p.pt")
+    loaded, _ = load_probe(tmp_path / "p.pt")
+    with torch.no_grad():
+        assert torch.equal(loaded(torch.from_numpy(x)), logits)
 
 
 def test_mean_std_pooling_puts_the_std_beside_the_mean():

@@ -71,17 +71,23 @@ def window_features(table: pd.DataFrame, cache: EmbeddingCache, spec: EmbeddingS
 
 class Probe(nn.Module):
     """Standardised embeddings -> class logits: one linear layer (logistic regression) or an
-    MLP with one hidden layer."""
+    MLP with one hidden layer. With unit_length, each feature vector is first scaled to length
+    one: the direction of a pretrained embedding, not its size (which follows loudness and how
+    many windows were pooled), carries what the sound is."""
 
-    def __init__(self, dim: int, n_classes: int, hidden: int = 0, dropout: float = 0.2):
+    def __init__(self, dim: int, n_classes: int, hidden: int = 0, dropout: float = 0.2, unit_length: bool = False):
         super().__init__()
+        self.unit_length = unit_length
         self.register_buffer("mean", torch.zeros(dim))
         self.register_buffer("std", torch.ones(dim))
         self.body = nn.Linear(dim, n_classes) if not hidden else nn.Sequential(
             nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, n_classes))
 
+    def scaled(self, x: torch.Tensor) -> torch.Tensor:
+        return x / x.norm(dim=-1, keepdim=True).clamp(min=1e-12) if self.unit_length else x
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body((x - self.mean) / self.std)
+        return self.body((self.scaled(x) - self.mean) / self.std)
 
 
 def as_tensors(x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> tuple[torch.Tensor, ...]:
@@ -94,14 +100,14 @@ def weighted_loss(probe: Probe, x: torch.Tensor, y: torch.Tensor, weights: torch
 
 
 def fit_probe(x: np.ndarray, y: np.ndarray, weights: np.ndarray, kind: str, loss: str, weight_decay: float,
-              seed: int = 0, epochs: int = 300) -> Probe:
+              seed: int = 0, epochs: int = 300, unit_length: bool = False) -> Probe:
     """Full-batch training: L-BFGS for the linear probe (a convex problem), AdamW for the MLP;
     with the CNN's loss (training.per_sample_loss: BCE, softmax CE or focal)."""
     torch.manual_seed(seed)
     x_t, y_t, w_t = as_tensors(x, y, weights)
-    probe = Probe(x.shape[1], y.shape[1], hidden=256 if kind == "mlp" else 0)
-    probe.mean.copy_(x_t.mean(0))
-    probe.std.copy_(x_t.std(0).clamp(min=1e-6))
+    probe = Probe(x.shape[1], y.shape[1], hidden=256 if kind == "mlp" else 0, unit_length=unit_length)
+    probe.mean.copy_(probe.scaled(x_t).mean(0))
+    probe.std.copy_(probe.scaled(x_t).std(0).clamp(min=1e-6))
 
     def objective():
         return weighted_loss(probe, x_t, y_t, w_t, loss)
@@ -158,9 +164,10 @@ def train_probe_fold(folds: pd.DataFrame, classes: list[str], fold: int, cache: 
         log.info("fold %d: %s probe on %d examples (%s) of %d recordings (%d-dim %s embeddings), loss %s", fold,
                  model_cfg["probe"], len(x), model_cfg["probe_examples"], len(train_table), x.shape[1], spec.model, loss)
         probe = fit_probe(x, labels[row], weights, model_cfg["probe"], loss, model_cfg["probe_weight_decay"],
-                          seed=train_cfg["seed"])
+                          seed=train_cfg["seed"], unit_length=model_cfg["probe_unit_length"])
     log.info("fold %d: final training loss %.4f", fold, probe.final_loss)
     meta = {"kind": "embedding_probe", "probe": model_cfg["probe"], "pooling": pooling, "classes": classes, "fold": fold,
+            "unit_length": probe.unit_length,
             "train_loss": probe.final_loss,
             "embedding": spec.__dict__, "segment_seconds": train_cfg["segment_seconds"], "loss": loss,
             "dim": int(x.shape[1]), "training_keys": sorted(train_table["key"])}
@@ -173,7 +180,8 @@ def load_probe(path: str | Path) -> tuple[Probe, dict]:
     """A saved probe (weights_only: a file that would run code is refused)."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     meta = json.loads(state["meta"])
-    probe = Probe(meta["dim"], len(meta["classes"]), hidden=256 if meta["probe"] == "mlp" else 0)
+    probe = Probe(meta["dim"], len(meta["classes"]), hidden=256 if meta["probe"] == "mlp" else 0,
+                  unit_length=meta.get("unit_length", False))  # probes saved before it: False
     probe.load_state_dict(state["model"])
     return probe.eval(), meta
 
