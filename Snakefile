@@ -21,7 +21,7 @@ from soundclf import manifests, sources
 from soundclf.config import (ConfigError, check_backbone, check_config, check_schema, container_problems, demo_dir,
                              effective_data, effective_predict)
 from soundclf.experiments import (embedding_digest, experiment_configs, mel_cache_params, mel_digest, noise_digest,
-                                  self_training_students)
+                                  self_training_students, training_params)
 from soundclf.self_training.rounds import ENSEMBLE
 
 

@@ -21,6 +21,7 @@ STUDENTS = self_training_students(config)
 ENSEMBLE_CANDIDATES = [n for n in EXP_NAMES if n not in STUDENTS] if SELF_TRAINING["teacher"] == ENSEMBLE else EXP_NAMES
 EXP_DIR = f"{RESULTS}/experiments"
 MEL_DIGESTS = {name: mel_digest(cfg) for name, cfg in EXPERIMENTS.items()}
+TRAINING_PARAMS = {name: training_params(cfg) for name, cfg in EXPERIMENTS.items()}
 MEL_CACHES = {MEL_DIGESTS[name]: mel_cache_params(cfg) for name, cfg in EXPERIMENTS.items()}
 
 

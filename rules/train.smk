@@ -19,11 +19,11 @@ rule train_fold:
         history=f"{MODEL_DIR}/fold{{fold}}/history.csv",
     params:
         annotations=DATA["annotations"],
-        model=lambda wc: EXPERIMENTS[wc.exp]["model"],
+        model=lambda wc: TRAINING_PARAMS[wc.exp]["model"],  # each kind's own keys: experiments.training_params
         train=lambda wc: EXPERIMENTS[wc.exp]["train"],
-        sample_rate=lambda wc: EXPERIMENTS[wc.exp]["audio"]["sample_rate"],
-        mel=lambda wc: EXPERIMENTS[wc.exp]["mel"],
-        embedding=lambda wc: EXPERIMENTS[wc.exp]["embedding"],
+        sample_rate=lambda wc: TRAINING_PARAMS[wc.exp]["sample_rate"],
+        mel=lambda wc: TRAINING_PARAMS[wc.exp]["mel"],
+        embedding=lambda wc: TRAINING_PARAMS[wc.exp]["embedding"],
         features_dir=lambda wc: features_dir(wc.exp),
         n_shards=N_SHARDS,
         pseudo_share=lambda wc: SELF_TRAINING["pseudo_share"] if wc.exp in STUDENTS else None,

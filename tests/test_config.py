@@ -5,7 +5,7 @@ import pytest
 
 from conftest import REPO
 from soundclf.config import ConfigError, check_config, n_segments
-from soundclf.experiments import SECTIONS, experiment_configs, load_config, mel_digest
+from soundclf.experiments import SECTIONS, experiment_configs, load_config, mel_digest, training_params
 
 
 def merged(*overlays):
@@ -69,6 +69,18 @@ def test_experiment_overrides_are_merged_per_section_and_checked():
     with pytest.raises(ConfigError) as err:
         experiment_configs(config)
     assert "experiments.ensemble:" in str(err.value) and "experiments.c.folds: an experiment overrides only" in str(err.value)
+
+
+def test_a_train_fold_job_reads_only_its_own_kinds_settings():
+    config = merged()
+    config["experiments"] = {"cnn": None, "probe": {"model": {"kind": "embedding_probe"}}}
+    configs = experiment_configs(config)
+    cnn, probe = training_params(configs["cnn"]), training_params(configs["probe"])
+    assert "backbone" in cnn["model"] and not any(k.startswith(("probe", "zero_shot")) for k in cnn["model"])
+    assert cnn["embedding"] is None and cnn["mel"] == configs["cnn"]["mel"]
+    assert {"kind", "probe", "probe_unit_length", "zero_shot_labels"} <= set(probe["model"])
+    assert "backbone" not in probe["model"] and probe["mel"] is None and probe["sample_rate"] is None
+    assert probe["embedding"] == configs["probe"]["embedding"]
 
 
 def test_crop_must_be_a_whole_number_of_segments():

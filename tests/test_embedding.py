@@ -226,6 +226,13 @@ def test_a_probe_and_a_cnn_experiment_in_one_comparison(tmp_path, tiny_dataset):
     assert probe_pred["row_id"].tolist() == cnn_pred["row_id"].tolist()
     assert (tmp_path / "results/experiments/ensemble/predictions/submission.csv").is_file()
 
+    # a setting of one kind plans only that kind's training again (experiments.training_params)
+    n_folds = len(list((tmp_path / "results/experiments/cnn/models").glob("fold*")))
+    for section, kind_runs in (({"probe_unit_length": False}, 2), ({"drop_rate": 0.3}, 1)):
+        (tmp_path / "k.yaml").write_text(yaml.safe_dump({"model": section}))
+        jobs = planned_jobs(run_snakemake(tmp_path, "-n", "--configfile", "c.yaml", "k.yaml"))
+        assert jobs["train_fold"] == kind_runs * n_folds, section  # probe and zero, or cnn alone
+
     meta = pd.read_csv(tmp_path / "data/train_metadata.csv")
     first = meta.iloc[0]
     new_name = first["filename"].rsplit("/", 1)[0] + "/XC_new.ogg"

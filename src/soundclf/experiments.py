@@ -71,6 +71,23 @@ def with_overrides(config: dict[str, Any], override: dict[str, Any] | None, wher
     return merged
 
 
+PROBE_MODEL_KEYS = ("probe", "zero_shot")  # prefixes of the model keys that only probes read
+
+
+def training_params(experiment: dict[str, Any]) -> dict[str, Any]:
+    """What a train_fold job of this experiment reads of the model, mel, audio and embedding
+    sections: a CNN nothing of the embeddings or the probe's keys, a probe nothing of the
+    log-mels or the network's keys. Snakemake reruns a job whose params change, so a setting
+    (or a new default) of one kind does not retrain the other kind's experiments."""
+    model = experiment["model"]
+    probe = model["kind"] == "embedding_probe"
+    return {"model": {key: value for key, value in model.items()
+                      if key == "kind" or key.startswith(PROBE_MODEL_KEYS) == probe},
+            "mel": None if probe else experiment["mel"],
+            "sample_rate": None if probe else experiment["audio"]["sample_rate"],
+            "embedding": experiment["embedding"] if probe else None}
+
+
 def load_config(*config_files) -> dict[str, Any]:
     """The configuration Snakemake builds from the repository's config.yaml and
     `config_files` over it (nested keys merged), schema defaults filled in: for tools that
