@@ -54,7 +54,8 @@ def embed_files(paths: Iterable[str | Path], embedder: Embedder) -> Iterator[tup
         if batch:
             for owner, embedding in zip(owners, embedder(np.stack(batch))):
                 parts[owner].append(embedding)
-            batch.clear(), owners.clear()
+            batch.clear()
+            owners.clear()
         for index, seconds in queued:
             yield index, np.stack(parts.pop(index)), seconds
         queued.clear()
@@ -64,7 +65,8 @@ def embed_files(paths: Iterable[str | Path], embedder: Embedder) -> Iterator[tup
         audio = CountedBlocks(stream_mono(path, embedder.spec.sample_rate))
         try:
             for window in audio_windows(audio, embedder.spec):
-                batch.append(window), owners.append(index)
+                batch.append(window)
+                owners.append(index)
                 if len(batch) == embedder.batch_size:
                     yield from run_batch()
         except AudioDecodeError as err:

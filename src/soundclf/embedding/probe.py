@@ -106,8 +106,9 @@ def fit_probe(x: np.ndarray, y: np.ndarray, weights: np.ndarray, kind: str, loss
     torch.manual_seed(seed)
     x_t, y_t, w_t = as_tensors(x, y, weights)
     probe = Probe(x.shape[1], y.shape[1], hidden=256 if kind == "mlp" else 0, unit_length=unit_length)
-    probe.mean.copy_(probe.scaled(x_t).mean(0))
-    probe.std.copy_(probe.scaled(x_t).std(0).clamp(min=1e-6))
+    seen = probe.scaled(x_t)  # what the body's standardisation sees
+    probe.mean.copy_(seen.mean(0))
+    probe.std.copy_(seen.std(0).clamp(min=1e-6))
 
     def objective():
         return weighted_loss(probe, x_t, y_t, w_t, loss)
