@@ -57,8 +57,7 @@ def one_thread() -> None:
 
 def on_cores(task, files: list[str], hop: float, cores: int) -> tuple[float, float]:
     """(seconds of audio, wall seconds) of `task` over the files split across `cores` processes,
-    started fresh as Snakemake's jobs are (forked from this one, which has run torch, the
-    interpreters ran at half the speed)."""
+    spawned as Snakemake starts its jobs: each pays its own imports and interpreter set-up."""
     parts = [files[i::cores] for i in range(cores)]
     start = time.perf_counter()
     with ProcessPoolExecutor(cores, mp_context=multiprocessing.get_context("spawn"), initializer=one_thread) as pool:

@@ -43,9 +43,9 @@ def audio_windows(audio: CountedBlocks, spec: EmbeddingSpec) -> Iterator[np.ndar
 def embed_files(paths: Iterable[str | Path], embedder: Embedder) -> Iterator[tuple[int, np.ndarray | AudioDecodeError, float]]:
     """Per recording (not always in order): its index, its (windows, dim) embeddings or the
     AudioDecodeError that stopped it, and its decoded duration in seconds. The windows of
-    consecutive recordings share batches: a 5 s clip has two or three windows, and the
-    interpreter runs a batch of 32 about twice as fast per window as a batch of 2 when two
-    jobs share the cores."""
+    consecutive recordings share batches: a 5 s clip has two or three windows, and a batch of 2
+    costs the interpreter ~2.6x as much per window as a batch of 16 or 32 when two jobs share
+    the cores."""
     batch, owners = [], []  # windows waiting for the interpreter, and whose they are
     parts: dict[int, list[np.ndarray]] = {}  # embeddings so far, per recording
     queued: list[tuple[int, float]] = []  # recordings whose last window is in the batch or done

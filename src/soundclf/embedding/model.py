@@ -89,8 +89,8 @@ class Embedder:
     back from the model's output (its weight has full column rank; the error is ~1e-5, below
     the cache's float16): keeping every intermediate tensor instead, the only other way LiteRT
     lets one read it, costs ~4 GB and ~20 s of first-touch per interpreter at a batch of 16.
-    Batches of 32 windows: ~0.9 GB per interpreter, ~10 % faster per window than 16 when two
-    interpreters share the cores (64: 1.6 GB for a few % more)."""
+    Batches of 32 windows: ~0.9 GB per interpreter; per window as fast as 16 (~27.5 ms each
+    with two interpreters on two cores) and ~10 % slower than 64 (1.6 GB)."""
 
     def __init__(self, spec: EmbeddingSpec, threads: int = 1, batch_size: int = 32):
         self.spec, self.batch_size, self.threads = spec, batch_size, threads
