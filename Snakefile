@@ -22,6 +22,7 @@ from soundclf.config import (ConfigError, check_backbone, check_config, check_sc
                              effective_data, effective_predict)
 from soundclf.experiments import (embedding_digest, experiment_configs, mel_cache_params, mel_digest, noise_digest,
                                   self_training_students, training_params)
+from soundclf.review.sets import review_sets
 from soundclf.self_training.rounds import ENSEMBLE
 
 
@@ -67,6 +68,7 @@ include: "rules/evaluate.smk"
 include: "rules/predict.smk"
 include: "rules/report.smk"
 include: "rules/experiments.smk"
+include: "rules/review.smk"
 
 
 if workflow.is_main_process:
@@ -78,6 +80,7 @@ wildcard_constraints:
     fold=r"\d+",
     pshard=r"\d+",
     round=r"\d+",
+    review="|".join(map(re.escape, REVIEW_SETS)) or "$^",
 
 
 onsuccess:
@@ -94,4 +97,5 @@ rule all:
         REPORT_OUTPUTS,
         COMPARISON_OUTPUTS,
         ENSEMBLE_OUTPUTS,
+        REVIEW_OUTPUTS,
     default_target: True

@@ -236,7 +236,7 @@ def predicted_files(exp):
 # predict keys a prediction shard does not read (detections, window truth): changing one
 # predicts nothing again
 PREDICTION_ONLY_ELSEWHERE = ("threshold", "target_precision", "min_score", "labels_csv", "annotations_dir",
-                             "neighbour_weight", "parquet_dtype")
+                             "neighbour_weight", "parquet_dtype", "review_set", "target_probability")
 
 
 def prediction_shards(exp, files):
@@ -307,3 +307,36 @@ def labels_of(exp):
 
 def prediction_labels(wildcards):
     return labels_of(wildcards.exp)
+
+
+# Review sets (rules/review.smk): results/review/<name>/; a set's calibration is a target of
+# `rule all` once its marks exist (a person writes them, in the review page).
+REVIEW_SETS = review_sets(config, EXP_NAMES, PREDICTING)
+REVIEW_ROOT = f"{RESULTS}/review"
+REVIEW_DIR = f"{REVIEW_ROOT}/{{review}}"
+REVIEW_OUTPUTS = [f"{REVIEW_ROOT}/{name}/items.csv" for name in REVIEW_SETS] + [
+    f"{REVIEW_ROOT}/{name}/{f}" for name in REVIEW_SETS if Path(f"{REVIEW_ROOT}/{name}/marks.csv").is_file()
+    for f in ("calibration.csv", "export/marks.csv")]
+
+
+def calibration_set(exp):
+    """The review set whose calibration gives an experiment's detection thresholds
+    (predict.threshold: calibrated): predict.review_set, or the one set over the experiment."""
+    named = PREDICT[exp]["review_set"]
+    over = [name for name, s in REVIEW_SETS.items() if s["experiment"] == exp]
+    if named and named not in REVIEW_SETS:
+        raise ConfigError(f"experiments.{exp}: predict.review_set '{named}' is not a review set "
+                          f"({', '.join(REVIEW_SETS) or 'review.sets is empty'})")
+    if not named and len(over) != 1:
+        raise ConfigError(f"experiments.{exp}: predict.threshold calibrated needs predict.review_set: the review set "
+                          f"whose marks calibrate it ({len(over)} review sets are over this experiment: "
+                          f"{', '.join(over) or 'none; add one under review.sets'})")
+    return named or over[0]
+
+
+def detection_thresholds(wildcards):
+    """detect_events' thresholds: the OOF ones, and the calibration with threshold calibrated."""
+    files = {"thresholds": f"{EXP_DIR}/{wildcards.exp}/oof/thresholds.csv"}
+    if PREDICT[wildcards.exp]["threshold"] == "calibrated":
+        files["calibration"] = f"{REVIEW_ROOT}/{calibration_set(wildcards.exp)}/calibration.csv"
+    return files

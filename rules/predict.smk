@@ -85,8 +85,8 @@ localrules:
 
 rule detect_events:
     input:
+        unpack(detection_thresholds),
         submission=f"{PREDICTIONS_DIR}/submission.csv",
-        thresholds=f"{OOF_DIR}/thresholds.csv",
     output:
         detections=f"{PREDICTIONS_DIR}/detections.csv",
         detections_parquet=f"{PREDICTIONS_DIR}/detections.parquet",
@@ -94,6 +94,7 @@ rule detect_events:
         audacity=directory(f"{PREDICTIONS_DIR}/audacity"),
     params:
         threshold=lambda wc: PREDICT[wc.exp]["threshold"],
+        target_probability=lambda wc: PREDICT[wc.exp]["target_probability"],
         min_score=lambda wc: PREDICT[wc.exp]["min_score"],
         window_seconds=lambda wc: EXPERIMENTS[wc.exp]["train"]["segment_seconds"],
     conda:

@@ -13,6 +13,7 @@ from sklearn.metrics import precision_recall_curve
 
 from .annotations import write_raven_table
 from .atomic import atomic_path, write_csv
+from .review.calibration import LogisticCalibration, fitted
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,29 @@ def thresholds_for(table: pd.DataFrame, classes: list[str], kind: str, min_score
         log.warning("no %s threshold for %s (no positive OOF window, or the target precision is out of reach): %g",
                     kind, ", ".join(map(str, missing)), FALLBACK_THRESHOLD)
     return chosen.fillna(FALLBACK_THRESHOLD).astype(float).to_dict()
+
+
+def calibrated_thresholds(calibration: pd.DataFrame, fallback: dict[str, float], target: float
+                          ) -> tuple[dict[str, float], dict[str, LogisticCalibration]]:
+    """Each class's score whose calibrated probability of being right is `target` (a review
+    set's calibration.csv), the `fallback` threshold for a class without a fit (logged by
+    name), and the fits (a detection's probability)."""
+    fits = fitted(calibration)
+    thresholds = {c: fits[c].threshold(target) if c in fits else t for c, t in fallback.items()}
+    missing = [c for c in fallback if c not in fits]
+    if missing:
+        log.warning("no calibration for %s (too few marks, or none: calibration.csv says why): their OOF F1 "
+                    "thresholds are used and their detections carry no probability", ", ".join(missing))
+    return thresholds, {c: f for c, f in fits.items() if c in fallback}
+
+
+def with_probability(events: pd.DataFrame, fits: dict[str, LogisticCalibration]) -> pd.DataFrame:
+    """Detections with their calibrated probability of being right (NaN for a class without a fit)."""
+    probability = np.full(len(events), np.nan)
+    for label, fit in fits.items():
+        rows = (events["label"] == label).to_numpy()
+        probability[rows] = fit.probability(events.loc[rows, "score"])
+    return events.assign(probability=probability)
 
 
 def runs(passing: np.ndarray, joined: np.ndarray):

@@ -22,7 +22,7 @@ from .prediction import row_ends, row_files  # noqa: E402
 VALIDATION_METRICS = ("padded_cmap", "macro_roc_auc", "lwlrap")
 
 
-def _save(fig, path: str | Path) -> None:
+def save_figure(fig, path: str | Path) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -46,7 +46,7 @@ def input_summary(summary: dict, path: str | Path) -> None:
             " ..." if len(summary["lost_classes"]) > 8 else "")
     ax.set(title=title, xlabel="recordings")
     ax.title.set_fontsize(9)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def experiment_comparison(cvs: dict[str, dict], metric: str, reference: str, path: str | Path) -> None:
@@ -66,7 +66,7 @@ def experiment_comparison(cvs: dict[str, dict], metric: str, reference: str, pat
     ax.set_xticks(x, names, rotation=30, ha="right")
     ax.set(ylabel=metric, title=f"{metric}: mean ± std over folds (grey: reference {reference});\nlines join each fold")
     ax.title.set_fontsize(9)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def training_curves(histories: dict[int, pd.DataFrame], path: str | Path) -> None:
@@ -84,7 +84,7 @@ def training_curves(histories: dict[int, pd.DataFrame], path: str | Path) -> Non
     axes[0].legend(fontsize=7)
     for ax, metric in zip(axes[1:], metrics):
         ax.set(title=f"validation {metric}", xlabel="epoch")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def cv_metrics_table(cv: dict) -> pd.DataFrame:
@@ -109,7 +109,7 @@ def per_class_bars(per_class: pd.DataFrame, path: str | Path) -> None:
     ax.set_xticks(x, [f"{c} ({s})" for c, s in zip(table["class"], table["support"])], rotation=60, ha="right", fontsize=8)
     ax.set(ylim=(0, 1), title="per-class OOF scores at recording level\n(max over its windows; support in brackets)")
     ax.legend()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def top_classes(folds: pd.DataFrame, n: int) -> list[str]:
@@ -136,7 +136,7 @@ def confusion(oof: pd.DataFrame, folds: pd.DataFrame, classes: list[str], path: 
             ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7, color="white" if value > 0.5 else "black")
     ax.set(xlabel="top-scoring class", ylabel="primary label", title="OOF recordings: confusion (row share)")
     fig.colorbar(image, ax=ax, fraction=0.04)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def pr_curves(oof: pd.DataFrame, folds: pd.DataFrame, classes: list[str], path: str | Path, n_top: int = 6) -> None:
@@ -153,7 +153,7 @@ def pr_curves(oof: pd.DataFrame, folds: pd.DataFrame, classes: list[str], path: 
             ax.plot(recall, precision, lw=1, label=name)
     ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02), title="OOF 5 s windows: precision-recall")
     ax.legend(fontsize=7)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def example_windows(windows: list[tuple[str, float, np.ndarray, str, list[tuple[str, float]]]], path: str | Path) -> None:
@@ -164,7 +164,7 @@ def example_windows(windows: list[tuple[str, float, np.ndarray, str, list[tuple[
         ax.imshow(mel, origin="lower", aspect="auto", cmap="magma")
         ax.set_title(f"{key} @ {start:g} s\ntrue: {truth}\n" + "\n".join(f"{c} {p:.2f}" for c, p in top), fontsize=7)
         ax.set(xlabel="frame", ylabel="mel bin")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def prediction_timeline(submission: pd.DataFrame, recording: str, path: str | Path, n_classes: int = 8,
@@ -186,7 +186,7 @@ def prediction_timeline(submission: pd.DataFrame, recording: str, path: str | Pa
     ax.set(xlabel="window end (s)", ylabel="probability (mean of the fold models)", ylim=(0, 1.2),
            title=f"{recording}: predictions per 5 s window" + (" (ticks: labelled presence)" if truth is not None else ""))
     ax.legend(fontsize=7, ncol=2, loc="upper right")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def example_inputs(oof: pd.DataFrame, folds: pd.DataFrame, classes: list[str], cache: MelCache,
