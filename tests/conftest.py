@@ -60,3 +60,53 @@ def tiny_dataset(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tiny_dataset")
     generate(out, DemoConfig(seed=3, **TINY_DEMO), progress=False)
     return out
+
+
+REVIEW_CLASSES = ["owl", "wren", "lark"]
+
+
+def _call_clip(seconds: float, sr: int, freq: float, rng: np.random.Generator) -> np.ndarray:
+    """Faint noise with three falling whistles in the clip's middle third (the scored window)."""
+    clip = 0.01 * rng.standard_normal(int(seconds * sr))
+    t = np.arange(int(0.18 * sr)) / sr
+    call = 0.4 * np.sin(2 * np.pi * (freq * t - 0.5 * 2500 * t**2)) * np.hanning(len(t))
+    for at in (0.1, 0.4, 0.7):  # of the window
+        begin = int((1 + at) * seconds / 3 * sr)
+        clip[begin : begin + len(t)] += call
+    return clip.astype(np.float32)
+
+
+def write_review_set(folder: Path, n_items: int = 9, clip_seconds: float = 3.0, sr: int = 16000) -> Path:
+    """A small review set as the review_set rule writes it: items.csv, review.json and per item
+    a mono 16-bit clip (the window with 1 s of context each side) and its spectrogram PNG."""
+    import hashlib
+    import json
+
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    (folder / "clips").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(n_items):
+        item = "000000001234" if i == 0 else hashlib.sha1(str(i).encode()).hexdigest()[:12]  # one looks like a number
+        label = REVIEW_CLASSES[i % len(REVIEW_CLASSES)]
+        start = 5.0 * i + 2.0
+        rows.append({"item": item, "file": f"site{i % 2 + 1}/rec{i // 3:02d}.wav", "start": start, "end": start + 1.0,
+                     "label": label, "score": round(0.1 + 0.1 * i, 3), "bin": i % 3, "drawn_by": "stratified",
+                     "site": f"site{i % 2 + 1}", "clip_start": start - 1.0, "clip_end": start - 1.0 + clip_seconds})
+        clip = _call_clip(clip_seconds, sr, 2000.0 + 600 * (i % 3), rng)
+        sf.write(folder / "clips" / f"{item}.wav", clip, sr, subtype="PCM_16")
+        frames = np.lib.stride_tricks.sliding_window_view(clip, 512)[::160] * np.hanning(512)
+        power = np.log10(np.abs(np.fft.rfft(frames, axis=1)) ** 2 + 1e-6).T  # frequency x time, whole clip
+        plt.imsave(folder / "clips" / f"{item}.png", power, cmap="magma", origin="lower")
+    pd.DataFrame(rows).to_csv(folder / "items.csv", index=False)
+    (folder / "review.json").write_text(json.dumps({"name": folder.name, "classes": REVIEW_CLASSES,
+                                                    "source": "oof", "experiment": "base"}))
+    return folder
+
+
+@pytest.fixture
+def review_set(tmp_path) -> Path:
+    """A fresh small review set (write_review_set) in tmp_path/review/demo."""
+    return write_review_set(tmp_path / "review" / "demo")

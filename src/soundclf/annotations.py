@@ -244,17 +244,22 @@ def _raven_rows(path: Path, recording: str, label_column: str,
 
 
 def write_raven_table(path: str | Path, events: list[tuple[str, float, float]], label_column: str = "Species",
-                      low_high_hz: tuple[float, float] | None = None, scores: list[float] | None = None) -> None:
+                      low_high_hz: tuple[float, float] | None = None, scores: list[float] | None = None,
+                      columns: dict[str, list[str]] | None = None) -> None:
     """A Raven Pro selection table of (label, start s, end s) events, as Raven writes it (the
-    demo writes one per recording), with a Score column when `scores` are given (detections)."""
+    demo writes one per recording), with a Score column when `scores` are given (detections)
+    and then one column per entry of `columns` (name: a text per event; reviewed marks), its
+    tabs and line breaks turned into spaces."""
     low, high = low_high_hz or (0.0, 0.0)
+    columns = columns or {}
     header = ["Selection", "View", "Channel", RAVEN_BEGIN, RAVEN_END, "Low Freq (Hz)", "High Freq (Hz)", label_column]
-    lines = ["\t".join(header + (["Score"] if scores is not None else []))]
+    lines = ["\t".join(header + (["Score"] if scores is not None else []) + list(columns))]
     order = sorted(range(len(events)), key=lambda i: events[i][1])
     for selection, i in enumerate(order, start=1):
         label, start, end = events[i]
+        extra = [re.sub(r"[\t\r\n]", " ", str(values[i])) for values in columns.values()]
         lines.append("\t".join([str(selection), "Spectrogram 1", "1", f"{start:.6f}", f"{end:.6f}", f"{low:.1f}",
-                                f"{high:.1f}", label] + ([f"{scores[i]:.4f}"] if scores is not None else [])))
+                                f"{high:.1f}", label] + ([f"{scores[i]:.4f}"] if scores is not None else []) + extra))
     with atomic_path(path) as tmp:
         Path(tmp).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
