@@ -190,3 +190,14 @@ def test_review_set_config_names_what_is_wrong():
         review_sets(config, ["base"], [])
     sets = review_sets(config, ["base"], ["base"])
     assert sets["y"]["per_class"] == 5 and sets["y"]["bins"] == 6 and sets["y"]["experiment"] == "base"
+
+
+def test_calibration_figures_draw_classes_whose_marks_are_all_of_one_kind(tmp_path):
+    from soundclf.review.figures import calibration_curves, call_density_bars
+
+    items, bins, site_bins = draw_review_set(source_table(), CLASSES, per_class=12, n_bins=3, top_n=0, seed=0)
+    marks = items.assign(mark=np.where(items["label"] == "a", "no", np.where(items["bin"] == 2, "yes", "no")))
+    table = calibration_table(marks, {c: source_table()[c].to_numpy() for c in CLASSES}, [0.9], min_marks=2, n_boot=20)
+    calibration_curves(marks, table, tmp_path / "curves.png")
+    call_density_bars(call_density(marks, bins, site_bins), tmp_path / "density.png")
+    assert (tmp_path / "curves.png").stat().st_size > 0 and (tmp_path / "density.png").stat().st_size > 0

@@ -540,8 +540,9 @@ def test_sdm_apptainer_without_apptainer_stops_before_any_job(tmp_path):
 
 # --- review sets (docs/review.md) on the built workflow's predictions --------------------------
 
-REVIEW = {"review": {"sets": {"listen": {"experiment": "recipe", "per_class": 6, "bins": 3}}, "min_marks": 2,
-                     "bootstrap": 50}}
+REVIEW = {"review": {"sets": {"listen": {"experiment": "recipe", "per_class": 6, "bins": 3},
+                              "heard": {"experiment": "recipe", "source": "oof", "per_class": 12, "bins": 3}},
+                     "min_marks": 2, "bootstrap": 50}}
 
 
 def oracle_marks(review_dir):
@@ -558,40 +559,45 @@ def oracle_marks(review_dir):
     return items
 
 
-def test_a_review_set_is_drawn_from_predictions_and_calibrated_from_its_marks(workdir):
+def test_review_sets_are_drawn_and_calibrated_from_their_marks(workdir):
     config = built_config(workdir, REVIEW, "config.review.yaml")
-    assert dry_run(workdir, config) == {"review_set": 1, "all": 1}
-    result = run_snakemake(workdir, "--configfile", config, "--", "results/review/listen/calibration.csv", check=False)
-    assert result.returncode != 0 and "no marks yet" in result.stderr and "soundclf review results/review/listen" in result.stderr
+    assert dry_run(workdir, config) == {"review_set": 2, "all": 1}
+    result = run_snakemake(workdir, "--configfile", config, "--", "results/review/heard/calibration.csv", check=False)
+    assert result.returncode != 0 and "no marks yet" in result.stderr and "soundclf review results/review/heard" in result.stderr
     run_snakemake(workdir, "--configfile", config)
-    review_dir = workdir / "results/review/listen"
-    items = oracle_marks(review_dir)
     n_classes = len(pd.read_csv(workdir / "results/index/classes.csv"))
-    assert len(items) == 6 * n_classes and set(items["drawn_by"]) == {"stratified"}
+    windows = pd.read_parquet(workdir / f"{RECIPE}/predictions/windows.parquet")
+    listened = oracle_marks(workdir / "results/review/listen")
+    assert len(listened) == n_classes * min(6, len(windows))  # from the predictions
+    review_dir = workdir / "results/review/heard"
+    items = oracle_marks(review_dir)
+    assert len(items) == 12 * n_classes and set(items["drawn_by"]) == {"stratified"}
     assert all((review_dir / "clips" / f"{item}{ext}").stat().st_size > 0 for item in items["item"] for ext in (".wav", ".png"))
-    assert (items["clip_start"] <= items["start"]).all() and (items["clip_end"] >= items["end"] - 1e-6).all()
+    assert (items["clip_start"] <= items["start"]).all() and (items["clip_end"] > items["start"]).all()  # short
+    # recordings (looped into a 5 s window for the model) end their clip where their audio ends
 
     marks_before = (review_dir / "marks.csv").read_bytes()
-    assert dry_run(workdir, config) == {"calibrate": 1, "export_marks": 1, "all": 1}  # marks exist: calibrated in `all`
+    assert dry_run(workdir, config) == {"calibrate": 2, "export_marks": 2, "all": 1}  # marks exist: calibrated in `all`
     run_snakemake(workdir, "--configfile", config)
     calibration = pd.read_csv(review_dir / "calibration.csv")
     assert set(calibration["target"]) == {0.9, 0.95, 0.99} and calibration["class"].nunique() == n_classes
-    assert (calibration["n_marks"] == 6).all()
+    assert (calibration["n_marks"] == 12).all() and (calibration["status"] == "ok").any()
     density = pd.read_csv(review_dir / "call_density.csv", keep_default_na=False)
     assert "" in set(density["site"])
     exported = pd.read_csv(review_dir / "export/marks.csv")
     assert len(exported) == len(items) and any((review_dir / "export/raven").iterdir())
 
-    # a larger sample reruns the review set only and keeps every mark; the marks of the items it
-    # still holds count
-    review9 = {"review": REVIEW["review"] | {"sets": {"listen": REVIEW["review"]["sets"]["listen"] | {"per_class": 9}}}}
-    bigger = built_config(workdir, review9, "config.review9.yaml")
+    # a larger sample reruns that review set only and keeps every mark; the marks of the items
+    # it still holds count
+    review16 = {"review": REVIEW["review"] | {"sets": REVIEW["review"]["sets"] | {
+        "heard": REVIEW["review"]["sets"]["heard"] | {"per_class": 16}}}}
+    bigger = built_config(workdir, review16, "config.review16.yaml")
     assert dry_run(workdir, bigger) == {"review_set": 1, "calibrate": 1, "export_marks": 1, "all": 1}
     run_snakemake(workdir, "--configfile", bigger)
     assert (review_dir / "marks.csv").read_bytes() == marks_before
     assert set(items["item"]) <= set(pd.read_csv(review_dir / "items.csv")["item"])
 
-    # a new mark reruns the calibration and the export, nothing else
+    # a new mark reruns that set's calibration and export, nothing else
     from soundclf.review.store import append_mark
 
     row = items.iloc[0]
@@ -600,10 +606,10 @@ def test_a_review_set_is_drawn_from_predictions_and_calibrated_from_its_marks(wo
     assert dry_run(workdir, bigger) == {"calibrate": 1, "export_marks": 1, "all": 1}
 
     # calibrated detections: only detect_events of that experiment reruns
-    calibrated = built_config(workdir, review9 | {"experiments": EXPERIMENTS | {"recipe": {"predict": {
-        "threshold": "calibrated"}}}}, "config.calibrated.yaml")
+    calibrated = built_config(workdir, review16 | {"experiments": EXPERIMENTS | {"recipe": {"predict": {
+        "threshold": "calibrated", "review_set": "heard"}}}}, "config.calibrated.yaml")
     run_snakemake(workdir, "--configfile", bigger)
     assert dry_run(workdir, calibrated) == {"detect_events": 1, "all": 1}
     run_snakemake(workdir, "--configfile", calibrated)
-    detections = pd.read_csv(workdir / f"{RECIPE}/predictions/detections.csv")
-    assert "probability" in detections.columns
+    assert "probability" in pd.read_csv(workdir / f"{RECIPE}/predictions/detections.csv").columns
+    assert "calibrated, probability 0.95" in (workdir / "results/logs/detect_events/recipe.log").read_text()

@@ -33,7 +33,8 @@ def calibration_curves(marks: pd.DataFrame, calibration: pd.DataFrame, path: str
         for b, in_bin in rows.groupby("bin"):
             lo, hi = wilson(int(in_bin["correct"].sum()), len(in_bin))
             share, centre = in_bin["correct"].mean(), logit(in_bin["score"]).mean()
-            ax.errorbar(centre, share, yerr=[[share - lo], [hi - share]], fmt="s", color="tab:blue", ms=5,
+            bars = [[max(share - lo, 0.0)], [max(hi - share, 0.0)]]  # Wilson's ends can miss 0 / 1 by rounding
+            ax.errorbar(centre, share, yerr=bars, fmt="s", color="tab:blue", ms=5,
                         label="share correct per bin" if b == rows["bin"].min() else None)
         fit = calibration[(calibration["class"] == label)].iloc[0]
         if fit["status"] == "ok":
