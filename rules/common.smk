@@ -312,6 +312,7 @@ def prediction_labels(wildcards):
 # Review sets (rules/review.smk): results/review/<name>/; a set's calibration is a target of
 # `rule all` once its marks exist (a person writes them, in the review page).
 REVIEW_SETS = review_sets(config, EXP_NAMES, PREDICTING)
+check_review_marks(EXPERIMENTS, REVIEW_SETS)
 REVIEW_ROOT = f"{RESULTS}/review"
 REVIEW_DIR = f"{REVIEW_ROOT}/{{review}}"
 REVIEW_OUTPUTS = [f"{REVIEW_ROOT}/{name}/items.csv" for name in REVIEW_SETS] + [
@@ -340,3 +341,8 @@ def detection_thresholds(wildcards):
     if PREDICT[wildcards.exp]["threshold"] == "calibrated":
         files["calibration"] = f"{REVIEW_ROOT}/{calibration_set(wildcards.exp)}/calibration.csv"
     return files
+
+
+def exp_review_labels(wildcards):
+    """The strong labels of the review sets an experiment trains on (train.review_marks)."""
+    return [f"{REVIEW_ROOT}/{name}/labels.csv" for name in EXPERIMENTS[wildcards.exp]["train"]["review_marks"]]

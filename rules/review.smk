@@ -8,6 +8,7 @@ localrules:
     review_set,
     calibrate,
     export_marks,
+    review_labels,
 
 
 def review_source(wildcards):
@@ -98,3 +99,23 @@ rule export_marks:
         f"{BENCHMARKS}/export_marks/{{review}}.tsv"
     script:
         "../workflow_scripts/export_marks.py"
+
+
+# Marks as training labels (train.review_marks): an experiment that names this set trains on
+# them; the set's items and clips are not inputs, so redrawing a sample retrains nothing.
+rule review_labels:
+    input:
+        marks=review_marks,
+        recordings=INDEX_TABLE,
+        classes=CLASSES_TABLE,
+    output:
+        labels=f"{REVIEW_DIR}/labels.csv",
+        rejected=f"{REVIEW_DIR}/labels_rejected.csv",
+    conda:
+        CONDA_ENV
+    log:
+        f"{LOGS}/review_labels/{{review}}.log",
+    benchmark:
+        f"{BENCHMARKS}/review_labels/{{review}}.tsv"
+    script:
+        "../workflow_scripts/review_labels.py"

@@ -11,6 +11,7 @@ rule train_fold:
         features=exp_features,
         noise=exp_noise_mels,
         annotations=annotations_input,
+        review_labels=exp_review_labels,  # train.review_marks: reviewed marks as strong labels
         # a self-training student's: its fold's pseudo-labels and the unlabeled recordings' mels
         pseudo_labels=student_pseudo_labels,
         unlabeled=student_unlabeled_mels,
@@ -20,7 +21,7 @@ rule train_fold:
     params:
         annotations=DATA["annotations"],
         model=lambda wc: TRAINING_PARAMS[wc.exp]["model"],  # each kind's own keys: experiments.training_params
-        train=lambda wc: EXPERIMENTS[wc.exp]["train"],
+        train=lambda wc: TRAINING_PARAMS[wc.exp]["train"],
         sample_rate=lambda wc: TRAINING_PARAMS[wc.exp]["sample_rate"],
         mel=lambda wc: TRAINING_PARAMS[wc.exp]["mel"],
         embedding=lambda wc: TRAINING_PARAMS[wc.exp]["embedding"],

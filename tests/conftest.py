@@ -94,7 +94,8 @@ def write_review_set(folder: Path, n_items: int = 9, clip_seconds: float = 3.0, 
         start = 5.0 * i + 2.0
         rows.append({"item": item, "file": f"site{i % 2 + 1}/rec{i // 3:02d}.wav", "start": start, "end": start + 1.0,
                      "label": label, "score": round(0.1 + 0.1 * i, 3), "bin": i % 3, "drawn_by": "stratified",
-                     "site": f"site{i % 2 + 1}", "clip_start": start - 1.0, "clip_end": start - 1.0 + clip_seconds})
+                     "site": f"site{i % 2 + 1}", "path": f"/data/site{i % 2 + 1}/rec{i // 3:02d}.wav",
+                     "clip_start": start - 1.0, "clip_end": start - 1.0 + clip_seconds})
         clip = _call_clip(clip_seconds, sr, 2000.0 + 600 * (i % 3), rng)
         sf.write(folder / "clips" / f"{item}.wav", clip, sr, subtype="PCM_16")
         frames = np.lib.stride_tricks.sliding_window_view(clip, 512)[::160] * np.hanning(512)

@@ -13,7 +13,8 @@ import pytest
 
 from conftest import REPO
 from soundclf import cli
-from soundclf.review.server import ReviewError, create_app
+from soundclf.review.items import ReviewError
+from soundclf.review.server import create_app
 from soundclf.review.store import COLUMNS, MarksFileError, read_marks
 
 

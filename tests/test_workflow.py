@@ -548,10 +548,10 @@ REVIEW = {"review": {"sets": {"listen": {"experiment": "recipe", "per_class": 6,
 def oracle_marks(review_dir):
     """Marks from a stand-in listener: the upper half of each class's items by score right,
     the rest wrong (both outcomes for every class), written through the mark store."""
-    from soundclf.review.sampling import read_items
+    from soundclf.review.items import read_items
     from soundclf.review.store import append_mark
 
-    items = read_items(review_dir / "items.csv")
+    items = read_items(review_dir)
     upper = items.groupby("label")["score"].rank(method="first") > items.groupby("label")["score"].transform("size") / 2
     for row, right in zip(items.itertuples(), upper):
         append_mark(review_dir / "marks.csv", reviewer="oracle", item=row.item, file=row.file, start=row.start,
@@ -613,3 +613,22 @@ def test_review_sets_are_drawn_and_calibrated_from_their_marks(workdir):
     run_snakemake(workdir, "--configfile", calibrated)
     assert "probability" in pd.read_csv(workdir / f"{RECIPE}/predictions/detections.csv").columns
     assert "calibrated, probability 0.95" in (workdir / "results/logs/detect_events/recipe.log").read_text()
+
+    # marks as training labels (train.review_marks): only the experiment that reads them
+    # retrains, and a fold's model leaves out its held-out recordings' marks
+    experiments = EXPERIMENTS | {"recipe": {"predict": {"threshold": "calibrated", "review_set": "heard"}},
+                                 "crop5": {"train": {"crop_seconds": 5, "review_marks": ["heard"]}}}
+    trained = built_config(workdir, review16 | {"experiments": experiments}, "config.marks.yaml")
+    assert dry_run(workdir, trained) == {"review_labels": 1, "train_fold": 2, "evaluate_fold": 2} | after_training(1)
+    crop5 = "results/experiments/crop5"
+    run_snakemake(workdir, "--configfile", trained, "--", f"{crop5}/models/fold0/model.pt")
+    labels = pd.read_csv(review_dir / "labels.csv")
+    assert set(labels["kind"]) == {"event", "negative", "partial"} and (labels["source"].str.contains("marks.csv")).all()
+    folds = pd.read_csv(workdir / "results/folds/folds.csv")
+    held_out = folds.loc[folds["fold"] == 0, "key"]
+    data_annotations = pd.read_csv(workdir / "results/index/annotations.csv")
+    annotated = set(labels["key"]) | set(data_annotations["key"])
+    n_held_out = len(annotated & set(held_out))
+    assert held_out.isin(labels["key"]).any()
+    assert f"the annotations of {n_held_out} held-out recordings left out" in \
+        (workdir / "results/logs/train_fold/crop5/fold0.log").read_text()

@@ -1,6 +1,7 @@
 """Rule calibrate: a review set's marks -> per-class calibration (thresholds for the target
 probabilities) and call density, with their figures."""
 import json
+from pathlib import Path
 
 import pandas as pd
 
@@ -8,12 +9,13 @@ from soundclf.atomic import write_csv
 from soundclf.logs import setup_logging
 from soundclf.review.calibration import calibration_table, call_density
 from soundclf.review.figures import calibration_curves, call_density_bars
-from soundclf.review.sampling import read_items, read_scores
+from soundclf.review.items import read_items
+from soundclf.review.sampling import read_scores
 from soundclf.review.store import current_marks
 
 log = setup_logging(snakemake.log[0])
 p, inp, out = snakemake.params, snakemake.input, snakemake.output
-items = read_items(inp.review_items)
+items = read_items(Path(inp.review_items).parent)
 marks = current_marks(inp.marks)
 marked = items.merge(marks[["item", "mark"]], on="item", how="inner")
 log.info("%d current marks, %d of them on items of this set (the marks of items it no longer holds stay in "

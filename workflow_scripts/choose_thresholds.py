@@ -13,7 +13,7 @@ log = setup_logging(snakemake.log[0])
 p = snakemake.params
 classes = read_classes(snakemake.input.classes)
 oof = pd.read_csv(snakemake.input.oof, dtype={"key": str})
-strong = StrongLabels.from_config(next(iter(snakemake.input.annotations), None), p.annotations)
+strong = StrongLabels.from_config(list(snakemake.input.annotations), p.annotations)
 truth = window_truth(oof, read_index(snakemake.input.folds), len(classes), strong)
 table = class_thresholds(truth, oof[classes].to_numpy(), classes, p.target_precision)
 write_csv(table, snakemake.output.thresholds)

@@ -14,7 +14,7 @@ torch.set_num_threads(snakemake.threads)
 logging.getLogger("soundclf").info("%d torch threads", torch.get_num_threads())
 p = snakemake.params
 folds, fold = read_index(snakemake.input.folds), int(snakemake.wildcards.fold)
-strong = StrongLabels.from_config(next(iter(snakemake.input.annotations), None), p.annotations)
+strong = StrongLabels.from_config(list(snakemake.input.annotations), p.annotations)
 if p.kind == "embedding_probe":
     from soundclf.embedding.cache import EmbeddingCache
     from soundclf.embedding.probe import evaluate_probe_fold

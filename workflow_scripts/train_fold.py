@@ -40,5 +40,6 @@ else:
                MelParams.from_config({"sample_rate": p.sample_rate}, p.mel), p.model, p.train,
                snakemake.output.model, snakemake.output.history, p.work_dir,
                noise_mels=snakemake.input.noise[0] if snakemake.input.noise else None,
-               strong=StrongLabels.from_config(next(iter(snakemake.input.annotations), None), p.annotations),
+               strong=StrongLabels.from_config(list(snakemake.input.annotations), p.annotations,
+                                               extra=list(snakemake.input.review_labels)),
                pseudo=pseudo)

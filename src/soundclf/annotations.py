@@ -56,7 +56,8 @@ class Annotations:
 
 
 @dataclass
-class _Row:
+class AnnotationRow:
+    """One annotation as its source gives it (times still text), before it is checked."""
     source: str
     recording: str
     label: str
@@ -93,7 +94,7 @@ def read_annotations(config: dict[str, Any], index: pd.DataFrame, classes: list[
     recording, times inside it, start < end) and the classes (known label). A recording with
     a Raven table or an event row is annotated; one with a rejected row, or with negatives
     only, is annotated in part ('partial': never taken as complete)."""
-    rows: list[_Row] = []
+    rows: list[AnnotationRow] = []
     covered: dict[str, str] = {}  # key -> the source that annotates it
     matcher = RecordingMatcher(index["key"].tolist())
     rejected: list[dict] = []
@@ -110,43 +111,55 @@ def read_annotations(config: dict[str, Any], index: pd.DataFrame, classes: list[
             if not per_file:  # the table annotates the recording it is named after, even with no selection
                 key, why = matcher(recording)
                 if key is None:
-                    rejected.append(_reject(_Row(str(table_path), recording, "", "", "", "event"),
+                    rejected.append(reject(AnnotationRow(str(table_path), recording, "", "", "", "event"),
                                             f"Raven table {why}", "name the table after its sound file "
                                             "(<file>.Table.1.selections.txt) or remove it"))
                     continue
                 covered.setdefault(key, str(table_path))
             rows += table_rows
     durations = dict(zip(index["key"], index["duration"]))
-    class_id = {c: i for i, c in enumerate(classes)}
-    kept, spoiled, negative_only = [], set(), {}
-    for row in rows:
-        key, why = matcher(row.recording)
-        problem = _problem(row, key, why, durations, class_id)
-        if problem:
-            rejected.append(_reject(row, *problem))
-            if key is not None:
-                spoiled.add(key)
-            continue
-        start, end = float(row.start), min(float(row.end), durations[key])
-        kept.append({"key": key, "kind": row.kind, "label": row.label.strip(), "class_id": class_id[row.label.strip()],
-                     "start": round(start, 4), "end": round(end, 4), "source": row.source})
-        source = row.source.rsplit(":", 1)[0]
-        if row.kind == "event":
-            covered.setdefault(key, source)
+    kept, spoiled = check_rows(rows, matcher, durations, classes, rejected)
+    negative_only = {}
+    for row in kept:
+        source = row["source"].rsplit(":", 1)[0]
+        if row["kind"] == "event":
+            covered.setdefault(row["key"], source)
         else:
-            negative_only.setdefault(key, source)
-    marks = {key: ("partial" if key in spoiled else "annotated", source) for key, source in covered.items()}
-    marks |= {key: ("partial", source) for key, source in negative_only.items() if key not in covered}
+            negative_only.setdefault(row["key"], source)
+    coverage = {key: ("partial" if key in spoiled else "annotated", source) for key, source in covered.items()}
+    coverage |= {key: ("partial", source) for key, source in negative_only.items() if key not in covered}
     kept += [{"key": key, "kind": kind, "label": "", "class_id": -1, "start": 0.0, "end": float(durations[key]),
-              "source": source} for key, (kind, source) in sorted(marks.items())]
+              "source": source} for key, (kind, source) in sorted(coverage.items())]
     table = pd.DataFrame(kept, columns=ANNOTATION_COLUMNS).sort_values(["key", "kind", "start"], kind="stable")
     result = Annotations(table.reset_index(drop=True), pd.DataFrame(rejected, columns=REJECTED_COLUMNS))
     log.info("annotations: %s", result.summary())
     return result
 
 
-def _problem(row: _Row, key: str | None, why: str, durations: dict[str, float],
-             class_id: dict[str, int]) -> tuple[str, str] | None:
+def check_rows(rows: list[AnnotationRow], match, durations: dict[str, float], classes: list[str],
+               rejected: list[dict]) -> tuple[list[dict], set[str]]:
+    """The rows that pass `row_problem` as ANNOTATION_COLUMNS dicts (an event's end clipped to
+    its recording) and the keys of the recordings a rejected row names; each rejected row is
+    appended to `rejected` with its reason and fix. `match(name)` -> (key or None, why not)."""
+    class_id = {c: i for i, c in enumerate(classes)}
+    kept, spoiled = [], set()
+    for row in rows:
+        key, why = match(row.recording)
+        problem = row_problem(row, key, why, durations, class_id)
+        if problem:
+            rejected.append(reject(row, *problem))
+            if key is not None:
+                spoiled.add(key)
+            continue
+        start, end = float(row.start), min(float(row.end), durations[key])
+        kept.append({"key": key, "kind": row.kind, "label": row.label.strip(), "class_id": class_id[row.label.strip()],
+                     "start": round(start, 4), "end": round(end, 4), "source": row.source})
+    return kept, spoiled
+
+
+def row_problem(row: AnnotationRow, key: str | None, why: str, durations: dict[str, float],
+                class_id: dict[str, int]) -> tuple[str, str] | None:
+    """(reason, fix) when `row`, matched to index `key` (None: `why` not), cannot be kept."""
     if key is None:
         return f"recording '{row.recording}' {why}", "fix the recording name, or index the recording"
     label = row.label.strip()
@@ -168,7 +181,7 @@ def _problem(row: _Row, key: str | None, why: str, durations: dict[str, float],
     return None
 
 
-def _reject(row: _Row, reason: str, fix: str) -> dict:
+def reject(row: AnnotationRow, reason: str, fix: str) -> dict:
     log.warning("rejected annotation %s (%s): %s; fix: %s", row.source, row.recording, reason, fix)
     return {"source": row.source, "recording": row.recording, "label": row.label, "start": row.start,
             "end": row.end, "reason": reason, "fix": fix}
@@ -186,7 +199,7 @@ def _read_delimited(path: Path, delimiter: str | None = None) -> tuple[list[str]
         {(k or "").strip(): (v or "").strip() if isinstance(v, str) else "" for k, v in r.items()} for r in reader]
 
 
-def _table_rows(path: str, columns: dict[str, str], kind: str, key: str) -> Iterator[_Row]:
+def _table_rows(path: str, columns: dict[str, str], kind: str, key: str) -> Iterator[AnnotationRow]:
     """An RFCX-style table (train_tp.csv / train_fp.csv): one event per row."""
     path = Path(path)
     if not path.is_file():
@@ -197,7 +210,7 @@ def _table_rows(path: str, columns: dict[str, str], kind: str, key: str) -> Iter
         raise AnnotationError(f"{path}: no column for {', '.join(missing)} (its columns: {', '.join(header)}); "
                               "set data.annotations.columns to the table's column names")
     for line, r in enumerate(rows, start=2):
-        yield _Row(f"{path}:{line}", r[columns["recording"]], r[columns["label"]], r[columns["start"]],
+        yield AnnotationRow(f"{path}:{line}", r[columns["recording"]], r[columns["label"]], r[columns["start"]],
                    r[columns["end"]], kind)
 
 
@@ -212,7 +225,7 @@ def _raven_tables(folder: str) -> Iterator[tuple[Path, str]]:
 
 
 def _raven_rows(path: Path, recording: str, label_column: str,
-                rejected: list[dict]) -> tuple[list[_Row], bool] | None:
+                rejected: list[dict]) -> tuple[list[AnnotationRow], bool] | None:
     """The rows of a Raven Pro selection table and whether each names its own file (None: the
     table is rejected). Raven writes tab-separated rows, one per selection and view (Waveform
     1, Spectrogram 1), so a selection is read once. With 'Begin File' and 'File Offset (s)'
@@ -220,7 +233,7 @@ def _raven_rows(path: Path, recording: str, label_column: str,
     header, rows = _read_delimited(path, "\t")
     missing = [c for c in (RAVEN_BEGIN, RAVEN_END, label_column) if c not in header]
     if missing:
-        rejected.append(_reject(_Row(str(path), recording, "", "", "", "event"),
+        rejected.append(reject(AnnotationRow(str(path), recording, "", "", "", "event"),
                                 f"Raven table without column(s) {', '.join(missing)} (its columns: {', '.join(header)})",
                                 "set data.annotations.raven_label_column to the table's label column"
                                 if missing == [label_column] else "export the table from Raven with its time columns"))
@@ -239,7 +252,7 @@ def _raven_rows(path: Path, recording: str, label_column: str,
                 start, end = r[RAVEN_OFFSET], str(float(r[RAVEN_OFFSET]) + float(end) - float(start))
             except ValueError:
                 pass  # the time check rejects the row with its reason
-        out.append(_Row(f"{path}:{line}", name, r[label_column], start, end, "event"))
+        out.append(AnnotationRow(f"{path}:{line}", name, r[label_column], start, end, "event"))
     return out, per_file
 
 
@@ -265,7 +278,22 @@ def write_raven_table(path: str | Path, events: list[tuple[str, float, float]], 
 
 
 def read_annotation_table(path: str | Path) -> pd.DataFrame:
-    return pd.read_csv(path, dtype={"key": str, "label": str}, keep_default_na=False)
+    return pd.read_csv(path, dtype={"key": str, "label": str, "source": str}, keep_default_na=False)
+
+
+def merge_tables(base: pd.DataFrame, extra: list[pd.DataFrame]) -> pd.DataFrame:
+    """The checked annotations `base` (data.annotations) with the events and negatives of
+    `extra` tables (reviewed marks) added. A recording keeps the kind `base` gives it (a
+    complete recording stays complete); one that only `extra` annotates is 'partial': weak
+    labels outside its events, never complete."""
+    if not extra:
+        return base
+    rows = pd.concat([base] + [t[t["kind"].isin(("event", "negative"))] for t in extra], ignore_index=True)
+    coverage = [t[t["kind"].isin(("annotated", "partial"))] for t in extra]
+    added = pd.concat(coverage, ignore_index=True).drop_duplicates("key").assign(kind="partial")
+    added = added[~added["key"].isin(base["key"])]
+    table = pd.concat([rows, added], ignore_index=True)[ANNOTATION_COLUMNS]
+    return table.sort_values(["key", "kind", "start"], kind="stable").reset_index(drop=True)
 
 
 @dataclass
@@ -300,6 +328,7 @@ class StrongLabels:
     complete: bool = False
     min_overlap: float = 0.1
     fingerprint: str = ""  # of the table and settings: a resumed training run must match it
+    table: pd.DataFrame | None = None  # the ANNOTATION_COLUMNS rows these were made of
 
     @classmethod
     def from_table(cls, table: pd.DataFrame, complete: bool, min_overlap: float) -> "StrongLabels":
@@ -308,16 +337,25 @@ class StrongLabels:
         return cls({k: _Spans.of(g) for k, g in by_kind["event"].groupby("key")},
                    {k: _Spans.of(g) for k, g in by_kind["negative"].groupby("key")},
                    set(by_kind["annotated"]["key"]) | set(by_kind["partial"]["key"]), set(by_kind["partial"]["key"]),
-                   complete, min_overlap, fingerprint)
+                   complete, min_overlap, fingerprint, table)
 
     @classmethod
-    def from_config(cls, path: str | Path | None, config: dict[str, Any]) -> "StrongLabels | None":
-        """The checked annotations at `path` with data.annotations' settings (None: no annotations)."""
-        return cls.read(path, config["complete"], config["min_overlap_seconds"]) if path else None
+    def from_config(cls, paths: list[str | Path], config: dict[str, Any],
+                    extra: list[str | Path] = ()) -> "StrongLabels | None":
+        """The checked annotations at `paths` ([] or [data.annotations' table]) with those of
+        the `extra` tables (reviewed marks, merge_tables) and data.annotations' settings (None:
+        no annotations at all)."""
+        tables = [read_annotation_table(path) for path in paths]
+        base = tables[0] if tables else pd.DataFrame(columns=ANNOTATION_COLUMNS)
+        if not tables and not extra:
+            return None
+        table = merge_tables(base, [read_annotation_table(path) for path in extra])
+        return cls.from_table(table, config["complete"], config["min_overlap_seconds"])
 
-    @classmethod
-    def read(cls, path: str | Path, complete: bool, min_overlap: float) -> "StrongLabels":
-        return cls.from_table(read_annotation_table(path), complete, min_overlap)
+    def restricted_to(self, keys) -> "StrongLabels":
+        """These annotations of the recordings `keys` only (a fold's training recordings: no
+        annotation of a held-out recording reaches the model that scores it)."""
+        return StrongLabels.from_table(self.table[self.table["key"].isin(set(keys))], self.complete, self.min_overlap)
 
     def __contains__(self, key: str) -> bool:
         return key in self.annotated

@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "review":
-        from .review.server import ReviewError, serve
+        from .review.items import ReviewError
+        from .review.server import serve
         from .review.store import MarksFileError
 
         if not 0 < args.port < 65536:

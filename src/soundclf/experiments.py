@@ -75,8 +75,8 @@ PROBE_MODEL_KEYS = ("probe", "zero_shot")  # prefixes of the model keys that onl
 
 
 def training_params(experiment: dict[str, Any]) -> dict[str, Any]:
-    """What a train_fold job of this experiment reads of the model, mel, audio and embedding
-    sections: a CNN nothing of the embeddings or the probe's keys, a probe nothing of the
+    """What a train_fold job of this experiment reads of the model, train, mel, audio and
+    embedding sections: a CNN nothing of the embeddings or the probe's keys, a probe nothing of the
     log-mels or the network's keys. Snakemake reruns a job whose params change, so a setting
     (or a new default) of one kind does not retrain the other kind's experiments."""
     model = experiment["model"]
@@ -85,7 +85,9 @@ def training_params(experiment: dict[str, Any]) -> dict[str, Any]:
                       if key == "kind" or key.startswith(PROBE_MODEL_KEYS) == probe},
             "mel": None if probe else experiment["mel"],
             "sample_rate": None if probe else experiment["audio"]["sample_rate"],
-            "embedding": experiment["embedding"] if probe else None}
+            "embedding": experiment["embedding"] if probe else None,
+            # train.review_marks enters as the input files it names, not as a param
+            "train": {key: value for key, value in experiment["train"].items() if key != "review_marks"}}
 
 
 def load_config(*config_files) -> dict[str, Any]:

@@ -82,10 +82,13 @@ def train_fold(folds: pd.DataFrame, classes: list[str], fold: int, cache: MelCac
              fold, len(train_table), len(held_out), len(classes), model_cfg["backbone"], device)
     strong = strong if train_cfg["strong_targets"] else None
     if strong is not None:
+        held_out_annotated = sum(key in strong for key in held_out["key"])
+        strong = strong.restricted_to(train_table["key"])  # nothing of the held-out fold trains its model
         annotated = sum(key in strong for key in train_table["key"])
-        log.info("strong labels: %d of %d training recordings annotated (%s), event crops with p %.2f", annotated,
+        log.info("strong labels: %d of %d training recordings annotated (%s), event crops with p %.2f; the "
+                 "annotations of %d held-out recordings left out", annotated,
                  len(train_table), "complete" if strong.complete else "weak labels outside events",
-                 train_cfg["event_crop_prob"])
+                 train_cfg["event_crop_prob"], held_out_annotated)
 
     spec_augment = SpecAugment(train_cfg["freq_mask"], train_cfg["time_mask"], train_cfg["n_masks"])
     crops = CropDataset(

@@ -166,9 +166,3 @@ def draw_review_set(source: pd.DataFrame, classes: list[str], per_class: int, n_
     drawn = [draw_class(source, label, per_class, n_bins, top_n, seed) for label in classes]
     items, bins, sites = (pd.concat(parts, ignore_index=True) for parts in zip(*drawn))
     return items[ITEM_COLUMNS], bins[BIN_COLUMNS], sites
-
-
-def read_items(path: str | Path) -> pd.DataFrame:
-    """A review set's items.csv (names and sites read as text, an empty site as '')."""
-    return pd.read_csv(path, dtype={"item": str, "file": str, "label": str, "site": str, "path": str},
-                       keep_default_na=False, na_values={"score": [""], "start": [""], "end": [""]})

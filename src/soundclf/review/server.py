@@ -16,7 +16,6 @@ import errno
 import json
 import logging
 import math
-import re
 import socket
 import threading
 import webbrowser
@@ -27,43 +26,15 @@ import pandas as pd
 from flask import Flask, abort, jsonify, request, send_file
 from werkzeug.serving import get_sockaddr, make_server, select_address_family
 
+from .items import SAFE_ID, ReviewError, read_items
 from .store import MARKS, MARKS_FILE, MarksFileError, append_mark, read_marks
 
 STATIC = Path(__file__).parent / "static"
 PAGE_FILES = {"review.js": "text/javascript", "review.css": "text/css"}
-ITEM_COLUMNS = ["item", "file", "start", "end", "label", "score", "bin", "drawn_by", "site", "clip_start", "clip_end"]
+# what the page gets of an item (not its path on disk)
+PAGE_COLUMNS = ["item", "file", "start", "end", "label", "score", "bin", "drawn_by", "site", "clip_start", "clip_end"]
 CLIP_KINDS = {"wav": "audio/wav", "png": "image/png"}
-SAFE_ID = re.compile(r"[A-Za-z0-9_-]+")
 MAX_TEXT = 2000  # characters of a note or an other species
-
-
-class ReviewError(RuntimeError):
-    """The review set cannot be served; the message says what to run or fix."""
-
-
-def _target(review_dir: Path) -> str:
-    return f"snakemake results/review/{review_dir.resolve().name}/items.csv"
-
-
-def read_items(review_dir: str | Path) -> pd.DataFrame:
-    """items.csv of a review set, checked (ITEM_COLUMNS; item ids unique and path-safe)."""
-    review_dir = Path(review_dir)
-    path = review_dir / "items.csv"
-    if not path.is_file():
-        raise ReviewError(f"{review_dir} holds no items.csv: draw the review set first with "
-                          f"'{_target(review_dir)}' (add --profile and config as for your other runs)")
-    items = pd.read_csv(path, dtype={"item": str, "file": str, "label": str, "drawn_by": str, "site": str},
-                        keep_default_na=False)
-    missing = [c for c in ITEM_COLUMNS if c not in items.columns]
-    if missing:
-        raise ReviewError(f"{path} has no column(s) {', '.join(missing)}: it was drawn by an older soundclf; "
-                          f"draw it again with '{_target(review_dir)}'")
-    bad = [i for i in items["item"] if not SAFE_ID.fullmatch(i)]
-    if bad or items["item"].duplicated().any():
-        raise ReviewError(f"{path}: item ids must be unique letters, digits, '-' or '_' "
-                          f"(first bad: {(bad or items.loc[items['item'].duplicated(), 'item'].tolist())[0]!r}); "
-                          f"draw it again with '{_target(review_dir)}'")
-    return items
 
 
 def _json_value(value: Any) -> Any:
@@ -113,7 +84,7 @@ def create_app(review_dir: str | Path, reviewer: str) -> Flask:
     meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
     meta.setdefault("name", review_dir.resolve().name)
     meta.setdefault("classes", sorted(items["label"].unique().tolist()))
-    item_rows = _records(items[ITEM_COLUMNS])
+    item_rows = _records(items[PAGE_COLUMNS])
     by_id = {row["item"]: row for row in item_rows}
     clips = {(row["item"], kind): review_dir / "clips" / f"{row['item']}.{kind}" for row in item_rows for kind in CLIP_KINDS}
     marks = _Marks(review_dir / MARKS_FILE)

@@ -32,3 +32,24 @@ def review_sets(config: dict[str, Any], experiments: list[str], predicting: list
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     return sets
+
+
+def check_review_marks(experiments: dict[str, dict[str, Any]], sets: dict[str, dict[str, Any]]) -> None:
+    """Raise ConfigError for a train.review_marks the workflow cannot train on."""
+    problems = []
+    for name, cfg in experiments.items():
+        wanted = cfg["train"]["review_marks"]
+        if not wanted:
+            continue
+        key = f"experiments.{name}.train.review_marks"
+        unknown = [s for s in wanted if s not in sets]
+        if unknown:
+            known = ", ".join(sets) or "review.sets is empty"
+            problems.append(f"{key}: {', '.join(unknown)} is not a review set ({known}); name sets of review.sets")
+        if cfg["model"]["kind"] == "embedding_probe":
+            problems.append(f"{key}: an embedding probe trains on each recording's mean embedding and reads no "
+                            "strong labels; train a CNN experiment (model.kind: cnn) on the marks")
+        elif not cfg["train"]["strong_targets"]:
+            problems.append(f"{key}: train.strong_targets is false, so the marks would not be read; set it to true")
+    if problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
