@@ -10,6 +10,8 @@ Rows (recording-level top-1 accuracy, mean ± std over folds, wall time):
 - soundclf `birdnet_probe`: an embedding_probe experiment (BirdNET V2.4, linear probe);
 - soundclf `birdnet_zero_shot` (where the classes are BirdNET species): BirdNET's own species
   scores read out for the classes (`model.probe: zero_shot`, nothing trained);
+- soundclf `birdnet_anchored` (there too): BirdNET's classifier refitted on the labels with an
+  L2 pull towards it, its strength chosen inside each fold's training folds (`model.probe: anchored`);
 - soundclf `ensemble`: the experiments averaged, each fold's weights chosen on the other
   folds' OOF scores (ensemble.json's nested_cv; the pooled OOF score beside it is optimistic);
 - plain probe: scikit-learn logistic regression on mean-pooled BirdNET V2.4 embeddings, read
@@ -47,8 +49,9 @@ DATASETS = {  # how each set is laid out and folded (its published folds where i
 # SpecAugment, time shift, gain, which bench/ablation.py found to help on ESC-10); the probe
 AUGMENTED = {"train": yaml.safe_load((REPO / "configs/clips.yaml").read_text())["train"]}
 EXPERIMENTS = {"cnn": None, "cnn_augmented": AUGMENTED, "birdnet_probe": {"model": {"kind": "embedding_probe"}}}
-ZERO_SHOT = {"birdnet_zero_shot": {"model": {"kind": "embedding_probe", "probe": "zero_shot"}}}
-PROBES = {"birdnet_probe", "birdnet_zero_shot"}
+ZERO_SHOT = {"birdnet_zero_shot": {"model": {"kind": "embedding_probe", "probe": "zero_shot"}},
+             "birdnet_anchored": {"model": {"kind": "embedding_probe", "probe": "anchored"}}}
+PROBES = {"birdnet_probe", "birdnet_zero_shot", "birdnet_anchored"}
 
 
 def experiments(name: str) -> dict:

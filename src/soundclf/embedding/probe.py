@@ -136,6 +136,64 @@ def fit_probe(x: np.ndarray, y: np.ndarray, weights: np.ndarray, kind: str, loss
     return probe
 
 
+def fit_anchored(x: np.ndarray, y: np.ndarray, weights: np.ndarray, prior: Probe, mapped: np.ndarray,
+                 strength: float, loss: str, unmapped_decay: float = 0.0, epochs: int = 300) -> Probe:
+    """A linear probe on the raw pooled embeddings that starts from `prior` (the embedding
+    model's own classifier, zero_shot.zero_shot_probe) and is pulled back towards it: the
+    penalty is `strength` times the squared distance of a mapped class's weights and bias to
+    the prior's. An unmapped class starts from zero with the plain probe's L2 penalty
+    `unmapped_decay` on its weights (its bias free): pulled hard to zero it would score a
+    constant that outranks every mapped class the prior calls absent. Strength 0 (and decay
+    0) is an unpenalised logistic regression; a large strength gives the prior's scores back."""
+    x_t, y_t, w_t = as_tensors(x, y, weights)
+    probe = Probe(x.shape[1], y.shape[1])
+    mapped_t = torch.from_numpy(np.asarray(mapped, bool))
+    with torch.no_grad():
+        anchor_w = torch.where(mapped_t[:, None], prior.body.weight, torch.zeros_like(prior.body.weight))
+        anchor_b = torch.where(mapped_t, prior.body.bias, torch.zeros_like(prior.body.bias))
+        probe.body.weight.copy_(anchor_w)
+        probe.body.bias.copy_(anchor_b)
+    optimizer = torch.optim.LBFGS(probe.parameters(), max_iter=epochs, line_search_fn="strong_wolfe",
+                                  tolerance_grad=1e-9, tolerance_change=1e-12)
+
+    def closure():
+        optimizer.zero_grad()
+        distance = (probe.body.weight - anchor_w).pow(2).sum(dim=1)
+        penalty = (strength * (distance[mapped_t].sum() + (probe.body.bias - anchor_b)[mapped_t].pow(2).sum())
+                   + unmapped_decay * distance[~mapped_t].sum())
+        value = weighted_loss(probe, x_t, y_t, w_t, loss) + penalty
+        value.backward()
+        return value
+
+    optimizer.step(closure)
+    probe.eval()
+    with torch.no_grad():
+        probe.final_loss = float(weighted_loss(probe, x_t, y_t, w_t, loss))
+    return probe
+
+
+def held_out_loss(probe: Probe, x: np.ndarray, y: np.ndarray, weights: np.ndarray, loss: str) -> float:
+    with torch.no_grad():
+        return float(weighted_loss(probe, *as_tensors(x, y, weights), loss))
+
+
+def choose_strength(x: np.ndarray, y: np.ndarray, weights: np.ndarray, groups: np.ndarray, prior: Probe,
+                    mapped: np.ndarray, strengths: list[float], loss: str,
+                    unmapped_decay: float = 0.0) -> tuple[float, dict[float, float]]:
+    """The anchor strength with the lowest mean held-out loss when each group (a training
+    fold) is held out in turn and the rest fitted: chosen inside the training folds, so the
+    outer held-out fold never picks it. Returns it and each strength's mean loss."""
+    scores = {}
+    for strength in strengths:
+        losses = []
+        for group in np.unique(groups):
+            fit, held = groups != group, groups == group
+            probe = fit_anchored(x[fit], y[fit], weights[fit], prior, mapped, strength, loss, unmapped_decay)
+            losses.append(held_out_loss(probe, x[held], y[held], weights[held], loss))
+        scores[strength] = float(np.mean(losses))
+    return min(scores, key=scores.get), scores
+
+
 def train_probe_fold(folds: pd.DataFrame, classes: list[str], fold: int, cache: EmbeddingCache, spec: EmbeddingSpec,
                      model_cfg: dict, train_cfg: dict, model_path: str | Path) -> dict:
     """Fit fold `fold`'s probe on every other fold's recordings — all of a recording's
@@ -154,13 +212,27 @@ def train_probe_fold(folds: pd.DataFrame, classes: list[str], fold: int, cache: 
         row = pd.Series(range(len(train_table)), index=train_table["key"])[keys].to_numpy()
         weights = 1.0 / keys.groupby(keys).transform("size").to_numpy()
     loss = train_cfg["loss"]
+    extra = {}
     if model_cfg["probe"] == "zero_shot":  # the model's own classifier: nothing is fitted
         from .zero_shot import zero_shot_probe
 
         probe, _ = zero_shot_probe(classes, spec, x.shape[1], model_cfg)
         loss = "bce"  # the classifier's scores are sigmoids
-        with torch.no_grad():
-            probe.final_loss = float(weighted_loss(probe, *as_tensors(x, labels[row], weights), loss))
+        probe.final_loss = held_out_loss(probe, x, labels[row], weights, loss)
+    elif model_cfg["probe"] == "anchored":  # the model's classifier, refitted on the labels
+        from .zero_shot import zero_shot_probe
+
+        prior, unmapped = zero_shot_probe(classes, spec, x.shape[1], model_cfg)
+        mapped = np.array([c not in unmapped for c in classes])
+        groups = train_table["fold"].to_numpy()[row]
+        decay = model_cfg["probe_weight_decay"]
+        strength, scores = choose_strength(x, labels[row], weights, groups, prior, mapped,
+                                           model_cfg["probe_anchor_strengths"], loss, decay)
+        log.info("fold %d: anchor strength %g chosen on the %d training folds (mean held-out loss %s)", fold, strength,
+                 len(np.unique(groups)), ", ".join(f"{k:g}: {v:.4f}" for k, v in scores.items()))
+        probe = fit_anchored(x, labels[row], weights, prior, mapped, strength, loss, decay)
+        extra = {"anchor_strength": strength, "anchor_scores": {f"{k:g}": v for k, v in scores.items()},
+                 "mapped_classes": int(mapped.sum())}
     else:
         log.info("fold %d: %s probe on %d examples (%s) of %d recordings (%d-dim %s embeddings), loss %s", fold,
                  model_cfg["probe"], len(x), model_cfg["probe_examples"], len(train_table), x.shape[1], spec.model, loss)
@@ -171,7 +243,7 @@ def train_probe_fold(folds: pd.DataFrame, classes: list[str], fold: int, cache: 
             "unit_length": probe.unit_length,
             "train_loss": probe.final_loss,
             "embedding": spec.__dict__, "segment_seconds": train_cfg["segment_seconds"], "loss": loss,
-            "dim": int(x.shape[1]), "training_keys": sorted(train_table["key"])}
+            "dim": int(x.shape[1]), "training_keys": sorted(train_table["key"]), **extra}
     with atomic_path(model_path) as tmp:
         torch.save({"model": probe.state_dict(), "meta": json.dumps(meta)}, tmp)
     return meta
