@@ -18,6 +18,18 @@ TINY_DEMO = {"n_species": 3, "recordings_per_species": 4, "min_seconds": 3.0, "m
              "n_unlabeled_soundscapes": 3}
 
 
+# The files that take minutes, longest first: the two xdist workers (--dist loadfile, see
+# pyproject.toml) start on them and fill in with the quick files, rather than ending on a
+# SLURM run (mostly waiting on the scheduler) alone.
+SLOW_FILES = ("test_slurm.py", "test_workflow.py", "test_killed_jobs.py", "test_embedding.py",
+              "test_self_training.py", "test_resource_limits.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(SLOW_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_FILES)))  # stable: a file's own order kept
+
+
 def tone(seconds: float, sr: int, freq: float = 1000.0, channels: int = 1) -> np.ndarray:
     t = np.arange(int(seconds * sr)) / sr
     wave = (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
