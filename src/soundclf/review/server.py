@@ -26,7 +26,7 @@ import pandas as pd
 from flask import Flask, abort, jsonify, request, send_file
 from werkzeug.serving import get_sockaddr, make_server, select_address_family
 
-from .items import SAFE_ID, ReviewError, read_items
+from .items import ReviewError, read_items
 from .store import MARKS, MARKS_FILE, MarksFileError, append_mark, read_marks
 
 STATIC = Path(__file__).parent / "static"
