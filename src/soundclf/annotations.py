@@ -128,12 +128,19 @@ def read_annotations(config: dict[str, Any], index: pd.DataFrame, classes: list[
             negative_only.setdefault(row["key"], source)
     coverage = {key: ("partial" if key in spoiled else "annotated", source) for key, source in covered.items()}
     coverage |= {key: ("partial", source) for key, source in negative_only.items() if key not in covered}
-    kept += [{"key": key, "kind": kind, "label": "", "class_id": -1, "start": 0.0, "end": float(durations[key]),
-              "source": source} for key, (kind, source) in sorted(coverage.items())]
-    table = pd.DataFrame(kept, columns=ANNOTATION_COLUMNS).sort_values(["key", "kind", "start"], kind="stable")
-    result = Annotations(table.reset_index(drop=True), pd.DataFrame(rejected, columns=REJECTED_COLUMNS))
+    result = annotations_of(kept, coverage, durations, rejected)
     log.info("annotations: %s", result.summary())
     return result
+
+
+def annotations_of(kept: list[dict], coverage: dict[str, tuple[str, str]], durations: dict[str, float],
+                   rejected: list[dict]) -> Annotations:
+    """Annotations of checked event and negative rows (check_rows), one row per annotated
+    recording (`coverage`: key -> (kind 'annotated' or 'partial', source)) and the rejected rows."""
+    rows = kept + [{"key": key, "kind": kind, "label": "", "class_id": -1, "start": 0.0, "end": float(durations[key]),
+                    "source": source} for key, (kind, source) in sorted(coverage.items())]
+    table = pd.DataFrame(rows, columns=ANNOTATION_COLUMNS).sort_values(["key", "kind", "start"], kind="stable")
+    return Annotations(table.reset_index(drop=True), pd.DataFrame(rejected, columns=REJECTED_COLUMNS))
 
 
 def check_rows(rows: list[AnnotationRow], match, durations: dict[str, float], classes: list[str],
@@ -345,10 +352,9 @@ class StrongLabels:
         """The checked annotations at `paths` ([] or [data.annotations' table]) with those of
         the `extra` tables (reviewed marks, merge_tables) and data.annotations' settings (None:
         no annotations at all)."""
-        tables = [read_annotation_table(path) for path in paths]
-        base = tables[0] if tables else pd.DataFrame(columns=ANNOTATION_COLUMNS)
-        if not tables and not extra:
+        if not paths and not extra:
             return None
+        base = read_annotation_table(paths[0]) if paths else pd.DataFrame(columns=ANNOTATION_COLUMNS)
         table = merge_tables(base, [read_annotation_table(path) for path in extra])
         return cls.from_table(table, config["complete"], config["min_overlap_seconds"])
 

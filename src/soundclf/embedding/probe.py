@@ -172,7 +172,8 @@ def fit_anchored(x: np.ndarray, y: np.ndarray, weights: np.ndarray, prior: Probe
     return probe
 
 
-def held_out_loss(probe: Probe, x: np.ndarray, y: np.ndarray, weights: np.ndarray, loss: str) -> float:
+def probe_loss(probe: Probe, x: np.ndarray, y: np.ndarray, weights: np.ndarray, loss: str) -> float:
+    """The weighted loss of a fitted probe on examples (x, y)."""
     with torch.no_grad():
         return float(weighted_loss(probe, *as_tensors(x, y, weights), loss))
 
@@ -189,7 +190,7 @@ def choose_strength(x: np.ndarray, y: np.ndarray, weights: np.ndarray, groups: n
         for group in np.unique(groups):
             fit, held = groups != group, groups == group
             probe = fit_anchored(x[fit], y[fit], weights[fit], prior, mapped, strength, loss, unmapped_decay)
-            losses.append(held_out_loss(probe, x[held], y[held], weights[held], loss))
+            losses.append(probe_loss(probe, x[held], y[held], weights[held], loss))
         scores[strength] = float(np.mean(losses))
     return min(scores, key=scores.get), scores
 
@@ -218,7 +219,7 @@ def train_probe_fold(folds: pd.DataFrame, classes: list[str], fold: int, cache: 
 
         probe, _ = zero_shot_probe(classes, spec, x.shape[1], model_cfg)
         loss = "bce"  # the classifier's scores are sigmoids
-        probe.final_loss = held_out_loss(probe, x, labels[row], weights, loss)
+        probe.final_loss = probe_loss(probe, x, labels[row], weights, loss)
     elif model_cfg["probe"] == "anchored":  # the model's classifier, refitted on the labels
         from .zero_shot import zero_shot_probe
 

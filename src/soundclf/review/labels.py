@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..annotations import ANNOTATION_COLUMNS, REJECTED_COLUMNS, AnnotationRow, Annotations, check_rows, reject
+from ..annotations import AnnotationRow, Annotations, annotations_of, check_rows, reject
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +66,7 @@ def marks_as_annotations(marks: pd.DataFrame, index: pd.DataFrame, classes: list
                                    "marks train only on indexed recordings: review the experiment's OOF windows "
                                    "(review set source: oof), or add the recording to data.audio_dir with its labels"))
     kept, _ = check_rows(indexed, lambda name: (name, ""), durations, classes, rejected)
-    keys = sorted({row["key"] for row in kept})
-    kept += [{"key": key, "kind": "partial", "label": "", "class_id": -1, "start": 0.0,
-              "end": float(durations[key]), "source": str(source)} for key in keys]
-    table = pd.DataFrame(kept, columns=ANNOTATION_COLUMNS).sort_values(["key", "kind", "start"], kind="stable")
-    result = Annotations(table.reset_index(drop=True), pd.DataFrame(rejected, columns=REJECTED_COLUMNS))
+    result = annotations_of(kept, {row["key"]: ("partial", str(source)) for row in kept}, durations, rejected)
     if rows and len(result.table) == 0:
         raise ReviewLabelsError(
             f"{source}: none of its {len(marks)} marks can train ({len(rejected)} rejected, e.g. "
