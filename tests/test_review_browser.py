@@ -145,7 +145,9 @@ def test_marks_by_keyboard_survive_reload_kill_9_and_restart(browser, server, tm
     page.keyboard.press("j")
     failing = current(page)
     page.keyboard.press("n")
-    page.wait_for_function("document.getElementById('status').className === 'error'")
+    # the next clip fails to load too (the server is down): wait for the mark's own failure
+    page.wait_for_function("document.getElementById('status').textContent.includes('NOT saved')")
+    assert page.locator("#status").get_attribute("class") == "error"
     assert "NOT saved" in page.locator("#status").inner_text() and marked(page) == 5
     assert current(page) == failing and "not marked" in page.locator("#mark-state").inner_text()
     page.wait_for_function("!document.getElementById('banner').hidden", timeout=5000)  # the poll tells too

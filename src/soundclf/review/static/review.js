@@ -331,7 +331,11 @@ function init() {
   const player = $("player");
   player.addEventListener("play", () => requestAnimationFrame(followAudio));
   for (const event of ["timeupdate", "seeked", "loadedmetadata", "pause"]) player.addEventListener(event, moveCursor);
-  player.addEventListener("error", () => setStatus("the clip could not be loaded", "error"));
+  player.addEventListener("error", () => {
+    // a mark that was not saved matters more than a clip: keep its message, add the clip's
+    const unsaved = $("status").textContent.startsWith("NOT saved") ? $("status").textContent + "; " : "";
+    setStatus(`${unsaved}the clip could not be loaded`, "error");
+  });
   $("spectrogram").addEventListener("click", (e) => {
     const rect = e.currentTarget.getBoundingClientRect();
     player.currentTime = ((e.clientX - rect.left) / rect.width) * clipSeconds(state.byId[state.current]);
