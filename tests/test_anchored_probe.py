@@ -3,7 +3,7 @@ towards it, its strength chosen inside the training folds."""
 import numpy as np
 import torch
 
-from soundclf.embedding.probe import Probe, choose_strength, fit_anchored, fit_probe
+from soundclf.embedding.probe import Examples, Probe, choose_strength, fit_anchored, fit_probe
 
 
 def prior_and_data(n=240, dim=12, classes=3, seed=0, prior_is_right=True):
@@ -17,7 +17,7 @@ def prior_and_data(n=240, dim=12, classes=3, seed=0, prior_is_right=True):
     with torch.no_grad():
         p = torch.sigmoid(truth(torch.from_numpy(x))).numpy()
     y = (rng.random(p.shape) < p).astype(np.float32)  # noisy: not separable
-    return prior, x, y, np.ones(n)
+    return prior, x, y, Examples(x, y, np.ones(n))
 
 
 def scores(probe, x):
@@ -26,25 +26,25 @@ def scores(probe, x):
 
 
 def test_an_infinite_anchor_gives_the_prior_and_none_an_unanchored_probe():
-    prior, x, y, w = prior_and_data()
+    prior, x, y, examples = prior_and_data()
     mapped = np.array([True, True, True])
-    anchored = fit_anchored(x, y, w, prior, mapped, strength=1e6, loss="bce")
+    anchored = fit_anchored(examples, prior, mapped, strength=1e6, loss="bce")
     np.testing.assert_allclose(scores(anchored, x), scores(prior, x), atol=1e-3)
-    free = fit_anchored(x, y, w, prior, mapped, strength=0.0, loss="bce")
-    plain = fit_probe(x, y, w, "linear", "bce", weight_decay=0.0, unit_length=False)
+    free = fit_anchored(examples, prior, mapped, strength=0.0, loss="bce")
+    plain = fit_probe(examples, "linear", "bce", weight_decay=0.0, unit_length=False)
     np.testing.assert_allclose(scores(free, x), scores(plain, x), atol=5e-3)
     assert np.abs(scores(free, x) - scores(prior, x)).max() > 0.05  # the labels moved it
 
 
 def test_an_unmapped_class_starts_from_zero_with_its_own_penalty():
-    prior, x, y, w = prior_and_data()
+    prior, x, y, examples = prior_and_data()
     mapped = np.array([True, True, False])
-    held = fit_anchored(x, y, w, prior, mapped, strength=100.0, loss="bce", unmapped_decay=100.0)
+    held = fit_anchored(examples, prior, mapped, strength=100.0, loss="bce", unmapped_decay=100.0)
     weight, bias = held.body.weight.detach(), held.body.bias.detach()
     assert weight[2].abs().max() < 0.01  # its weights held near zero, not at the prior's...
     assert abs(np.log(y[:, 2].mean() / (1 - y[:, 2].mean())) - float(bias[2])) < 0.05  # ...its bias free
     np.testing.assert_allclose(scores(held, x)[:, :2], scores(prior, x)[:, :2], atol=0.01)
-    free = fit_anchored(x, y, w, prior, mapped, strength=100.0, loss="bce", unmapped_decay=0.0)
+    free = fit_anchored(examples, prior, mapped, strength=100.0, loss="bce", unmapped_decay=0.0)
     assert free.body.weight.detach()[2].abs().max() > 0.1  # a weak penalty lets it learn from the labels
     np.testing.assert_allclose(scores(free, x)[:, :2], scores(prior, x)[:, :2], atol=0.01)
 
@@ -52,17 +52,17 @@ def test_an_unmapped_class_starts_from_zero_with_its_own_penalty():
 def test_the_strength_chosen_on_training_folds_follows_whether_the_prior_is_right():
     strengths = [1e-4, 1e-2, 1.0, 100.0]
     for right, expect_strong in ((True, True), (False, False)):
-        prior, x, y, w = prior_and_data(n=300, seed=1, prior_is_right=right)
+        prior, x, y, examples = prior_and_data(n=300, seed=1, prior_is_right=right)
         groups = np.arange(len(x)) % 3
-        chosen, losses = choose_strength(x, y, w, groups, prior, np.ones(3, bool), strengths, "bce")
+        chosen, losses = choose_strength(examples, groups, prior, np.ones(3, bool), strengths, "bce")
         assert set(losses) == set(strengths)
         assert (chosen >= 1.0) == expect_strong, (right, chosen, losses)
 
 
 def test_softmax_ce_trains_from_the_prior_too():
-    prior, x, y, w = prior_and_data()
+    prior, x, y, examples = prior_and_data()
     y = np.eye(3, dtype=np.float32)[y.argmax(1)]
-    probe = fit_anchored(x, y, w, prior, np.ones(3, bool), strength=1e-3, loss="ce")
+    probe = fit_anchored(Examples(x, y, examples.weights), prior, np.ones(3, bool), strength=1e-3, loss="ce")
     with torch.no_grad():
         accuracy = (probe(torch.from_numpy(x)).argmax(1).numpy() == y.argmax(1)).mean()
     assert np.isfinite(probe.final_loss) and accuracy > 0.5

@@ -53,7 +53,7 @@ class FakeCache:
         return x
 
 
-@pytest.mark.parametrize("examples, pooling", [("windows", "mean"), ("recordings", "mean_max")])
+@pytest.mark.parametrize("examples, pooling", [("windows", "mean"), ("recordings", "mean_max"), ("bags", "mean")])
 def test_a_folds_probe_never_sees_that_folds_recordings(tmp_path, examples, pooling):
     folds = pd.DataFrame({"key": [f"r{i}" for i in range(30)], "class_id": [i % 3 for i in range(30)],
                           "secondary_class_ids": [[] for _ in range(30)], "duration": 6.0,
@@ -70,14 +70,14 @@ def test_a_folds_probe_never_sees_that_folds_recordings(tmp_path, examples, pool
 
 @pytest.mark.parametrize("unit_length", [True, False])
 def test_a_unit_length_probe_reads_the_direction_and_keeps_it_when_saved(tmp_path, unit_length):
-    from soundclf.embedding.probe import fit_probe, load_probe
+    from soundclf.embedding.probe import Examples, fit_probe, load_probe
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(60, 8)).astype(np.float32) + 2.0
     labels = np.eye(3, dtype=np.float32)[np.arange(60) % 3]
     x[np.arange(60), np.arange(60) % 3] += 3.0
     x *= rng.uniform(0.2, 5.0, size=(60, 1)).astype(np.float32)  # loud and quiet recordings
-    probe = fit_probe(x, labels, np.ones(60), "linear", "ce", 1e-3, unit_length=unit_length)
+    probe = fit_probe(Examples(x, labels, np.ones(60)), "linear", "ce", 1e-3, unit_length=unit_length)
     with torch.no_grad():
         logits, louder = probe(torch.from_numpy(x)), probe(torch.from_numpy(10 * x))
         standardised = (probe.scaled(torch.from_numpy(x)) - probe.mean) / probe.std

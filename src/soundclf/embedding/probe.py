@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -90,28 +91,67 @@ class Probe(nn.Module):
         return self.body((self.scaled(x) - self.mean) / self.std)
 
 
-def as_tensors(x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> tuple[torch.Tensor, ...]:
-    """Features, targets and example weights (normalised to sum 1) as float32 tensors."""
-    return tuple(torch.from_numpy(a.astype(np.float32)) for a in (x, y, weights / weights.sum()))
+@dataclass
+class Examples:
+    """What a probe learns from: feature rows x (n, dim) and, per example, targets y and a
+    weight. Without `bags` each row is an example; with it (the example of each row) an
+    example is a bag of rows, a recording's windows, scored by a smooth max of theirs
+    (example_logits): the probe is trained on windows and scored per recording much as
+    evaluation scores it, so a call heard in one window of many is not averaged away
+    (multiple-instance learning)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    weights: np.ndarray
+    bags: np.ndarray | None = None
+
+    def subset(self, keep: np.ndarray) -> "Examples":
+        """The examples where `keep` (one bool per example) holds, with their rows."""
+        if self.bags is None:
+            return Examples(self.x[keep], self.y[keep], self.weights[keep])
+        rows = keep[self.bags]
+        renumbered = np.cumsum(keep) - 1
+        return Examples(self.x[rows], self.y[keep], self.weights[keep], renumbered[self.bags[rows]])
+
+    def tensors(self) -> tuple[torch.Tensor, ...]:
+        """Features, targets and weights (normalised to sum 1) as float32 tensors, and the bags."""
+        x, y, w = (torch.from_numpy(a.astype(np.float32)) for a in (self.x, self.y, self.weights / self.weights.sum()))
+        return x, y, w, None if self.bags is None else torch.from_numpy(self.bags.astype(np.int64))
 
 
-def weighted_loss(probe: Probe, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor, loss: str) -> torch.Tensor:
-    return (per_sample_loss(probe(x), y, loss) * weights).sum()
+def example_logits(probe: Probe, x: torch.Tensor, bags: torch.Tensor | None, n_examples: int) -> torch.Tensor:
+    """Each example's logits: its row's, or per class the log-mean-exp of its bag's rows: a
+    smooth max (a hard max stalls L-BFGS), near the rows' mean while the probe is unsure and
+    their max once one window stands out, as evaluation's max over windows scores it."""
+    logits = probe(x)
+    if bags is None:
+        return logits
+    index = bags[:, None].expand_as(logits)
+    peak = logits.new_zeros(n_examples, logits.shape[1]).scatter_reduce(0, index, logits.detach(), "amax",
+                                                                         include_self=False)
+    total = logits.new_zeros(n_examples, logits.shape[1]).index_add(0, bags, torch.exp(logits - peak[bags]))
+    return peak + torch.log(total / torch.bincount(bags, minlength=n_examples)[:, None])
 
 
-def fit_probe(x: np.ndarray, y: np.ndarray, weights: np.ndarray, kind: str, loss: str, weight_decay: float,
-              seed: int = 0, epochs: int = 300, unit_length: bool = False) -> Probe:
-    """Full-batch training: L-BFGS for the linear probe (a convex problem), AdamW for the MLP;
-    with the CNN's loss (training.per_sample_loss: BCE, softmax CE or focal)."""
+def weighted_loss(probe: Probe, examples: tuple[torch.Tensor, ...], loss: str) -> torch.Tensor:
+    x, y, w, bags = examples
+    return (per_sample_loss(example_logits(probe, x, bags, len(y)), y, loss) * w).sum()
+
+
+def fit_probe(examples: Examples, kind: str, loss: str, weight_decay: float, seed: int = 0, epochs: int = 300,
+              unit_length: bool = False) -> Probe:
+    """Full-batch training: L-BFGS for the linear probe (a convex problem without bags), AdamW
+    for the MLP; with the CNN's loss (training.per_sample_loss: BCE, softmax CE or focal)."""
     torch.manual_seed(seed)
-    x_t, y_t, w_t = as_tensors(x, y, weights)
-    probe = Probe(x.shape[1], y.shape[1], hidden=256 if kind == "mlp" else 0, unit_length=unit_length)
+    tensors = examples.tensors()
+    x_t = tensors[0]
+    probe = Probe(x_t.shape[1], examples.y.shape[1], hidden=256 if kind == "mlp" else 0, unit_length=unit_length)
     seen = probe.scaled(x_t)  # what the body's standardisation sees
     probe.mean.copy_(seen.mean(0))
     probe.std.copy_(seen.std(0).clamp(min=1e-6))
 
     def objective():
-        return weighted_loss(probe, x_t, y_t, w_t, loss)
+        return weighted_loss(probe, tensors, loss)
 
     if kind == "linear":
         optimizer = torch.optim.LBFGS(probe.parameters(), max_iter=epochs, line_search_fn="strong_wolfe")
@@ -136,8 +176,8 @@ def fit_probe(x: np.ndarray, y: np.ndarray, weights: np.ndarray, kind: str, loss
     return probe
 
 
-def fit_anchored(x: np.ndarray, y: np.ndarray, weights: np.ndarray, prior: Probe, mapped: np.ndarray,
-                 strength: float, loss: str, unmapped_decay: float = 0.0, epochs: int = 300) -> Probe:
+def fit_anchored(examples: Examples, prior: Probe, mapped: np.ndarray, strength: float, loss: str,
+                 unmapped_decay: float = 0.0, epochs: int = 300) -> Probe:
     """A linear probe on the raw pooled embeddings that starts from `prior` (the embedding
     model's own classifier, zero_shot.zero_shot_probe) and is pulled back towards it: the
     penalty is `strength` times the squared distance of a mapped class's weights and bias to
@@ -145,8 +185,8 @@ def fit_anchored(x: np.ndarray, y: np.ndarray, weights: np.ndarray, prior: Probe
     `unmapped_decay` on its weights (its bias free): pulled hard to zero it would score a
     constant that outranks every mapped class the prior calls absent. Strength 0 (and decay
     0) is an unpenalised logistic regression; a large strength gives the prior's scores back."""
-    x_t, y_t, w_t = as_tensors(x, y, weights)
-    probe = Probe(x.shape[1], y.shape[1])
+    tensors = examples.tensors()
+    probe = Probe(examples.x.shape[1], examples.y.shape[1])
     mapped_t = torch.from_numpy(np.asarray(mapped, bool))
     with torch.no_grad():
         anchor_w = torch.where(mapped_t[:, None], prior.body.weight, torch.zeros_like(prior.body.weight))
@@ -161,26 +201,24 @@ def fit_anchored(x: np.ndarray, y: np.ndarray, weights: np.ndarray, prior: Probe
         distance = (probe.body.weight - anchor_w).pow(2).sum(dim=1)
         penalty = (strength * (distance[mapped_t].sum() + (probe.body.bias - anchor_b)[mapped_t].pow(2).sum())
                    + unmapped_decay * distance[~mapped_t].sum())
-        value = weighted_loss(probe, x_t, y_t, w_t, loss) + penalty
+        value = weighted_loss(probe, tensors, loss) + penalty
         value.backward()
         return value
 
     optimizer.step(closure)
     probe.eval()
-    with torch.no_grad():
-        probe.final_loss = float(weighted_loss(probe, x_t, y_t, w_t, loss))
+    probe.final_loss = probe_loss(probe, examples, loss)
     return probe
 
 
-def probe_loss(probe: Probe, x: np.ndarray, y: np.ndarray, weights: np.ndarray, loss: str) -> float:
-    """The weighted loss of a fitted probe on examples (x, y)."""
+def probe_loss(probe: Probe, examples: Examples, loss: str) -> float:
+    """The weighted loss of a fitted probe on examples."""
     with torch.no_grad():
-        return float(weighted_loss(probe, *as_tensors(x, y, weights), loss))
+        return float(weighted_loss(probe, examples.tensors(), loss))
 
 
-def choose_strength(x: np.ndarray, y: np.ndarray, weights: np.ndarray, groups: np.ndarray, prior: Probe,
-                    mapped: np.ndarray, strengths: list[float], loss: str,
-                    unmapped_decay: float = 0.0) -> tuple[float, dict[float, float]]:
+def choose_strength(examples: Examples, groups: np.ndarray, prior: Probe, mapped: np.ndarray, strengths: list[float],
+                    loss: str, unmapped_decay: float = 0.0) -> tuple[float, dict[float, float]]:
     """The anchor strength with the lowest mean held-out loss when each group (a training
     fold) is held out in turn and the rest fitted: chosen inside the training folds, so the
     outer held-out fold never picks it. Returns it and each strength's mean loss."""
@@ -188,63 +226,75 @@ def choose_strength(x: np.ndarray, y: np.ndarray, weights: np.ndarray, groups: n
     for strength in strengths:
         losses = []
         for group in np.unique(groups):
-            fit, held = groups != group, groups == group
-            probe = fit_anchored(x[fit], y[fit], weights[fit], prior, mapped, strength, loss, unmapped_decay)
-            losses.append(probe_loss(probe, x[held], y[held], weights[held], loss))
+            probe = fit_anchored(examples.subset(groups != group), prior, mapped, strength, loss, unmapped_decay)
+            losses.append(probe_loss(probe, examples.subset(groups == group), loss))
         scores[strength] = float(np.mean(losses))
     return min(scores, key=scores.get), scores
 
 
+def training_examples(table: pd.DataFrame, labels: np.ndarray, cache: EmbeddingCache, spec: EmbeddingSpec,
+                      examples: str, pooling: str, segment_seconds: float) -> tuple[Examples, np.ndarray]:
+    """The examples of model.probe_examples from the recordings of `table` (labels: one row
+    each), and the recording (row of `table`) of each example:
+    - recordings: all of a recording's embeddings pooled into one example;
+    - windows: every evaluation window with its recording's labels, each recording weighing
+      one in all;
+    - bags: a recording's evaluation windows as one example scored by their max."""
+    if examples == "recordings":
+        x = np.stack([pool(cache.embeddings(key), pooling) for key in table["key"]]).astype(np.float32)
+        return Examples(x, labels, np.ones(len(table))), np.arange(len(table))
+    windows, x = window_features(table, cache, spec, segment_seconds, pooling)
+    row = pd.Series(range(len(table)), index=table["key"])[windows["key"]].to_numpy()
+    if examples == "bags":
+        return Examples(x, labels, np.ones(len(table)), bags=row), np.arange(len(table))
+    weights = 1.0 / np.bincount(row)[row]
+    return Examples(x, labels[row], weights), row
+
+
 def train_probe_fold(folds: pd.DataFrame, classes: list[str], fold: int, cache: EmbeddingCache, spec: EmbeddingSpec,
                      model_cfg: dict, train_cfg: dict, model_path: str | Path) -> dict:
-    """Fit fold `fold`'s probe on every other fold's recordings — all of a recording's
-    embeddings pooled into one example, or every window with its recording's labels, each
-    recording weighing one in all (model.probe_examples; pooling: model.probe_pooling) — and
-    save it with what rebuilds it."""
+    """Fit fold `fold`'s probe on every other fold's recordings (training_examples) and save it
+    with what rebuilds it."""
     train_table = folds[folds["fold"] != fold].reset_index(drop=True)
     labels = multi_hot(train_table, len(classes), train_cfg["secondary_weight"])
     pooling = model_cfg["probe_pooling"]
-    if model_cfg["probe_examples"] == "recordings":  # one example per recording: all its embeddings pooled
-        x = np.stack([pool(cache.embeddings(key), pooling) for key in train_table["key"]]).astype(np.float32)
-        row, weights = np.arange(len(train_table)), np.ones(len(train_table))
-    else:  # every evaluation window, each recording weighing one in all
-        windows, x = window_features(train_table, cache, spec, train_cfg["segment_seconds"], pooling)
-        keys = windows["key"]
-        row = pd.Series(range(len(train_table)), index=train_table["key"])[keys].to_numpy()
-        weights = 1.0 / keys.groupby(keys).transform("size").to_numpy()
+    examples, row = training_examples(train_table, labels, cache, spec, model_cfg["probe_examples"], pooling,
+                                      train_cfg["segment_seconds"])
+    dim = examples.x.shape[1]
     loss = train_cfg["loss"]
     extra = {}
     if model_cfg["probe"] == "zero_shot":  # the model's own classifier: nothing is fitted
         from .zero_shot import zero_shot_probe
 
-        probe, _ = zero_shot_probe(classes, spec, x.shape[1], model_cfg)
+        probe, _ = zero_shot_probe(classes, spec, dim, model_cfg)
         loss = "bce"  # the classifier's scores are sigmoids
-        probe.final_loss = probe_loss(probe, x, labels[row], weights, loss)
+        probe.final_loss = probe_loss(probe, examples, loss)
     elif model_cfg["probe"] == "anchored":  # the model's classifier, refitted on the labels
         from .zero_shot import zero_shot_probe
 
-        prior, unmapped = zero_shot_probe(classes, spec, x.shape[1], model_cfg)
+        prior, unmapped = zero_shot_probe(classes, spec, dim, model_cfg)
         mapped = np.array([c not in unmapped for c in classes])
         groups = train_table["fold"].to_numpy()[row]
         decay = model_cfg["probe_weight_decay"]
-        strength, scores = choose_strength(x, labels[row], weights, groups, prior, mapped,
-                                           model_cfg["probe_anchor_strengths"], loss, decay)
+        strength, scores = choose_strength(examples, groups, prior, mapped, model_cfg["probe_anchor_strengths"], loss,
+                                           decay)
         log.info("fold %d: anchor strength %g chosen on the %d training folds (mean held-out loss %s)", fold, strength,
                  len(np.unique(groups)), ", ".join(f"{k:g}: {v:.4f}" for k, v in scores.items()))
-        probe = fit_anchored(x, labels[row], weights, prior, mapped, strength, loss, decay)
+        probe = fit_anchored(examples, prior, mapped, strength, loss, decay)
         extra = {"anchor_strength": strength, "anchor_scores": {f"{k:g}": v for k, v in scores.items()},
                  "mapped_classes": int(mapped.sum())}
     else:
         log.info("fold %d: %s probe on %d examples (%s) of %d recordings (%d-dim %s embeddings), loss %s", fold,
-                 model_cfg["probe"], len(x), model_cfg["probe_examples"], len(train_table), x.shape[1], spec.model, loss)
-        probe = fit_probe(x, labels[row], weights, model_cfg["probe"], loss, model_cfg["probe_weight_decay"],
+                 model_cfg["probe"], len(examples.y), model_cfg["probe_examples"], len(train_table), dim, spec.model,
+                 loss)
+        probe = fit_probe(examples, model_cfg["probe"], loss, model_cfg["probe_weight_decay"],
                           seed=train_cfg["seed"], unit_length=model_cfg["probe_unit_length"])
     log.info("fold %d: final training loss %.4f", fold, probe.final_loss)
     meta = {"kind": "embedding_probe", "probe": model_cfg["probe"], "pooling": pooling, "classes": classes, "fold": fold,
             "unit_length": probe.unit_length,
             "train_loss": probe.final_loss,
             "embedding": spec.__dict__, "segment_seconds": train_cfg["segment_seconds"], "loss": loss,
-            "dim": int(x.shape[1]), "training_keys": sorted(train_table["key"]), **extra}
+            "dim": int(dim), "training_keys": sorted(train_table["key"]), **extra}
     with atomic_path(model_path) as tmp:
         torch.save({"model": probe.state_dict(), "meta": json.dumps(meta)}, tmp)
     return meta
