@@ -346,3 +346,9 @@ def detection_thresholds(wildcards):
 def exp_review_labels(wildcards):
     """The strong labels of the review sets an experiment trains on (train.review_marks)."""
     return [f"{REVIEW_ROOT}/{name}/labels.csv" for name in EXPERIMENTS[wildcards.exp]["train"]["review_marks"]]
+
+
+def exp_teacher_windows(wildcards):
+    """A distilled student's fold: [its teacher's windows for that fold] or []."""
+    teacher = EXPERIMENTS[wildcards.exp]["train"]["teacher"]
+    return [f"{EXP_DIR}/{teacher}/teacher_windows/fold{wildcards.fold}.csv"] if teacher else []

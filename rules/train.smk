@@ -15,6 +15,7 @@ rule train_fold:
         # a self-training student's: its fold's pseudo-labels and the unlabeled recordings' mels
         pseudo_labels=student_pseudo_labels,
         unlabeled=student_unlabeled_mels,
+        teacher_windows=exp_teacher_windows,  # train.teacher: fold k's windows scored by the teacher's fold k
     output:
         model=f"{MODEL_DIR}/fold{{fold}}/model.pt",
         history=f"{MODEL_DIR}/fold{{fold}}/history.csv",
@@ -42,3 +43,31 @@ rule train_fold:
         f"{BENCHMARKS}/train_fold/{{exp}}/fold{{fold}}.tsv"
     script:
         "../workflow_scripts/train_fold.py"
+
+
+# Distillation (train.teacher): the teacher's fold-k model scores every window of fold k's
+# training recordings; the student's fold k trains on them beside its labelled crops. Fold k's
+# teacher never saw fold k, so the student's OOF scores stay honest.
+rule teacher_windows:
+    input:
+        model=f"{MODEL_DIR}/fold{{fold}}/model.pt",
+        folds=FOLDS_TABLE,
+        features=exp_features,
+    output:
+        f"{EXP_DIR}/{{exp}}/teacher_windows/fold{{fold}}.csv",
+    params:
+        kind=lambda wc: EXPERIMENTS[wc.exp]["model"]["kind"],
+        features_dir=lambda wc: features_dir(wc.exp),
+        n_shards=N_SHARDS,
+        batch_size=lambda wc: EXPERIMENTS[wc.exp]["evaluate"]["batch_size"],
+    threads: config["threads"]["evaluate"]
+    resources:
+        gpu=GPU_REQUEST,
+    conda:
+        CONDA_ENV
+    log:
+        f"{LOGS}/teacher_windows/{{exp}}/fold{{fold}}.log",
+    benchmark:
+        f"{BENCHMARKS}/teacher_windows/{{exp}}/fold{{fold}}.tsv"
+    script:
+        "../workflow_scripts/teacher_windows.py"

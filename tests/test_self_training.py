@@ -1,6 +1,7 @@
 """Self-training: pseudo-labels from a teacher's scores, the students' batches, the rounds as
 experiments, and a real round on a tiny dataset (its outputs, the no-leak rule, the rerun
-contract and a killed student's resume)."""
+contract and a killed student's resume); and distillation (train.teacher), which trains a
+student on the same machinery with its teacher's scores of the labelled recordings."""
 import shutil
 
 import numpy as np
@@ -10,7 +11,7 @@ import torch
 
 from conftest import run_snakemake, tone, write
 from soundclf.config import ConfigError
-from soundclf.experiments import experiment_configs, load_config
+from soundclf.experiments import experiment_configs, load_config, training_params
 from soundclf.indexing import read_classes
 from soundclf.mel import MelParams
 from soundclf.mel_cache import MelCache, write_shard
@@ -125,6 +126,30 @@ def test_rounds_chain_teachers_and_students_are_experiments():
     assert list(experiment_configs(config)) == ["small", "big"]
 
 
+def test_a_teacher_is_another_undistilled_experiment_with_the_same_windows():
+    config = load_config()
+    config["experiments"] = {"probe": {"model": {"kind": "embedding_probe"}}, "cnn": {"train": {"teacher": "probe"}}}
+    configs = experiment_configs(config)
+    assert configs["cnn"]["train"]["teacher_share"] == 0.5
+    assert training_params(configs["cnn"])["train"]["teacher"] == "probe"
+    assert "teacher" not in training_params(configs["probe"])["train"]  # none named: no param, nothing retrains
+    for experiments, problem in [
+            ({"cnn": {"train": {"teacher": "cnn"}}}, "'cnn' is not another experiment"),
+            ({"probe": {"model": {"kind": "embedding_probe"}, "train": {"teacher": "cnn"}}, "cnn": {}},
+             "a distilled student is a CNN"),
+            ({"a": {}, "b": {"train": {"teacher": "a"}}, "c": {"train": {"teacher": "b"}}},
+             "'b' is itself distilled from 'a'"),
+            ({"a": {"train": {"segment_seconds": 3}}, "b": {"train": {"teacher": "a"}}},
+             "'a' scores 3 s windows, the student 5 s segments")]:
+        config["experiments"] = experiments
+        with pytest.raises(ConfigError, match=problem):
+            experiment_configs(config)
+    config["experiments"] = {"a": {"train": {"teacher": "b"}}, "b": {}}
+    config["self_training"] |= {"audio_dir": "somewhere"}
+    with pytest.raises(ConfigError, match="'a' also takes part in self-training"):
+        experiment_configs(config)
+
+
 # --- one real round on the tiny dataset ------------------------------------------------------
 
 STUDENT = "results/experiments/base-st1"
@@ -164,7 +189,7 @@ def test_a_round_writes_pseudo_labels_and_compares_the_student_with_its_teacher(
         assert list(labels.columns) == ["fold", "key", "start", "end", *classes] and len(classes) == 3
         np.testing.assert_allclose(labels[classes], scores[classes], rtol=1e-6)  # the identity transform
         log = (round_workdir / f"results/logs/train_fold/base-st1/fold{fold}.log").read_text()
-        assert "self-training: 6 pseudo-labelled windows, 2 of every 4 crops per batch" in log
+        assert "self-training: 6 soft-labelled windows, 2 of every 4 crops per batch" in log
     comparison = pd.read_csv(round_workdir / "results/experiments/comparison.csv")
     assert set(comparison["experiment"]) == {"base", "base-st1"}
 
@@ -265,3 +290,25 @@ def test_an_ensemble_teacher_plans_without_a_cycle(tmp_path, tiny_dataset):
     # fold 0's pseudo-labels: the fold-0 models of a and b, weighted by the ensemble of a and b
     assert jobs["select_ensemble"] == 1 and jobs["pseudo_labels"] == 1 and jobs["teacher_scores"] == 2
     assert jobs["train_fold"] == 5  # a and b, both folds (their OOF scores choose the ensemble), and the student
+
+
+@pytest.mark.workflow
+@pytest.mark.slow
+def test_a_distilled_students_fold_k_learns_from_fold_k_teacher_windows_of_its_training_recordings(round_workdir, tmp_path):
+    workdir = tmp_path / "w"
+    shutil.copytree(round_workdir, workdir, symlinks=True)
+    from test_workflow import write_config
+
+    config = write_config(workdir, {"experiments": {"base": {}, "distilled": {"train": {"teacher": "base", "epochs": 2}}}},
+                          "config.distil.yaml")
+    target = "results/experiments/distilled/models/fold0/model.pt"
+    assert planned(workdir, config, target) == {"teacher_windows": 1, "train_fold": 1}  # the teacher is not retrained
+    run_snakemake(workdir, target, "--configfile", config)
+    windows = pd.read_csv(workdir / "results/experiments/base/teacher_windows/fold0.csv", dtype={"key": str})
+    folds = pd.read_csv(workdir / "results/folds/folds.csv", dtype={"key": str})
+    assert set(windows["fold"]) == {0} and set(windows["key"]) == set(folds.loc[folds["fold"] != 0, "key"])
+    log = (workdir / "results/logs/train_fold/distilled/fold0.log").read_text()
+    assert f"distillation from base: {len(windows)} soft-labelled windows" in log
+    upstream = upstream_files(workdir, config, target)
+    assert {f for f in upstream if f.endswith("model.pt")} == {"results/experiments/base/models/fold0/model.pt"}
+    assert {f for f in upstream if "teacher_windows" in f} == {"results/experiments/base/teacher_windows/fold0.csv"}

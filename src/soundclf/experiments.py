@@ -47,9 +47,38 @@ def experiment_configs(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
             if configs[exp]["model"]["kind"] != "cnn":
                 problems.append(f"self_training: the {role} '{exp}' is an embedding probe; teachers and students are "
                                 "CNN experiments (model.kind: cnn)")
+    problems += teacher_problems(configs, self_training_students(config))
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     return configs
+
+
+def teacher_problems(configs: dict[str, dict[str, Any]], students: dict[str, dict[str, Any]]) -> list[str]:
+    """What stops an experiment's train.teacher (distillation) from running, each with its fix."""
+    problems = []
+    for name, cfg in configs.items():
+        teacher = cfg["train"].get("teacher")
+        if teacher is None:
+            continue
+        key = f"experiments.{name}.train.teacher"
+        if teacher not in configs or teacher == name:
+            others = ", ".join(n for n in configs if n != name) or "none"
+            problems.append(f"{key}: '{teacher}' is not another experiment (experiments: {others}); name one")
+            continue
+        if cfg["model"]["kind"] != "cnn":
+            problems.append(f"{key}: a distilled student is a CNN (model.kind: cnn), not an embedding probe")
+        if configs[teacher]["train"].get("teacher") is not None:
+            problems.append(f"{key}: '{teacher}' is itself distilled from '{configs[teacher]['train']['teacher']}'; "
+                            "name an experiment that trains on the labels alone")
+        if configs[teacher]["train"]["segment_seconds"] != cfg["train"]["segment_seconds"]:
+            problems.append(f"{key}: '{teacher}' scores {configs[teacher]['train']['segment_seconds']} s windows, "
+                            f"the student {cfg['train']['segment_seconds']} s segments; give both one "
+                            "train.segment_seconds")
+        if name in students or any(r["first_teacher"] == name for r in students.values()):
+            problems.append(f"{key}: '{name}' also takes part in self-training, whose pseudo-labels fill the same "
+                            "share of its batches; distil another experiment, or set self_training.teacher to one "
+                            "that has no train.teacher")
+    return problems
 
 
 def self_training_students(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -81,13 +110,14 @@ def training_params(experiment: dict[str, Any]) -> dict[str, Any]:
     (or a new default) of one kind does not retrain the other kind's experiments."""
     model = experiment["model"]
     probe = model["kind"] == "embedding_probe"
+    # train.review_marks enters as the input files it names; the teacher's keys only where one is named
+    ignored = {"review_marks"} | ({"teacher", "teacher_share"} if experiment["train"].get("teacher") is None else set())
     return {"model": {key: value for key, value in model.items()
                       if key == "kind" or key.startswith(PROBE_MODEL_KEYS) == probe},
             "mel": None if probe else experiment["mel"],
             "sample_rate": None if probe else experiment["audio"]["sample_rate"],
             "embedding": experiment["embedding"] if probe else None,
-            # train.review_marks enters as the input files it names, not as a param
-            "train": {key: value for key, value in experiment["train"].items() if key != "review_marks"}}
+            "train": {key: value for key, value in experiment["train"].items() if key not in ignored}}
 
 
 def load_config(*config_files) -> dict[str, Any]:

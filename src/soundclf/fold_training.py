@@ -52,11 +52,14 @@ def data_digest(train_table: pd.DataFrame, fold: int, model_cfg: dict, train_cfg
 
 @dataclass(frozen=True)
 class PseudoLabels:
-    """A self-training student's pseudo-labelled windows (self_training.pseudo_labels) and the
-    mel cache of the unlabeled recordings they are windows of."""
+    """A student's soft-labelled windows and the mel cache of the recordings they are windows
+    of: a self-training student's pseudo-labels of unlabeled recordings
+    (self_training.pseudo_labels), or a distilled student's teacher scores of its training
+    recordings (train.teacher)."""
     table: pd.DataFrame
     cache: MelCache
     share: float  # of every batch
+    source: str = "self-training"  # what the log calls them
 
     @property
     def fingerprint(self) -> str:
@@ -104,12 +107,12 @@ def train_fold(folds: pd.DataFrame, classes: list[str], fold: int, cache: MelCac
     if pseudo is None:
         loader = DataLoader(crops, batch_size=batch_size, shuffle=True, drop_last=True, **loading)
     else:
-        check_fold(pseudo.table, fold, "pseudo-labels")
+        check_fold(pseudo.table, fold, f"{pseudo.source} targets")
         pseudo_crops = PseudoCrops(pseudo.table, classes, pseudo.cache, seg_frames, cfg.n_segments, params.frames_per_second,
                               top_db=params.top_db, short_clip=train_cfg["short_clip"],
                               crop_augment=crops.crop_augment, augment=spec_augment)
         batches = MixedBatches(len(crops), len(pseudo_crops), batch_size, pseudo.share)
-        log.info("self-training: %d pseudo-labelled windows, %d of every %d crops per batch", len(pseudo_crops),
+        log.info("%s: %d soft-labelled windows, %d of every %d crops per batch", pseudo.source, len(pseudo_crops),
                  batches.per_batch_pseudo, batch_size)
         loader = DataLoader(ConcatDataset([crops, pseudo_crops]), batch_sampler=batches, **loading)
     windows = WindowDataset(held_out, cache, params, train_cfg["segment_seconds"], seg_frames,

@@ -311,18 +311,26 @@ def load_probe(path: str | Path) -> tuple[Probe, dict]:
 
 
 @torch.no_grad()
+def score_probe_windows(model_path: str | Path, recordings: pd.DataFrame, cache: EmbeddingCache) -> tuple[pd.DataFrame, list[str]]:
+    """Every evaluation window of the `recordings` (key, duration) through one fold's probe ->
+    (fold (the probe's held-out fold), key, start, end and a probability column per class;
+    the classes): evaluation.score_windows for a probe."""
+    probe, meta = load_probe(model_path)
+    windows, x = window_features(recordings, cache, EmbeddingSpec(**meta["embedding"]), meta["segment_seconds"],
+                                 meta.get("pooling", "mean"))
+    p = probabilities(probe(torch.from_numpy(x)), activation_for(meta["loss"])).numpy()
+    table = window_table(windows, p, meta["classes"])
+    table.insert(0, "fold", meta["fold"])
+    return table, meta["classes"]
+
+
 def evaluate_probe_fold(model_path: str | Path, folds: pd.DataFrame, fold: int, cache: EmbeddingCache,
                         nocall_threshold: float, strong: StrongLabels | None = None) -> tuple[pd.DataFrame, dict]:
     """The probe of `fold` on every evaluation window of that fold's recordings: the OOF window
     table and metrics of evaluation.evaluate_fold."""
-    probe, meta = load_probe(model_path)
     held_out = folds[folds["fold"] == fold].reset_index(drop=True)
-    windows, x = window_features(held_out, cache, EmbeddingSpec(**meta["embedding"]), meta["segment_seconds"],
-                                 meta.get("pooling", "mean"))
-    p = probabilities(probe(torch.from_numpy(x)), activation_for(meta["loss"])).numpy()
-    table = window_table(windows, p, meta["classes"])
-    table.insert(0, "fold", fold)
-    return table, fold_metrics(table, held_out, meta["classes"], fold, nocall_threshold, strong)
+    table, classes = score_probe_windows(model_path, held_out, cache)
+    return table, fold_metrics(table, held_out, classes, fold, nocall_threshold, strong)
 
 
 @torch.no_grad()
