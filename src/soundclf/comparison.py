@@ -95,7 +95,7 @@ def fit_calibration(scores: pd.DataFrame, truth: np.ndarray) -> dict[str, float]
     y = truth.ravel()
     if y.min() == y.max():  # one kind of truth only: nothing to fit
         return {"scale": 1.0, "offset": 0.0}
-    fit = LogisticRegression(C=1e6).fit(logit(scores.to_numpy()).reshape(-1, 1), y)
+    fit = LogisticRegression().fit(logit(scores.to_numpy()).reshape(-1, 1), y)  # L2 on the scale: finite if separable
     return {"scale": float(fit.coef_[0, 0]), "offset": float(fit.intercept_[0])}
 
 
@@ -178,8 +178,8 @@ def nested_ensemble_cv(choices: dict[int, dict], scores: dict[str, pd.DataFrame]
         held_out = {n: s[fold_of.loc[s.index].to_numpy() == k] for n, s in scores.items()}
         ensemble = ensemble_recording_scores(held_out, choice)
         truth = recording_truth(folds, ensemble.index, len(classes))
-        per_fold.append({"fold": int(k), "recording": classification_report(truth, ensemble.to_numpy(), nocall_threshold),
-                         "weights": choice["weights"]})
+        report = classification_report(truth, ensemble.to_numpy(), nocall_threshold)
+        per_fold.append({"fold": int(k), "recording": report, "weights": choice["weights"]})
         pooled.append(ensemble)
     pooled = pd.concat(pooled)
     truth = recording_truth(folds, pooled.index, len(classes))
