@@ -12,8 +12,10 @@ Rows (recording-level top-1 accuracy, mean ± std over folds, wall time):
   scores read out for the classes (`model.probe: zero_shot`, nothing trained);
 - soundclf `birdnet_anchored` (there too): BirdNET's classifier refitted on the labels with an
   L2 pull towards it, its strength chosen inside each fold's training folds (`model.probe: anchored`);
-- soundclf `ensemble`: the experiments averaged, each fold's weights chosen on the other
-  folds' OOF scores (ensemble.json's nested_cv; the pooled OOF score beside it is optimistic);
+- soundclf `ensemble`: the experiments' calibrated scores averaged, each fold's members,
+  weights and calibration chosen on the other folds' OOF scores (ensemble/nested/cv_metrics.json,
+  comparison.csv's "ensemble (nested)" row; the pooled score beside it, ensemble.json's
+  optimistic_score, is chosen on itself);
 - plain probe: scikit-learn logistic regression on mean-pooled BirdNET V2.4 embeddings, read
   straight from the TFLite model (not through soundclf);
 - MFCC floor: 20 MFCCs (+ deltas), their mean and std per recording, logistic regression;
@@ -80,9 +82,9 @@ def run_soundclf(name: str, data_dir: Path, work: Path) -> dict:
             sorted((work / "results/benchmarks/mel_shard").glob("*/*.tsv")))
         out[exp]["job_seconds"] = float(sum(pd.read_csv(p, sep="\t")["s"].iloc[0] for p in bench))
     ensemble = json.loads((work / "results/experiments/ensemble/ensemble.json").read_text())
-    nested = ensemble["nested_cv"]
-    out["ensemble"] = fold_stats([f["score"] for f in nested["per_fold"]]) | {
-        "fold_weights": [f["weights"] for f in nested["per_fold"]], "pooled": ensemble["oof_score"],
+    nested = json.loads((work / "results/experiments/ensemble/nested/cv_metrics.json").read_text())
+    out["ensemble"] = fold_stats([f["recording"]["accuracy"] for f in nested["per_fold"]]) | {
+        "fold_weights": [f["weights"] for f in nested["per_fold"]], "pooled": ensemble["optimistic_score"],
         "weights": ensemble["weights"]}
     return out
 

@@ -203,8 +203,9 @@ REPORT_OUTPUTS = (
 COMPARISON = f"{EXP_DIR}/comparison.csv"
 COMPARISON_OUTPUTS = [COMPARISON, f"{EXP_DIR}/comparison.png"]
 ENSEMBLE_DIR = f"{EXP_DIR}/ensemble"
+NESTED_CV = f"{ENSEMBLE_DIR}/nested/cv_metrics.json"
 ENSEMBLE_OUTPUTS = (
-    [f"{ENSEMBLE_DIR}/ensemble.json"]
+    [f"{ENSEMBLE_DIR}/ensemble.json", NESTED_CV] + [f"{ENSEMBLE_DIR}/nested/fold{k}.json" for k in FOLDS]
     + ([f"{ENSEMBLE_DIR}/predictions/{f}" for f in ("submission.csv", "metrics.json")]
        if set(ENSEMBLE_CANDIDATES) <= set(PREDICTING) else [])
     if len(ENSEMBLE_CANDIDATES) > 1 else []

@@ -1,17 +1,21 @@
 # The experiments side by side: a comparison table and figure (paired per-fold differences
 # against a reference), and with two or more experiments the ensemble chosen on their OOF
-# scores, whose predictions are the weighted mean of the members' predictions.
+# scores, whose predictions are the weighted mean of the members' calibrated predictions;
+# and the nested ensemble (fold k's chosen on the other folds alone), a row of the table.
 
 localrules:
     compare_experiments,
     select_ensemble,
     ensemble_predictions,
+    nested_ensemble_fold,
+    nested_ensemble,
 
 
 rule compare_experiments:
     input:
         cv_metrics=for_experiments(f"{OOF_DIR}/cv_metrics.json"),
         models=for_experiments(f"{MODEL_DIR}/fold{{fold}}/model.pt", fold=FOLDS),
+        nested=[NESTED_CV] if len(ENSEMBLE_CANDIDATES) > 1 else [],
     output:
         table=COMPARISON,
         figure=report(f"{EXP_DIR}/comparison.png", caption="../report/comparison.rst", category="5. Experiments"),
@@ -73,3 +77,51 @@ rule ensemble_predictions:
         f"{BENCHMARKS}/ensemble_predictions.tsv"
     script:
         "../workflow_scripts/ensemble_predictions.py"
+
+
+def candidate_windows(folds):
+    """The ensemble candidates' window tables of `folds`, experiment by experiment."""
+    return [f"{EXP_DIR}/{exp}/oof/fold{j}/windows.csv" for exp in ENSEMBLE_CANDIDATES for j in folds]
+
+
+rule nested_ensemble_fold:
+    input:
+        # never fold k's own windows: its members, weights and calibration see the other folds only
+        windows=lambda wc: candidate_windows([j for j in FOLDS if j != int(wc.fold)]),
+        folds=FOLDS_TABLE,
+        classes=CLASSES_TABLE,
+    output:
+        f"{ENSEMBLE_DIR}/nested/fold{{fold}}.json",
+    params:
+        experiments=ENSEMBLE_CANDIDATES,
+        ensemble=config["ensemble"],
+        nocall_threshold=config["evaluate"]["nocall_threshold"],
+    conda:
+        CONDA_ENV
+    log:
+        f"{LOGS}/nested_ensemble_fold/fold{{fold}}.log",
+    benchmark:
+        f"{BENCHMARKS}/nested_ensemble_fold/fold{{fold}}.tsv"
+    script:
+        "../workflow_scripts/nested_ensemble_fold.py"
+
+
+rule nested_ensemble:
+    input:
+        choices=expand(f"{ENSEMBLE_DIR}/nested/fold{{fold}}.json", fold=FOLDS),
+        windows=candidate_windows(FOLDS),
+        folds=FOLDS_TABLE,
+        classes=CLASSES_TABLE,
+    output:
+        NESTED_CV,
+    params:
+        experiments=ENSEMBLE_CANDIDATES,
+        nocall_threshold=config["evaluate"]["nocall_threshold"],
+    conda:
+        CONDA_ENV
+    log:
+        f"{LOGS}/nested_ensemble.log",
+    benchmark:
+        f"{BENCHMARKS}/nested_ensemble.tsv"
+    script:
+        "../workflow_scripts/nested_ensemble.py"

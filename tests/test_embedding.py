@@ -215,7 +215,8 @@ def test_a_probe_and_a_cnn_experiment_in_one_comparison(tmp_path, tiny_dataset):
     (tmp_path / "map.csv").write_text("class,label\nwhistler,Turdus merula_Eurasian Blackbird\n")
     run_snakemake(tmp_path, "--configfile", "c.yaml")
     table = pd.read_csv(tmp_path / "results/experiments/comparison.csv").set_index("experiment")
-    assert set(table.index) == {"cnn", "probe", "zero"} and table["recording.padded_cmap.mean"].notna().all()
+    assert set(table.index) == {"cnn", "probe", "zero", "ensemble (nested)"}  # zero-shot, probe and CNN members
+    assert table["recording.padded_cmap.mean"].notna().all()
     zero = pd.read_csv(tmp_path / "results/experiments/zero/oof/oof_windows.csv")
     assert (zero.drop(columns=["fold", "key", "start", "end", "whistler"]).to_numpy() < 1e-9).all()  # unmapped: 0
     assert "no label for downsweeper, upsweeper" in (tmp_path / "results/logs/train_fold/zero/fold0.log").read_text()

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from conftest import run_snakemake, tone, write
+from soundclf.comparison import calibrate
 from soundclf.config import ConfigError
 from soundclf.experiments import experiment_configs, load_config, training_params
 from soundclf.indexing import read_classes
@@ -191,7 +192,7 @@ def test_a_round_writes_pseudo_labels_and_compares_the_student_with_its_teacher(
         log = (round_workdir / f"results/logs/train_fold/base-st1/fold{fold}.log").read_text()
         assert "self-training: 6 soft-labelled windows, 2 of every 4 crops per batch" in log
     comparison = pd.read_csv(round_workdir / "results/experiments/comparison.csv")
-    assert set(comparison["experiment"]) == {"base", "base-st1"}
+    assert set(comparison["experiment"]) == {"base", "base-st1", "ensemble (nested)"}
 
 
 def upstream_files(workdir, config, target):
@@ -232,11 +233,12 @@ def test_changing_the_transform_reruns_the_students_not_the_teacher(round_workdi
     target = "results/experiments/comparison.csv"
     assert planned(workdir, "config.st.yaml", target) == {}
     sharper = round_config(workdir, {"transform": {"power": 2.0, "threshold": 0.1}}, "config.power.yaml")
+    nested = {"nested_ensemble_fold": 2, "nested_ensemble": 1}  # the student is a candidate member
     assert planned(workdir, sharper, target) == {"pseudo_labels": 2, "train_fold": 2, "evaluate_fold": 2,
-                                                 "aggregate_oof": 1, "compare_experiments": 1}
+                                                 "aggregate_oof": 1, "compare_experiments": 1} | nested
     share = round_config(workdir, {"pseudo_share": 0.25}, "config.share.yaml")
     assert planned(workdir, share, target) == {"train_fold": 2, "evaluate_fold": 2, "aggregate_oof": 1,
-                                               "compare_experiments": 1}
+                                               "compare_experiments": 1} | nested
 
 
 @pytest.mark.workflow
@@ -266,6 +268,10 @@ def test_an_ensemble_teacher_weights_its_members_scores():
     assert mixed[["fold", "key", "start", "end"]].equals(a[["fold", "key", "start", "end"]])
     with pytest.raises(ValueError, match="'d'"):
         weighted_scores({"a": a}, {"a": 0.5, "d": 0.5}, CLASSES)
+    calibration = {"a": {"scale": 2.0, "offset": 0.5}, "b": {"scale": 1.0, "offset": -1.0}}  # ensemble.json's
+    mixed = weighted_scores({"a": a, "b": b}, {"a": 0.75, "b": 0.25}, CLASSES, calibration)
+    np.testing.assert_allclose(mixed[CLASSES], 0.75 * calibrate(a[CLASSES], calibration["a"])
+                               + 0.25 * calibrate(b[CLASSES], calibration["b"]), rtol=1e-6)
 
 
 def test_the_ensemble_as_teacher_is_chosen_among_the_other_experiments():

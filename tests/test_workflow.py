@@ -14,6 +14,7 @@ import yaml
 
 from conftest import REPO, TINY_DEMO, run_snakemake, tone, write
 from hostile_corpus import add_hostile_corpus
+from soundclf.comparison import calibrate
 from soundclf.mel_cache import MelCache
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
@@ -32,13 +33,14 @@ EXPERIMENTS = {"recipe": None, "crop5": {"train": {"crop_seconds": 5}}}
 RECIPE = "results/experiments/recipe"
 
 
-def after_training(n_experiments=2):
+def after_training(n_experiments=2, nested_folds=2):
     """What follows retraining n experiments: aggregation, prediction, figures, comparison
-    and (with two experiments) the ensemble."""
+    and (with two experiments) the ensemble, and the nested ensemble's choice of every fold
+    whose training folds were retrained (`nested_folds`)."""
     n = n_experiments
     return {"aggregate_oof": n, "choose_thresholds": n, "predict_shard": n, "predict_recordings": n, "detect_events": n,
             "plot_training": n, "plot_oof": n, "plot_predictions": n, "compare_experiments": 1, "select_ensemble": 1,
-            "ensemble_predictions": 1, "all": 1}
+            "ensemble_predictions": 1, "nested_ensemble_fold": nested_folds, "nested_ensemble": 1, "all": 1}
 
 
 def planned_jobs(result) -> dict[str, int]:
@@ -138,7 +140,7 @@ def test_changing_annotations_retrains_and_reevaluates_but_reruns_no_index_or_me
 
 def test_changing_fold_count_reruns_no_index_or_mel_job(workdir):
     jobs = dry_run(workdir, built_config(workdir, {"folds": {"n_folds": 3}}, "config.folds.yaml"))
-    assert jobs == {"assign_folds": 1, "train_fold": 6, "evaluate_fold": 6} | after_training()
+    assert jobs == {"assign_folds": 1, "train_fold": 6, "evaluate_fold": 6} | after_training(nested_folds=3)
 
 
 def test_adding_one_recording_reruns_exactly_one_mel_shard(workdir):
@@ -324,7 +326,8 @@ def test_one_fold_target_builds_that_fold_only(workdir):
     shutil.rmtree(workdir / f"{RECIPE}/oof/fold1")
     assert planned_jobs(run_snakemake(workdir, "-n", f"{RECIPE}/models/fold1/model.pt",
                                       "--configfile", "config.test.yaml")) == {"train_fold": 1}
-    assert dry_run(workdir, "config.test.yaml") == {"train_fold": 1, "evaluate_fold": 1} | after_training(1)
+    # fold 1's new windows: fold 0's nested choice is made again, fold 1's (made without them) is not
+    assert dry_run(workdir, "config.test.yaml") == {"train_fold": 1, "evaluate_fold": 1} | after_training(1, 1)
 
 
 def test_deleting_one_experiment_rebuilds_only_it(workdir):
@@ -465,7 +468,8 @@ def test_report_figures_are_made_and_the_html_report_has_every_section(built_wor
     assert set(cv["level"]) == {"window", "window_weak", "recording"} and cv["mean"].notna().all()
     assert {"fold 0", "fold 1", "pooled"} <= set(cv.columns)
     for rule in ("plot_index", "plot_training/recipe", "plot_oof/crop5", "plot_predictions/recipe",
-                 "compare_experiments", "select_ensemble", "ensemble_predictions"):
+                 "compare_experiments", "select_ensemble", "ensemble_predictions", "nested_ensemble_fold/fold0",
+                 "nested_ensemble"):
         assert (results / f"logs/{rule}.log").exists(), rule
 
     run_snakemake(built_workdir, "--report", "report.html", "--configfile", "config.test.yaml")
@@ -480,7 +484,7 @@ def test_report_figures_are_made_and_the_html_report_has_every_section(built_wor
 def test_experiments_are_compared_fold_by_fold_and_ensembled(built_workdir):
     results = built_workdir / "results/experiments"
     table = pd.read_csv(results / "comparison.csv").set_index("experiment")
-    assert set(table.index) == {"recipe", "crop5"}
+    assert set(table.index) == {"recipe", "crop5", "ensemble (nested)"}
     metric = "recording.padded_cmap"
     cvs = {e: json.loads((results / f"{e}/oof/cv_metrics.json").read_text()) for e in table.index}
     diffs = [a[metric.split(".")[0]]["padded_cmap"] - b[metric.split(".")[0]]["padded_cmap"]
@@ -491,12 +495,18 @@ def test_experiments_are_compared_fold_by_fold_and_ensembled(built_workdir):
     assert (table["train_seconds_per_fold"] > 0).all() and table[f"{metric}.mean"].notna().all()
     ensemble = json.loads((results / "ensemble/ensemble.json").read_text())
     assert set(ensemble["weights"]) <= {"recipe", "crop5"} and sum(ensemble["weights"].values()) == pytest.approx(1)
-    assert ensemble["oof_score"] >= max(ensemble["single_scores"].values()) - 1e-9  # greedy starts at the best single
-    nested = ensemble["nested_cv"]  # each fold scored with weights chosen on the other folds
-    assert [f["fold"] for f in nested["per_fold"]] == [0, 1] and np.isfinite(nested["mean"])
+    assert ensemble["optimistic_score"] >= max(ensemble["single_scores"].values()) - 1e-9  # greedy starts at the best single
+    # the nested ensemble: each fold scored with the choice made on the other fold, a row of the table
+    nested = json.loads((results / "ensemble/nested/cv_metrics.json").read_text())
+    assert [f["fold"] for f in nested["per_fold"]] == [0, 1]
+    assert json.loads((results / "ensemble/nested/fold0.json").read_text())["training_folds"] == [1]
+    ensemble_diffs = [f["recording"]["padded_cmap"] - r["recording"]["padded_cmap"]
+                      for f, r in zip(nested["per_fold"], cvs["recipe"]["per_fold"])]
+    assert table.loc["ensemble (nested)", f"{metric}.diff_vs_recipe.mean"] == pytest.approx(np.mean(ensemble_diffs))
     submission = pd.read_csv(results / "ensemble/predictions/submission.csv")
     members = {e: pd.read_csv(results / f"{e}/predictions/submission.csv") for e in ensemble["weights"]}
-    expected = sum(w * members[e].iloc[:, 1:].to_numpy() for e, w in ensemble["weights"].items())
+    expected = sum(w * calibrate(members[e].iloc[:, 1:], ensemble["calibration"][e]).to_numpy()
+                   for e, w in ensemble["weights"].items())
     assert np.allclose(submission.iloc[:, 1:].to_numpy(), expected, atol=1e-6)
 
 

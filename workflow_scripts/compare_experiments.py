@@ -1,9 +1,10 @@
-"""Rule compare_experiments: every experiment's CV metrics side by side, paired per-fold
-differences against the reference, and a figure of the same."""
+"""Rule compare_experiments: every experiment's CV metrics side by side (and the nested
+ensemble's, with two or more candidates), paired per-fold differences against the reference,
+and a figure of the same."""
 import json
 
 from soundclf.atomic import write_csv
-from soundclf.comparison import comparison_table
+from soundclf.comparison import NESTED_ENSEMBLE, comparison_table
 from soundclf.logs import setup_logging
 from soundclf.plots import experiment_comparison
 
@@ -13,6 +14,8 @@ cvs = {exp: json.loads(open(path).read()) for exp, path in zip(p.experiments, sn
 reference = p.compare["reference"] or p.experiments[0]
 if reference not in cvs:
     raise ValueError(f"compare.reference: '{reference}' is not an experiment ({', '.join(cvs)})")
+if snakemake.input.nested:
+    cvs[NESTED_ENSEMBLE] = json.loads(open(snakemake.input.nested[0]).read())
 table = comparison_table(cvs, dict(zip(p.experiments, p.benchmarks)), reference, p.compare["metric"])
 write_csv(table, snakemake.output.table)
 experiment_comparison(cvs, p.compare["metric"], reference, snakemake.output.figure)

@@ -1,5 +1,5 @@
 """Rule ensemble_predictions: the selected ensemble's predictions, the weighted mean of its
-members' predictions, and their metrics when there are window labels."""
+members' calibrated predictions, and their metrics when there are window labels."""
 import json
 
 import pandas as pd
@@ -11,9 +11,10 @@ from soundclf.prediction import prediction_metrics
 
 log = setup_logging(snakemake.log[0])
 p, out = snakemake.params, snakemake.output
-weights = json.loads(open(snakemake.input.ensemble).read())["weights"]
+ensemble = json.loads(open(snakemake.input.ensemble).read())
+weights = ensemble["weights"]
 submissions = {exp: pd.read_csv(path) for exp, path in zip(p.experiments, snakemake.input.submissions) if exp in weights}
-submission = weighted_submission(submissions, weights)
+submission = weighted_submission(submissions, ensemble)
 write_csv(submission, out.submission)
 labels = p.truth
 metrics = prediction_metrics(submission, labels, p.nocall_threshold, p.window_seconds, p.annotations) if labels else {}

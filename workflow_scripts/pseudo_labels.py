@@ -1,5 +1,5 @@
 """Rule pseudo_labels: the window scores of a round's teacher fold model (or the weighted mean
-of the ensemble members' fold-k models) turned into fold k's pseudo-labels."""
+of the ensemble members' fold-k models, calibrated) turned into fold k's pseudo-labels."""
 import json
 
 import pandas as pd
@@ -14,8 +14,9 @@ classes = read_classes(snakemake.input.classes)
 p = snakemake.params
 tables = {exp: pd.read_csv(path, dtype={"key": str}) for exp, path in zip(p.members, snakemake.input.scores)}
 if snakemake.input.ensemble:
-    weights = json.loads(open(snakemake.input.ensemble[0]).read())["weights"]
-    scores, source = weighted_scores(tables, weights, classes), f"the ensemble {weights}"
+    ensemble = json.loads(open(snakemake.input.ensemble[0]).read())
+    weights = ensemble["weights"]
+    scores, source = weighted_scores(tables, weights, classes, ensemble["calibration"]), f"the ensemble {weights}"
 else:
     scores, source = next(iter(tables.values())), snakemake.input.scores[0]
 table = pseudo_label_table(scores, classes, int(snakemake.wildcards.fold), source=source, **p.transform)

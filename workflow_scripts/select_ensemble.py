@@ -1,8 +1,9 @@
-"""Rule select_ensemble: the ensemble of experiments that maximises an OOF metric."""
+"""Rule select_ensemble: the ensemble of experiments that maximises an OOF metric on all folds
+(the deployed ensemble; its score is optimistic)."""
 import pandas as pd
 
 from soundclf.atomic import write_json
-from soundclf.comparison import nested_ensemble_scores, oof_recording_scores, select_ensemble
+from soundclf.comparison import oof_recording_scores, select_ensemble
 from soundclf.indexing import read_classes, read_index
 from soundclf.logs import setup_logging
 
@@ -12,8 +13,6 @@ classes = read_classes(snakemake.input.classes)
 scores = {exp: oof_recording_scores(pd.read_csv(path, dtype={"key": str}), classes)
           for exp, path in zip(p.experiments, snakemake.input.oof)}
 folds = read_index(snakemake.input.folds)
-args = (classes, p.ensemble["metric"], p.ensemble["max_size"], p.ensemble["members"], p.nocall_threshold)
-choice = select_ensemble(scores, folds, *args)
-# the weights chosen without each fold, scored on it: a CV figure comparable to the experiments'
-choice["nested_cv"] = nested_ensemble_scores(scores, folds, *args)
+choice = select_ensemble(scores, folds, classes, p.ensemble["metric"], p.ensemble["max_size"], p.ensemble["members"],
+                         p.nocall_threshold)
 write_json(choice, snakemake.output[0])

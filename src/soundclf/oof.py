@@ -17,6 +17,18 @@ def cv_metrics(fold_metrics: list[dict], oof: pd.DataFrame, folds: pd.DataFrame,
                nocall_threshold: float) -> dict:
     """Per-fold metrics as given, their mean and std (over folds where defined) and the metrics
     of all folds' recording scores pooled."""
+    return {
+        "n_folds": len(fold_metrics),
+        "n_recordings": int(oof["key"].nunique()),
+        "n_windows": len(oof),
+        "per_fold": sorted(fold_metrics, key=lambda m: m["fold"]),
+        "mean_std": fold_summary(fold_metrics),
+        "pooled": {"recording": recording_metrics(oof, folds, classes, nocall_threshold)},
+    }
+
+
+def fold_summary(fold_metrics: list[dict]) -> dict:
+    """Each metric's mean and std over folds (where defined), at every level all folds have."""
     summary = {}
     for level in [level for level in METRIC_LEVELS if all(level in m for m in fold_metrics)]:
         names = sorted({name for m in fold_metrics for name in m[level]})
@@ -26,14 +38,7 @@ def cv_metrics(fold_metrics: list[dict], oof: pd.DataFrame, folds: pd.DataFrame,
             finite = values[np.isfinite(values)]
             summary[level][name] = {"mean": float(finite.mean()) if finite.size else None,
                                     "std": float(finite.std()) if finite.size else None}
-    return {
-        "n_folds": len(fold_metrics),
-        "n_recordings": int(oof["key"].nunique()),
-        "n_windows": len(oof),
-        "per_fold": sorted(fold_metrics, key=lambda m: m["fold"]),
-        "mean_std": summary,
-        "pooled": {"recording": recording_metrics(oof, folds, classes, nocall_threshold)},
-    }
+    return summary
 
 
 def per_class_table(oof: pd.DataFrame, folds: pd.DataFrame, classes: list[str]) -> pd.DataFrame:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..comparison import calibrate
+
 WINDOW_COLUMNS = ["fold", "key", "start", "end"]
 
 
@@ -38,10 +40,11 @@ def check_fold(table: pd.DataFrame, fold: int, source: str) -> None:
                               f"{fold}'s recordings; fold {fold}'s student may only learn from fold {fold}'s teacher")
 
 
-def weighted_scores(tables: dict[str, pd.DataFrame], weights: dict[str, float], classes: list[str]) -> pd.DataFrame:
+def weighted_scores(tables: dict[str, pd.DataFrame], weights: dict[str, float], classes: list[str],
+                    calibration: dict[str, dict] | None = None) -> pd.DataFrame:
     """The ensemble's window scores: the weighted mean of its members' (an ensemble.json's
-    weights; members of weight 0 or absent are left out). Every member scored the same
-    windows with the model of the same held-out fold."""
+    weights and calibration; members of weight 0 or absent are left out). Every member scored
+    the same windows with the model of the same held-out fold."""
     members = [exp for exp, weight in weights.items() if weight > 0]
     missing = [exp for exp in members if exp not in tables]
     if missing:
@@ -51,7 +54,9 @@ def weighted_scores(tables: dict[str, pd.DataFrame], weights: dict[str, float], 
         if not tables[exp][WINDOW_COLUMNS].reset_index(drop=True).equals(first):
             raise ValueError(f"{exp} and {members[0]} scored different windows; their mel or window settings differ")
     total = sum(weights[exp] for exp in members)
-    mean = sum(weights[exp] * tables[exp][classes].to_numpy() for exp in members) / total
+    scores = {exp: calibrate(tables[exp][classes], calibration[exp]) if calibration else tables[exp][classes]
+              for exp in members}
+    mean = sum(weights[exp] * scores[exp].to_numpy() for exp in members) / total
     return pd.concat([first, pd.DataFrame(mean, columns=classes)], axis=1)
 
 
