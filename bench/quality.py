@@ -12,6 +12,10 @@ Rows (recording-level top-1 accuracy, mean ± std over folds, wall time):
   scores read out for the classes (`model.probe: zero_shot`, nothing trained);
 - soundclf `birdnet_anchored` (there too): BirdNET's classifier refitted on the labels with an
   L2 pull towards it, its strength chosen inside each fold's training folds (`model.probe: anchored`);
+- soundclf `birdnet_probe_bags`, `birdnet_anchored_bags`: those probes trained on each
+  recording's windows as a bag (`model.probe_examples: bags`);
+- soundclf `cnn_distilled`: the default CNN distilled (`train.teacher`) from the anchored
+  probe where the classes are BirdNET species, else from the probe;
 - soundclf `ensemble`: the experiments' calibrated scores averaged, each fold's members,
   weights and calibration chosen on the other folds' OOF scores (ensemble/nested/cv_metrics.json,
   comparison.csv's "ensemble (nested)" row; the pooled score beside it, ensemble.json's
@@ -50,14 +54,25 @@ DATASETS = {  # how each set is laid out and folded (its published folds where i
 # the default CNN; the CNN with the augmentations of the short-clip preset (configs/clips.yaml:
 # SpecAugment, time shift, gain, which bench/ablation.py found to help on ESC-10); the probe
 AUGMENTED = {"train": yaml.safe_load((REPO / "configs/clips.yaml").read_text())["train"]}
-EXPERIMENTS = {"cnn": None, "cnn_augmented": AUGMENTED, "birdnet_probe": {"model": {"kind": "embedding_probe"}}}
+EXPERIMENTS = {"cnn": None, "cnn_augmented": AUGMENTED, "birdnet_probe": {"model": {"kind": "embedding_probe"}},
+               "birdnet_probe_bags": {"model": {"kind": "embedding_probe", "probe_examples": "bags"}}}
 ZERO_SHOT = {"birdnet_zero_shot": {"model": {"kind": "embedding_probe", "probe": "zero_shot"}},
-             "birdnet_anchored": {"model": {"kind": "embedding_probe", "probe": "anchored"}}}
-PROBES = {"birdnet_probe", "birdnet_zero_shot", "birdnet_anchored"}
+             "birdnet_anchored": {"model": {"kind": "embedding_probe", "probe": "anchored"}},
+             "birdnet_anchored_bags": {"model": {"kind": "embedding_probe", "probe": "anchored",
+                                                 "probe_examples": "bags"}}}
+PROBES = {"birdnet_probe", "birdnet_probe_bags", *ZERO_SHOT}
+LABELS = {"cnn": "CNN (default config)", "cnn_augmented": "CNN + SpecAugment, time shift, gain",
+          "birdnet_probe": "BirdNET probe experiment", "birdnet_probe_bags": "BirdNET probe on bags of windows",
+          "birdnet_zero_shot": "BirdNET zero-shot (its species scores, nothing trained)",
+          "birdnet_anchored": "BirdNET classifier anchored and refitted",
+          "birdnet_anchored_bags": "BirdNET classifier anchored, refitted on bags of windows",
+          "cnn_distilled": "CNN distilled from the anchored (or plain) probe"}
 
 
 def experiments(name: str) -> dict:
-    return EXPERIMENTS | (ZERO_SHOT if DATASETS[name].get("zero_shot") else {})
+    zero_shot = DATASETS[name].get("zero_shot")
+    teacher = "birdnet_anchored" if zero_shot else "birdnet_probe"
+    return EXPERIMENTS | (ZERO_SHOT if zero_shot else {}) | {"cnn_distilled": {"train": {"teacher": teacher}}}
 
 
 def run_soundclf(name: str, data_dir: Path, work: Path) -> dict:
@@ -196,11 +211,11 @@ def write_features(table: pd.DataFrame, clip_seconds: float, out: Path) -> None:
 def flat(result: dict) -> dict:
     """bench/results.json keys: quality.<dataset>.<row>.mean/std/seconds, .metric, .best.mean."""
     name, soundclf = result["dataset"], result["soundclf"]
-    rows = {"soundclf": soundclf["cnn"], "soundclf_augmented": soundclf["cnn_augmented"],
-            "soundclf_probe": soundclf["birdnet_probe"],
-            **({"soundclf_zero_shot": soundclf["birdnet_zero_shot"]} if "birdnet_zero_shot" in soundclf else {}),
-            "ensemble": soundclf["ensemble"], "plain_probe": result["plain_probe"],
-            "mfcc_floor": result["mfcc_floor"], **({"baseline": result["cnn_baseline"]} if "cnn_baseline" in result else {})}
+    names = {"cnn": "soundclf", "cnn_augmented": "soundclf_augmented", "birdnet_probe": "soundclf_probe",
+             "birdnet_zero_shot": "soundclf_zero_shot"}  # the keys of earlier runs
+    rows = {names.get(exp, f"soundclf_{exp}"): value for exp, value in soundclf.items() if exp in LABELS} | {
+        "ensemble": soundclf["ensemble"], "plain_probe": result["plain_probe"], "mfcc_floor": result["mfcc_floor"],
+        **({"baseline": result["cnn_baseline"]} if "cnn_baseline" in result else {})}
     out = {f"quality.{name}.metric": result["metric"]}
     for row, value in rows.items():
         for key in ("mean", "std", "seconds", "job_seconds"):
@@ -214,14 +229,10 @@ def flat(result: dict) -> dict:
 
 def table(result: dict) -> str:
     s, n = result["soundclf"], result["dataset"]
-    rows = [("soundclf: CNN (default config)", s["cnn"], f"{s['cnn']['job_seconds']:.0f} s of jobs"),
-            ("soundclf: CNN + SpecAugment, time shift, gain", s["cnn_augmented"],
-             f"{s['cnn_augmented']['job_seconds']:.0f} s of jobs"),
-            ("soundclf: BirdNET probe experiment", s["birdnet_probe"], f"{s['birdnet_probe']['job_seconds']:.0f} s of jobs"),
-            *([("soundclf: BirdNET zero-shot (its species scores, nothing trained)", s["birdnet_zero_shot"],
-                f"{s['birdnet_zero_shot']['job_seconds']:.0f} s of jobs")] if "birdnet_zero_shot" in s else []),
-            ("soundclf: ensemble of the experiments (each fold's weights chosen on the other folds; "
-             f"pooled OOF, chosen on itself: {s['ensemble']['pooled']:.3f})", s["ensemble"], "—"),
+    rows = [*((f"soundclf: {LABELS[exp]}", v, f"{v['job_seconds']:.0f} s of jobs") for exp, v in s.items()
+              if exp in LABELS),
+            ("soundclf: ensemble of the experiments (each fold's members and weights chosen on the other folds; "
+             f"chosen on all folds and scored on them: {s['ensemble']['pooled']:.3f})", s["ensemble"], "—"),
             ("plain probe (bench): BirdNET mean-pooled + logistic regression", result["plain_probe"],
              f"{result['plain_probe']['seconds']:.0f} s"),
             ("MFCC statistics + logistic regression (floor)", result["mfcc_floor"], f"{result['mfcc_floor']['seconds']:.0f} s")]
