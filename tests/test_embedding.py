@@ -214,8 +214,8 @@ def test_a_probe_and_a_cnn_experiment_in_one_comparison(tmp_path, tiny_dataset):
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
     (tmp_path / "map.csv").write_text("class,label\nwhistler,Turdus merula_Eurasian Blackbird\n")
     # what the assertions read: no figures, thresholds or detections (the workflow tests run those)
-    run_snakemake(tmp_path, "--configfile", "c.yaml", "results/experiments/comparison.csv",
-                  "results/experiments/ensemble/predictions/submission.csv")
+    run_snakemake(tmp_path, "results/experiments/comparison.csv", "results/experiments/ensemble/predictions/submission.csv",
+                  "--configfile", "c.yaml")
     table = pd.read_csv(tmp_path / "results/experiments/comparison.csv").set_index("experiment")
     assert set(table.index) == {"cnn", "probe", "zero", "ensemble (nested)"}  # zero-shot, probe and CNN members
     assert table["recording.padded_cmap.mean"].notna().all()
