@@ -305,7 +305,7 @@ def test_a_distilled_students_fold_k_learns_from_fold_k_teacher_windows_of_its_t
     shutil.copytree(round_workdir, workdir, symlinks=True)
     from test_workflow import write_config
 
-    config = write_config(workdir, {"experiments": {"base": {}, "distilled": {"train": {"teacher": "base", "epochs": 2}}}},
+    config = write_config(workdir, {"experiments": {"base": {}, "distilled": {"train": {"teacher": "base", "epochs": 1}}}},
                           "config.distil.yaml")
     target = "results/experiments/distilled/models/fold0/model.pt"
     assert planned(workdir, config, target) == {"teacher_windows": 1, "train_fold": 1}  # the teacher is not retrained
