@@ -110,13 +110,22 @@ def calibrate(scores: pd.DataFrame, calibration: dict[str, float]) -> pd.DataFra
     return pd.DataFrame(1 / (1 + np.exp(-z)), index=scores.index, columns=scores.columns)
 
 
+def calibrated_mean(members: dict[str, pd.DataFrame], weights: dict[str, float],
+                    calibration: dict[str, dict] | None = None) -> np.ndarray:
+    """The weighted mean of the members' aligned scores (class columns), each first mapped by
+    its calibration (none given: as they are)."""
+    total = sum(weights[n] for n in members)
+    return sum(weights[n] * (calibrate(frame, calibration[n]) if calibration else frame).to_numpy()
+               for n, frame in members.items()) / total
+
+
 def ensemble_recording_scores(scores: dict[str, pd.DataFrame], choice: dict) -> pd.DataFrame:
     """The weighted mean of an ensemble's members' calibrated recording scores (on the first
     member's keys)."""
-    weights, calibration = choice["weights"], choice["calibration"]
-    keys = scores[next(iter(weights))].index
-    total = sum(weights.values())
-    return sum(w * calibrate(scores[n].loc[keys], calibration[n]) for n, w in weights.items()) / total
+    weights = choice["weights"]
+    first = scores[next(iter(weights))]
+    mean = calibrated_mean({n: scores[n].loc[first.index] for n in weights}, weights, choice["calibration"])
+    return pd.DataFrame(mean, index=first.index, columns=first.columns)
 
 
 def ensemble_score(members: list[pd.DataFrame], weights: list[float], truth: np.ndarray, metric: str,
@@ -198,6 +207,5 @@ def weighted_submission(submissions: dict[str, pd.DataFrame], ensemble: dict) ->
             raise ValueError(f"experiment {name}'s prediction windows differ from the others': ensemble members "
                              "must share train.segment_seconds")
     classes = list(first.columns[1:])
-    mean = sum(w * calibrate(submissions[n][classes], ensemble["calibration"][n]).to_numpy()
-               for n, w in weights.items()) / sum(weights.values())
+    mean = calibrated_mean({n: submissions[n][classes] for n in weights}, weights, ensemble["calibration"])
     return pd.concat([first[["row_id"]], pd.DataFrame(mean, columns=classes)], axis=1)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..comparison import calibrate
+from ..comparison import calibrated_mean
 
 WINDOW_COLUMNS = ["fold", "key", "start", "end"]
 
@@ -53,10 +53,7 @@ def weighted_scores(tables: dict[str, pd.DataFrame], weights: dict[str, float], 
     for exp in members[1:]:
         if not tables[exp][WINDOW_COLUMNS].reset_index(drop=True).equals(first):
             raise ValueError(f"{exp} and {members[0]} scored different windows; their mel or window settings differ")
-    total = sum(weights[exp] for exp in members)
-    scores = {exp: calibrate(tables[exp][classes], calibration[exp]) if calibration else tables[exp][classes]
-              for exp in members}
-    mean = sum(weights[exp] * scores[exp].to_numpy() for exp in members) / total
+    mean = calibrated_mean({exp: tables[exp][classes] for exp in members}, weights, calibration)
     return pd.concat([first, pd.DataFrame(mean, columns=classes)], axis=1)
 
 
