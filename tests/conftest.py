@@ -57,6 +57,17 @@ def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.C
     return result
 
 
+def upstream(inputs: dict[str, list[str]], target: str) -> set[str]:
+    """Every file `target` is made from, directly or not, given each output's input files."""
+    seen, todo = set(), [target]
+    while todo:
+        for path in inputs.get(todo.pop(), ()):
+            if path not in seen:
+                seen.add(path)
+                todo.append(path)
+    return seen
+
+
 def mel_cache_dir(workdir: Path, *configfiles: str) -> str:
     """results/mels/<digest> of the first experiment of config.yaml + `configfiles` (in workdir)."""
     from soundclf import experiments

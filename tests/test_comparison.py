@@ -134,7 +134,7 @@ def planned_inputs(plan: str) -> dict[str, list[str]]:
 def test_fold_k_nested_ensemble_never_reads_fold_k(tmp_path, tiny_dataset):
     """Every file fold k's nested choice is made from, directly or not (the dry run's plan,
     on a fresh folder where every job is planned): no window table of fold k."""
-    from conftest import run_snakemake
+    from conftest import run_snakemake, upstream
     from test_workflow import write_config
 
     shutil.copytree(tiny_dataset, tmp_path / "data")
@@ -142,13 +142,8 @@ def test_fold_k_nested_ensemble_never_reads_fold_k(tmp_path, tiny_dataset):
     targets = [f"results/experiments/ensemble/nested/fold{k}.json" for k in (0, 1)]
     inputs = planned_inputs(run_snakemake(tmp_path, "-n", *targets, "--configfile", config).stdout)
     for k, target in enumerate(targets):
-        upstream, todo = set(), [target]
-        while todo:
-            for path in inputs.get(todo.pop(), ()):
-                if path not in upstream:
-                    upstream.add(path)
-                    todo.append(path)
-        windows = {f for f in upstream if f.endswith("windows.csv")}
+        made_from = upstream(inputs, target)
+        windows = {f for f in made_from if f.endswith("windows.csv")}
         assert windows == {f"results/experiments/{e}/oof/fold{1 - k}/windows.csv" for e in ("a", "b")}
-        assert not any(f"fold{k}" in f for f in upstream if "/oof/" in f or "/ensemble/" in f)
-        assert f"results/experiments/a/models/fold{1 - k}/model.pt" in upstream  # the closure is followed
+        assert not any(f"fold{k}" in f for f in made_from if "/oof/" in f or "/ensemble/" in f)
+        assert f"results/experiments/a/models/fold{1 - k}/model.pt" in made_from  # the closure is followed

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import run_snakemake, tone, write
+from conftest import run_snakemake, tone, upstream, write
 from soundclf.comparison import calibrate
 from soundclf.config import ConfigError
 from soundclf.experiments import experiment_configs, load_config, training_params
@@ -204,13 +204,7 @@ def upstream_files(workdir, config, target):
         fields = line.split("\t")
         if len(fields) >= 5:
             inputs[fields[0]] = [f for f in fields[4].split(",") if f]
-    seen, todo = set(), [target]
-    while todo:
-        for path in inputs.get(todo.pop(), ()):
-            if path not in seen:
-                seen.add(path)
-                todo.append(path)
-    return seen
+    return upstream(inputs, target)
 
 
 @pytest.mark.workflow
@@ -220,9 +214,9 @@ def test_fold_k_student_learns_only_from_models_that_never_saw_fold_k(round_work
     the same rule with round r - 1's fold-k student as the teacher, and every pseudo-label
     table and student checks the fold of the model that scored its rows (the unit tests)."""
     for fold in (0, 1):
-        upstream = upstream_files(round_workdir, "config.st.yaml", f"{STUDENT}/models/fold{fold}/model.pt")
-        assert {f for f in upstream if f.endswith("model.pt")} == {f"results/experiments/base/models/fold{fold}/model.pt"}
-        assert {f for f in upstream if "/pseudo/" in f} == {f"results/pseudo/round1/fold{fold}.csv"}
+        made_from = upstream_files(round_workdir, "config.st.yaml", f"{STUDENT}/models/fold{fold}/model.pt")
+        assert {f for f in made_from if f.endswith("model.pt")} == {f"results/experiments/base/models/fold{fold}/model.pt"}
+        assert {f for f in made_from if "/pseudo/" in f} == {f"results/pseudo/round1/fold{fold}.csv"}
 
 
 @pytest.mark.workflow
@@ -315,6 +309,6 @@ def test_a_distilled_students_fold_k_learns_from_fold_k_teacher_windows_of_its_t
     assert set(windows["fold"]) == {0} and set(windows["key"]) == set(folds.loc[folds["fold"] != 0, "key"])
     log = (workdir / "results/logs/train_fold/distilled/fold0.log").read_text()
     assert f"distillation from base: {len(windows)} soft-labelled windows" in log
-    upstream = upstream_files(workdir, config, target)
-    assert {f for f in upstream if f.endswith("model.pt")} == {"results/experiments/base/models/fold0/model.pt"}
-    assert {f for f in upstream if "teacher_windows" in f} == {"results/experiments/base/teacher_windows/fold0.csv"}
+    made_from = upstream_files(workdir, config, target)
+    assert {f for f in made_from if f.endswith("model.pt")} == {"results/experiments/base/models/fold0/model.pt"}
+    assert {f for f in made_from if "teacher_windows" in f} == {"results/experiments/base/teacher_windows/fold0.csv"}
