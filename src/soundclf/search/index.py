@@ -1,0 +1,171 @@
+"""The vector index over archive window embeddings: one index file per embedding shard, and
+queries merged over the shards, so a changed shard rebuilds only its own file.
+
+Similarity is cosine: rows and queries are scaled to unit length, and the score is their dot
+product. A shard up to EXACT_MAX_ROWS windows is searched exactly (one matrix product); a larger
+one through a USearch HNSW graph over float16 vectors (bench/RESULTS.md §15 has the figures that
+chose both)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import h5py
+import numpy as np
+
+from ..atomic import atomic_path
+
+# Where an exact shard's query (float32 matrix-vector product, 2 cores) stops being faster
+# than the HNSW graph's: bench/search_speed.py.
+EXACT_MAX_ROWS = 100_000
+# HNSW settings of perch-hoplite's default index (expansion_add 256, expansion_search 128);
+# recall@100 against exact search in bench/RESULTS.md §15.
+CONNECTIVITY, EXPANSION_ADD, EXPANSION_SEARCH = 16, 256, 128
+
+
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """float32 rows scaled to unit length (all-zero rows stay zero)."""
+    vectors = np.asarray(vectors, np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+def hnsw_graph(dim: int):
+    from usearch.index import Index
+
+    return Index(ndim=dim, metric="ip", dtype="f16", connectivity=CONNECTIVITY,
+                 expansion_add=EXPANSION_ADD, expansion_search=EXPANSION_SEARCH)
+
+
+@dataclass
+class ShardIndex:
+    """The index of one shard: its recordings' keys and window counts (row r is window
+    r - start of the recording it falls in), and either the unit rows themselves (exact) or
+    the HNSW graph over them (approximate)."""
+
+    keys: np.ndarray  # recording keys, in row order
+    counts: np.ndarray  # windows per recording
+    vectors: np.ndarray | None = None  # (rows, dim) float32 unit rows: exact search
+    graph: object | None = None  # usearch.index.Index: approximate search
+
+    @classmethod
+    def build(cls, recordings: Iterable[tuple[str, np.ndarray]], exact_max_rows: int = EXACT_MAX_ROWS) -> ShardIndex:
+        """From (recording key, (windows, dim) embeddings) pairs."""
+        recordings = list(recordings)
+        keys, arrays = zip(*recordings) if recordings else ((), ())
+        keys, counts = np.array(keys, dtype=str), np.array([len(a) for a in arrays], dtype=np.int64)
+        vectors = unit_rows(np.concatenate(arrays)) if arrays else np.zeros((0, 0), np.float32)
+        if len(vectors) <= exact_max_rows:
+            return cls(keys, counts, vectors=vectors)
+        graph = hnsw_graph(vectors.shape[1])
+        graph.add(np.arange(len(vectors)), vectors)
+        return cls(keys, counts, graph=graph)
+
+    @classmethod
+    def from_shard(cls, shard_h5: str | Path, exact_max_rows: int = EXACT_MAX_ROWS) -> ShardIndex:
+        """From an embedding cache shard (soundclf.embedding.cache: key -> (windows, dim))."""
+        recordings = []  # keys are paths: "folder/file.ogg" is dataset file.ogg in group folder
+        with h5py.File(shard_h5, "r") as h5:
+            h5.visititems(lambda key, item: recordings.append((key, item[()])) if isinstance(item, h5py.Dataset) else None)
+        return cls.build(recordings, exact_max_rows)
+
+    def __len__(self) -> int:
+        return int(self.counts.sum())
+
+    def save(self, path: str | Path) -> None:
+        """One .npz file, written atomically (exact rows stored as float16, as in the cache)."""
+        arrays = {"keys": self.keys, "counts": self.counts}
+        if self.graph is None:
+            arrays["vectors"] = self.vectors.astype(np.float16)
+        else:
+            arrays["usearch"] = np.frombuffer(self.graph.save(), np.uint8)
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+    @classmethod
+    def load(cls, path: str | Path) -> ShardIndex:
+        with np.load(path) as npz:
+            if "vectors" in npz:
+                return cls(npz["keys"], npz["counts"], vectors=npz["vectors"].astype(np.float32))
+            from usearch.index import Index
+
+            return cls(npz["keys"], npz["counts"], graph=Index.restore(npz["usearch"].tobytes()))
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, rows), each (q, k), best first; where the shard has fewer than k rows (or the
+        graph found fewer), the tail is score -inf, row -1."""
+        queries = unit_rows(np.atleast_2d(queries))
+        scores = np.full((len(queries), k), -np.inf, np.float32)
+        rows = np.full((len(queries), k), -1, np.int64)
+        n = min(k, len(self))
+        if n == 0:
+            return scores, rows
+        if self.graph is None:
+            sims = queries @ self.vectors.T
+            top = np.argpartition(-sims, n - 1, axis=1)[:, :n]
+            order = np.argsort(-np.take_along_axis(sims, top, 1), axis=1, kind="stable")
+            rows[:, :n] = np.take_along_axis(top, order, 1)
+            scores[:, :n] = np.take_along_axis(sims, rows[:, :n], 1)
+            return scores, rows
+        matches = self.graph.search(queries, n)  # one query: Matches, holding only what it found
+        counts = matches.counts if len(queries) > 1 else [len(matches.keys)]
+        for q, found in enumerate(counts):
+            # usearch's "ip" distance is 1 - dot product
+            scores[q, :found] = 1 - np.reshape(matches.distances, (len(queries), -1))[q, :found]
+            rows[q, :found] = np.reshape(matches.keys, (len(queries), -1))[q, :found]
+        return scores, rows
+
+    def locate(self, rows: np.ndarray) -> list[tuple[str, int]]:
+        """(recording key, window) of each row."""
+        starts = np.cumsum(self.counts) - self.counts
+        recording = np.searchsorted(starts, rows, side="right") - 1
+        return [(str(self.keys[r]), int(row - starts[r])) for r, row in zip(recording, rows)]
+
+
+class ArchiveIndex:
+    """The shards' indexes searched as one: ids number the rows of shard 0, then shard 1, …"""
+
+    def __init__(self, shards: Sequence[ShardIndex]):
+        self.shards = list(shards)
+        self.offsets = np.cumsum([0] + [len(s) for s in self.shards])
+
+    @classmethod
+    def load(cls, paths: Iterable[str | Path]) -> ArchiveIndex:
+        return cls([ShardIndex.load(p) for p in paths])
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids), each (q, k), best first: every shard's top k, merged. Where the
+        archive has fewer than k windows, the tail is score -inf, id -1."""
+        queries = np.atleast_2d(queries)
+        parts = [shard.search(queries, k) for shard in self.shards]
+        if not parts:
+            return np.full((len(queries), k), -np.inf, np.float32), np.full((len(queries), k), -1, np.int64)
+        scores = np.concatenate([s for s, _ in parts], axis=1)
+        ids = np.concatenate([np.where(r >= 0, r + offset, -1) for (_, r), offset in zip(parts, self.offsets)], axis=1)
+        best = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(scores, best, 1), np.take_along_axis(ids, best, 1)
+
+    def locate(self, ids: np.ndarray) -> list[tuple[str, int]]:
+        """(recording key, window) of each id."""
+        shard = np.searchsorted(self.offsets, ids, side="right") - 1
+        return [self.shards[s].locate(np.array([i - self.offsets[s]]))[0] for s, i in zip(shard, ids)]
+
+
+def update_shard_indexes(shard_paths: Iterable[str | Path], index_dir: str | Path,
+                         exact_max_rows: int = EXACT_MAX_ROWS) -> list[Path]:
+    """Build the index of every shard whose index file is missing or older than the shard
+    (as Snakemake judges an output); returns the index files it wrote."""
+    written = []
+    for shard in map(Path, shard_paths):
+        out = index_path(index_dir, shard)
+        if not out.exists() or out.stat().st_mtime < shard.stat().st_mtime:
+            ShardIndex.from_shard(shard, exact_max_rows).save(out)
+            written.append(out)
+    return written
+
+
+def index_path(index_dir: str | Path, shard_h5: str | Path) -> Path:
+    """The index file of an embedding shard: same name, .npz."""
+    return Path(index_dir) / f"{Path(shard_h5).stem}.npz"
