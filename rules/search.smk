@@ -99,3 +99,47 @@ rule search_by_example:
         f"{BENCHMARKS}/search_by_example/{{label}}.tsv"
     script:
         "../workflow_scripts/search_by_example.py"
+
+
+def earlier_marks(wildcards):
+    """The marks.csv of every earlier round of the label; round r-1's must exist (the person
+    reviewed it), or the plan stops with what to do."""
+    folder = Path(SEARCH_DIR) / wildcards.label
+    last = folder / f"round{int(wildcards.sround) - 1}" / "marks.csv"
+    if not last.is_file():
+        raise ValueError(f"{last}: no marks yet. Review that round first: soundclf review {last.parent} "
+                         "(docs/search.md), then run this target again")
+    return [str(folder / f"round{r}" / "marks.csv") for r in range(int(wildcards.sround))
+            if (folder / f"round{r}" / "marks.csv").is_file()]
+
+
+rule search_round:
+    input:
+        marks=earlier_marks,
+        embeddings=expand(f"{ARCHIVE_EMBEDDINGS}/shard_{{shard}}.h5", shard=ARCHIVE_SHARDS),
+    output:
+        probe=f"{SEARCH_DIR}/{{label}}/round{{sround}}/probe.json",
+        scores=f"{SEARCH_DIR}/{{label}}/round{{sround}}/scores.parquet",
+        candidates=f"{SEARCH_DIR}/{{label}}/round{{sround}}/candidates.csv",
+        review_items=f"{SEARCH_DIR}/{{label}}/round{{sround}}/items.csv",
+        meta=f"{SEARCH_DIR}/{{label}}/round{{sround}}/review.json",
+        clips=directory(f"{SEARCH_DIR}/{{label}}/round{{sround}}/clips"),
+    params:
+        queries=lambda wc: search_queries().query("label == @wc.label").to_dict("records"),
+        paths=lambda wc: dict(archive_files()),
+        embedding=ARCHIVE_EMBEDDING,
+        draw=SEARCH["round"],
+        context_seconds=SEARCH["context_seconds"],
+        audio=config["audio"],
+        mel=config["mel"],
+    wildcard_constraints:
+        label="|".join(map(re.escape, SEARCH_LABELS)) or "$^",
+        sround=r"[1-9]\d*",
+    conda:
+        CONDA_ENV
+    log:
+        f"{LOGS}/search_round/{{label}}/round{{sround}}.log",
+    benchmark:
+        f"{BENCHMARKS}/search_round/{{label}}/round{{sround}}.tsv"
+    script:
+        "../workflow_scripts/search_round.py"

@@ -1,6 +1,7 @@
 """Search by example (docs/search.md): example calls checked against the archive before any job,
 the archive embedded and indexed per shard, and each label's most similar windows, a few per
 recording at most, written as candidates and as a review set."""
+import json
 import shutil
 
 import numpy as np
@@ -11,6 +12,7 @@ import yaml
 from conftest import run_snakemake, tone, write
 from soundclf.embedding.model import embedding_available
 from soundclf.review.items import read_items
+from soundclf.review.store import append_mark
 from soundclf.search.archive import list_archive
 from soundclf.search.queries import QueryError, capped_top, read_queries, span_windows
 from soundclf.sources import DataSourceError
@@ -83,7 +85,7 @@ def test_bad_queries_and_an_empty_archive_are_named_with_the_fix(tmp_path):
 
 @needs_model
 @pytest.mark.workflow
-def test_search_by_example_finds_the_planted_call_first_and_reruns_one_shard_for_a_new_file(tmp_path, tiny_dataset):
+def test_search_finds_the_planted_call_first_and_a_round_learns_from_the_marks_alone(tmp_path, tiny_dataset):
     rng = np.random.default_rng(1)
     shutil.copytree(tiny_dataset, tmp_path / "data")
     write_archive(tmp_path / "archive", rng)
@@ -92,7 +94,8 @@ def test_search_by_example_finds_the_planted_call_first_and_reruns_one_shard_for
                                           "c1,site_a/chorus.wav,0,3,chirp\n")
     config = SMALL | {
         "data": {"layout": "metadata", "audio_dir": "data/train_audio", "metadata_csv": "data/train_metadata.csv"},
-        "search": {"audio_dir": "archive", "queries": "queries.csv", "top_k": 6, "per_recording": 2, "n_shards": 2},
+        "search": {"audio_dir": "archive", "queries": "queries.csv", "top_k": 6, "per_recording": 2, "n_shards": 2,
+                   "round": {"top": 3, "boundary": 2, "random": 2}},
     }
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
     targets = [f"results/search/{label}/round0/items.csv" for label in ("whistle", "chirp")]
@@ -110,6 +113,30 @@ def test_search_by_example_finds_the_planted_call_first_and_reruns_one_shard_for
     assert items["item"].tolist() == [f"chirp-{r:04d}" for r in range(1, len(chirp) + 1)]
     assert all((tmp_path / "results/search/chirp/round0/clips" / f"{i}.wav").is_file() for i in items["item"])
 
+    # round 1 plans only once round 0 is reviewed
+    round1 = "results/search/chirp/round1/items.csv"
+    result = run_snakemake(tmp_path, round1, "-n", "--configfile", "c.yaml", check=False)
+    assert result.returncode != 0 and "round0/marks.csv: no marks yet" in result.stdout + result.stderr
+    # an oracle reviewer: the chorus's chirps are the call, the rest is not
+    marks = tmp_path / "results/search/chirp/round0/marks.csv"
+    for item in items.itertuples():
+        append_mark(marks, reviewer="oracle", item=item.item, file=item.file, start=item.start, end=item.end,
+                    label="chirp", mark="yes" if item.file == "site_a/chorus.wav" else "no")
+    run_snakemake(tmp_path, round1, "--configfile", "c.yaml")
+    probe = json.loads((tmp_path / "results/search/chirp/round1/probe.json").read_text())
+    marked_yes = set(items.loc[items["file"] == "site_a/chorus.wav", "start"]) | {0.0}  # and the query's window
+    n_windows = len(pd.read_parquet(tmp_path / "results/search/chirp/round1/scores.parquet"))
+    # labelled: the marks and the query alone; everything else only as background
+    assert probe["counts"] == {"yes": len(marked_yes), "no": int((items["file"] != "site_a/chorus.wav").sum()),
+                               "background": n_windows - len(marked_yes) - int((items["file"] != "site_a/chorus.wav").sum())}
+    nxt = pd.read_csv(tmp_path / "results/search/chirp/round1/candidates.csv")
+    reviewed = set(zip(items["file"], items["start"])) | {("site_a/chorus.wav", 0.0)}
+    assert not reviewed & set(zip(nxt["file"], nxt["start"]))  # nothing reviewed is drawn again
+    assert nxt.iloc[0]["file"] == "site_a/chorus.wav" and nxt["drawn_by"].iloc[0] == "top"
+    assert set(nxt["drawn_by"]) == {"top", "boundary", "random"}
+    assert read_items(tmp_path / "results/search/chirp/round1")["drawn_by"].tolist() == nxt["drawn_by"].tolist()
+
     write(tmp_path / "archive/site_b/new.wav", chirps(6.0, 3000, 6000, 1.0, rng), SR)
-    jobs = planned_jobs(run_snakemake(tmp_path, *targets, "-n", "--configfile", "c.yaml"))
-    assert jobs["archive_embed_shard"] == 1 and jobs["archive_index_shard"] == 1 and jobs["search_by_example"] == 2
+    jobs = planned_jobs(run_snakemake(tmp_path, *targets, round1, "-n", "--configfile", "c.yaml"))
+    assert jobs["archive_embed_shard"] == 1 and jobs["archive_index_shard"] == 1
+    assert jobs["search_by_example"] == 2 and jobs["search_round"] == 1

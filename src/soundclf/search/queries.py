@@ -136,10 +136,12 @@ def search_label(index: ArchiveIndex, vector: np.ndarray, label: str, top_k: int
 
 
 def candidate_items(candidates: pd.DataFrame) -> pd.DataFrame:
-    """The candidates as a review set's items (review.sampling.ITEM_COLUMNS), in rank order."""
+    """The candidates as a review set's items (review.sampling.ITEM_COLUMNS), in rank order;
+    drawn by the search, or as a round's `drawn_by` column says (top, boundary, random)."""
+    drawn_by = candidates["drawn_by"] if "drawn_by" in candidates else "search"
     return pd.DataFrame({"item": [f"{label}-{rank:04d}".replace(".", "_") for label, rank
                                   in zip(candidates["label"], candidates["rank"])],
                          "file": candidates["file"], "start": candidates["start"], "end": candidates["end"],
-                         "label": candidates["label"], "score": candidates["score"], "bin": "search",
-                         "drawn_by": "search", "site": candidates["file"].map(site_of), "path": candidates["path"]},
+                         "label": candidates["label"], "score": candidates["score"], "bin": drawn_by,
+                         "drawn_by": drawn_by, "site": candidates["file"].map(site_of), "path": candidates["path"]},
                         columns=ITEM_COLUMNS)
