@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import h5py
 import numpy as np
@@ -26,10 +26,25 @@ CONNECTIVITY, EXPANSION_ADD, EXPANSION_SEARCH = 16, 256, 128
 
 
 def unit_rows(vectors: np.ndarray) -> np.ndarray:
-    """float32 rows scaled to unit length (all-zero rows stay zero)."""
-    vectors = np.asarray(vectors, np.float32)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
+    """A float32 copy of the rows scaled to unit length (all-zero rows stay zero)."""
+    vectors = np.array(vectors, np.float32)
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return vectors
+
+
+def row_batches(arrays: Sequence[np.ndarray], rows: int = 10_000) -> Iterator[np.ndarray]:
+    """The arrays' rows as unit float32 batches of at least `rows` (the last one less): the
+    graph takes them without a float32 copy of the whole shard, in batches large enough for
+    its threads."""
+    batch, size = [], 0
+    for array in arrays:
+        batch.append(array)
+        size += len(array)
+        if size >= rows:
+            yield unit_rows(np.concatenate(batch))
+            batch, size = [], 0
+    if batch:
+        yield unit_rows(np.concatenate(batch))
 
 
 def hnsw_graph(dim: int):
@@ -56,11 +71,12 @@ class ShardIndex:
         recordings = list(recordings)
         keys, arrays = zip(*recordings) if recordings else ((), ())
         keys, counts = np.array(keys, dtype=str), np.array([len(a) for a in arrays], dtype=np.int64)
-        vectors = unit_rows(np.concatenate(arrays)) if arrays else np.zeros((0, 0), np.float32)
-        if len(vectors) <= exact_max_rows:
-            return cls(keys, counts, vectors=vectors)
-        graph = hnsw_graph(vectors.shape[1])
-        graph.add(np.arange(len(vectors)), vectors)
+        if counts.sum() <= exact_max_rows:
+            return cls(keys, counts, vectors=unit_rows(np.concatenate(arrays)) if arrays else np.zeros((0, 0), np.float32))
+        graph, added = hnsw_graph(arrays[0].shape[1]), 0
+        for batch in row_batches(arrays):
+            graph.add(np.arange(added, added + len(batch)), batch)
+            added += len(batch)
         return cls(keys, counts, graph=graph)
 
     @classmethod
