@@ -3,7 +3,7 @@ queries merged over the shards, so a changed shard rebuilds only its own file.
 
 Similarity is cosine: rows and queries are scaled to unit length, and the score is their dot
 product. A shard up to EXACT_MAX_ROWS windows is searched exactly (one matrix product); a larger
-one through a USearch HNSW graph over float16 vectors (bench/RESULTS.md §15 has the figures that
+one through a FAISS HNSW graph over float16 vectors (bench/RESULTS.md §15 has the figures that
 chose both)."""
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from ..atomic import atomic_path
 # Where an exact shard's query (float32 matrix-vector product, 2 cores) stops being faster
 # than the HNSW graph's: bench/search_speed.py.
 EXACT_MAX_ROWS = 100_000
-# HNSW settings of perch-hoplite's default index (expansion_add 256, expansion_search 128);
-# recall@100 against exact search in bench/RESULTS.md §15.
+# HNSW settings of perch-hoplite's default USearch index (connectivity 16, expansion_add 256,
+# expansion_search 128); recall@100 against exact search in bench/RESULTS.md §15.
 CONNECTIVITY, EXPANSION_ADD, EXPANSION_SEARCH = 16, 256, 128
 
 
@@ -48,10 +48,11 @@ def row_batches(arrays: Sequence[np.ndarray], rows: int = 10_000) -> Iterator[np
 
 
 def hnsw_graph(dim: int):
-    from usearch.index import Index
+    import faiss
 
-    return Index(ndim=dim, metric="ip", dtype="f16", connectivity=CONNECTIVITY,
-                 expansion_add=EXPANSION_ADD, expansion_search=EXPANSION_SEARCH)
+    graph = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_fp16, CONNECTIVITY, faiss.METRIC_INNER_PRODUCT)
+    graph.hnsw.efConstruction = EXPANSION_ADD
+    return graph
 
 
 @dataclass
@@ -63,7 +64,7 @@ class ShardIndex:
     keys: np.ndarray  # recording keys, in row order
     counts: np.ndarray  # windows per recording
     vectors: np.ndarray | None = None  # (rows, dim) float32 unit rows: exact search
-    graph: object | None = None  # usearch.index.Index: approximate search
+    graph: object | None = None  # faiss.IndexHNSWSQ: approximate search
 
     @classmethod
     def build(cls, recordings: Iterable[tuple[str, np.ndarray]], exact_max_rows: int = EXACT_MAX_ROWS) -> ShardIndex:
@@ -73,10 +74,9 @@ class ShardIndex:
         keys, counts = np.array(keys, dtype=str), np.array([len(a) for a in arrays], dtype=np.int64)
         if counts.sum() <= exact_max_rows:
             return cls(keys, counts, vectors=unit_rows(np.concatenate(arrays)) if arrays else np.zeros((0, 0), np.float32))
-        graph, added = hnsw_graph(arrays[0].shape[1]), 0
+        graph = hnsw_graph(arrays[0].shape[1])  # float16 needs no training: rows are added in order
         for batch in row_batches(arrays):
-            graph.add(np.arange(added, added + len(batch)), batch)
-            added += len(batch)
+            graph.add(batch)
         return cls(keys, counts, graph=graph)
 
     @classmethod
@@ -96,7 +96,9 @@ class ShardIndex:
         if self.graph is None:
             arrays["vectors"] = self.vectors.astype(np.float16)
         else:
-            arrays["usearch"] = np.frombuffer(self.graph.save(), np.uint8)
+            import faiss
+
+            arrays["faiss"] = faiss.serialize_index(self.graph)
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez(f, **arrays)
 
@@ -105,9 +107,9 @@ class ShardIndex:
         with np.load(path) as npz:
             if "vectors" in npz:
                 return cls(npz["keys"], npz["counts"], vectors=npz["vectors"].astype(np.float32))
-            from usearch.index import Index
+            import faiss
 
-            return cls(npz["keys"], npz["counts"], graph=Index.restore(npz["usearch"].tobytes()))
+            return cls(npz["keys"], npz["counts"], graph=faiss.deserialize_index(npz["faiss"]))
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(scores, rows), each (q, k), best first; where the shard has fewer than k rows (or the
@@ -125,12 +127,11 @@ class ShardIndex:
             rows[:, :n] = np.take_along_axis(top, order, 1)
             scores[:, :n] = np.take_along_axis(sims, rows[:, :n], 1)
             return scores, rows
-        matches = self.graph.search(queries, n)  # one query: Matches, holding only what it found
-        counts = matches.counts if len(queries) > 1 else [len(matches.keys)]
-        for q, found in enumerate(counts):
-            # usearch's "ip" distance is 1 - dot product
-            scores[q, :found] = 1 - np.reshape(matches.distances, (len(queries), -1))[q, :found]
-            rows[q, :found] = np.reshape(matches.keys, (len(queries), -1))[q, :found]
+        import faiss
+
+        dots, found = self.graph.search(queries, n, params=faiss.SearchParametersHNSW(efSearch=max(EXPANSION_SEARCH, n)))
+        scores[:, :n] = np.where(found >= 0, dots, -np.inf)  # row -1: the graph found fewer than n
+        rows[:, :n] = found
         return scores, rows
 
     def locate(self, rows: np.ndarray) -> list[tuple[str, int]]:
