@@ -17,8 +17,9 @@ import numpy as np
 
 from ..atomic import atomic_path
 
-# Where an exact shard's query (float32 matrix-vector product, 2 cores) stops being faster
-# than the HNSW graph's: bench/search_speed.py.
+# Up to here a shard is searched exactly: no graph to build (an HNSW graph takes ~4 min for
+# 100 000 windows on 2 cores), exact results, ~11 ms per query at 30 000 windows
+# (bench/RESULTS.md §15).
 EXACT_MAX_ROWS = 100_000
 # HNSW settings of perch-hoplite's default USearch index (connectivity 16, expansion_add 256,
 # expansion_search 128); recall@100 against exact search in bench/RESULTS.md §15.
