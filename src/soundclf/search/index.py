@@ -3,40 +3,57 @@ queries merged over the shards, so a changed shard rebuilds only its own file.
 
 Similarity is cosine: rows and queries are scaled to unit length, and the score is their dot
 product. A shard up to EXACT_MAX_ROWS windows is searched exactly (one matrix product); a larger
-one through a USearch HNSW graph over float16 vectors (bench/RESULTS.md §15 has the figures that
+one through a FAISS HNSW graph over float16 vectors (bench/RESULTS.md §15 has the figures that
 chose both)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import h5py
 import numpy as np
 
 from ..atomic import atomic_path
 
-# Where an exact shard's query (float32 matrix-vector product, 2 cores) stops being faster
-# than the HNSW graph's: bench/search_speed.py.
+# Up to here a shard is searched exactly: no graph to build (an HNSW graph takes ~4 min for
+# 100 000 windows on 2 cores), exact results, ~11 ms per query at 30 000 windows
+# (bench/RESULTS.md §15).
 EXACT_MAX_ROWS = 100_000
-# HNSW settings of perch-hoplite's default index (expansion_add 256, expansion_search 128);
-# recall@100 against exact search in bench/RESULTS.md §15.
+# HNSW settings of perch-hoplite's default USearch index (connectivity 16, expansion_add 256,
+# expansion_search 128); recall@100 against exact search in bench/RESULTS.md §15.
 CONNECTIVITY, EXPANSION_ADD, EXPANSION_SEARCH = 16, 256, 128
 
 
 def unit_rows(vectors: np.ndarray) -> np.ndarray:
-    """float32 rows scaled to unit length (all-zero rows stay zero)."""
-    vectors = np.asarray(vectors, np.float32)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
+    """A float32 copy of the rows scaled to unit length (all-zero rows stay zero)."""
+    vectors = np.array(vectors, np.float32)
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return vectors
+
+
+def row_batches(arrays: Sequence[np.ndarray], rows: int = 10_000) -> Iterator[np.ndarray]:
+    """The arrays' rows as unit float32 batches of at least `rows` (the last one less): the
+    graph takes them without a float32 copy of the whole shard, in batches large enough for
+    its threads."""
+    batch, size = [], 0
+    for array in arrays:
+        batch.append(array)
+        size += len(array)
+        if size >= rows:
+            yield unit_rows(np.concatenate(batch))
+            batch, size = [], 0
+    if batch:
+        yield unit_rows(np.concatenate(batch))
 
 
 def hnsw_graph(dim: int):
-    from usearch.index import Index
+    import faiss
 
-    return Index(ndim=dim, metric="ip", dtype="f16", connectivity=CONNECTIVITY,
-                 expansion_add=EXPANSION_ADD, expansion_search=EXPANSION_SEARCH)
+    graph = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_fp16, CONNECTIVITY, faiss.METRIC_INNER_PRODUCT)
+    graph.hnsw.efConstruction = EXPANSION_ADD
+    return graph
 
 
 @dataclass
@@ -48,7 +65,7 @@ class ShardIndex:
     keys: np.ndarray  # recording keys, in row order
     counts: np.ndarray  # windows per recording
     vectors: np.ndarray | None = None  # (rows, dim) float32 unit rows: exact search
-    graph: object | None = None  # usearch.index.Index: approximate search
+    graph: object | None = None  # faiss.IndexHNSWSQ: approximate search
 
     @classmethod
     def build(cls, recordings: Iterable[tuple[str, np.ndarray]], exact_max_rows: int = EXACT_MAX_ROWS) -> ShardIndex:
@@ -56,11 +73,11 @@ class ShardIndex:
         recordings = list(recordings)
         keys, arrays = zip(*recordings) if recordings else ((), ())
         keys, counts = np.array(keys, dtype=str), np.array([len(a) for a in arrays], dtype=np.int64)
-        vectors = unit_rows(np.concatenate(arrays)) if arrays else np.zeros((0, 0), np.float32)
-        if len(vectors) <= exact_max_rows:
-            return cls(keys, counts, vectors=vectors)
-        graph = hnsw_graph(vectors.shape[1])
-        graph.add(np.arange(len(vectors)), vectors)
+        if counts.sum() <= exact_max_rows:
+            return cls(keys, counts, vectors=unit_rows(np.concatenate(arrays)) if arrays else np.zeros((0, 0), np.float32))
+        graph = hnsw_graph(arrays[0].shape[1])  # float16 needs no training: rows are added in order
+        for batch in row_batches(arrays):
+            graph.add(batch)
         return cls(keys, counts, graph=graph)
 
     @classmethod
@@ -80,7 +97,9 @@ class ShardIndex:
         if self.graph is None:
             arrays["vectors"] = self.vectors.astype(np.float16)
         else:
-            arrays["usearch"] = np.frombuffer(self.graph.save(), np.uint8)
+            import faiss
+
+            arrays["faiss"] = faiss.serialize_index(self.graph)
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez(f, **arrays)
 
@@ -89,9 +108,9 @@ class ShardIndex:
         with np.load(path) as npz:
             if "vectors" in npz:
                 return cls(npz["keys"], npz["counts"], vectors=npz["vectors"].astype(np.float32))
-            from usearch.index import Index
+            import faiss
 
-            return cls(npz["keys"], npz["counts"], graph=Index.restore(npz["usearch"].tobytes()))
+            return cls(npz["keys"], npz["counts"], graph=faiss.deserialize_index(npz["faiss"]))
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(scores, rows), each (q, k), best first; where the shard has fewer than k rows (or the
@@ -109,12 +128,11 @@ class ShardIndex:
             rows[:, :n] = np.take_along_axis(top, order, 1)
             scores[:, :n] = np.take_along_axis(sims, rows[:, :n], 1)
             return scores, rows
-        matches = self.graph.search(queries, n)  # one query: Matches, holding only what it found
-        counts = matches.counts if len(queries) > 1 else [len(matches.keys)]
-        for q, found in enumerate(counts):
-            # usearch's "ip" distance is 1 - dot product
-            scores[q, :found] = 1 - np.reshape(matches.distances, (len(queries), -1))[q, :found]
-            rows[q, :found] = np.reshape(matches.keys, (len(queries), -1))[q, :found]
+        import faiss
+
+        dots, found = self.graph.search(queries, n, params=faiss.SearchParametersHNSW(efSearch=max(EXPANSION_SEARCH, n)))
+        scores[:, :n] = np.where(found >= 0, dots, -np.inf)  # row -1: the graph found fewer than n
+        rows[:, :n] = found
         return scores, rows
 
     def locate(self, rows: np.ndarray) -> list[tuple[str, int]]:
