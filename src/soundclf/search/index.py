@@ -170,20 +170,3 @@ class ArchiveIndex:
         shard = np.searchsorted(self.offsets, ids, side="right") - 1
         return [self.shards[s].locate(np.array([i - self.offsets[s]]))[0] for s, i in zip(shard, ids)]
 
-
-def update_shard_indexes(shard_paths: Iterable[str | Path], index_dir: str | Path,
-                         exact_max_rows: int = EXACT_MAX_ROWS) -> list[Path]:
-    """Build the index of every shard whose index file is missing or older than the shard
-    (as Snakemake judges an output); returns the index files it wrote."""
-    written = []
-    for shard in map(Path, shard_paths):
-        out = index_path(index_dir, shard)
-        if not out.exists() or out.stat().st_mtime < shard.stat().st_mtime:
-            ShardIndex.from_shard(shard, exact_max_rows).save(out)
-            written.append(out)
-    return written
-
-
-def index_path(index_dir: str | Path, shard_h5: str | Path) -> Path:
-    """The index file of an embedding shard: same name, .npz."""
-    return Path(index_dir) / f"{Path(shard_h5).stem}.npz"
