@@ -23,6 +23,8 @@ from soundclf.config import (ConfigError, check_backbone, check_config, check_sc
 from soundclf.experiments import (embedding_digest, experiment_configs, mel_cache_params, mel_digest, noise_digest,
                                   self_training_students, training_params)
 from soundclf.review.sets import check_review_marks, review_sets
+from soundclf.search import archive
+from soundclf.search.queries import read_queries
 from soundclf.self_training.rounds import ENSEMBLE
 
 
@@ -69,6 +71,7 @@ include: "rules/predict.smk"
 include: "rules/report.smk"
 include: "rules/experiments.smk"
 include: "rules/review.smk"
+include: "rules/search.smk"
 
 
 if workflow.is_main_process:
@@ -98,4 +101,5 @@ rule all:
         COMPARISON_OUTPUTS,
         ENSEMBLE_OUTPUTS,
         REVIEW_OUTPUTS,
+        SEARCH_OUTPUTS,
     default_target: True

@@ -283,6 +283,9 @@ def write_manifests_before_planning():
             _listing["unlabeled"] = grouped
         for s, shard in grouped.items():
             audio_manifest(f"unlabeled/shard_{s:03d}", shard)
+    if SEARCH["audio_dir"]:
+        for s in range(SEARCH["n_shards"]):
+            audio_manifest(f"archive/shard_{s:03d}", archive_shard(s))
 
 
 def truth_of(exp):

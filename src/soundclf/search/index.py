@@ -1,0 +1,172 @@
+"""The vector index over archive window embeddings: one index file per embedding shard, and
+queries merged over the shards, so a changed shard rebuilds only its own file.
+
+Similarity is cosine: rows and queries are scaled to unit length, and the score is their dot
+product. A shard up to EXACT_MAX_ROWS windows is searched exactly (one matrix product); a larger
+one through a FAISS HNSW graph over float16 vectors (bench/RESULTS.md §15 has the figures that
+chose both)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import h5py
+import numpy as np
+
+from ..atomic import atomic_path
+
+# Up to here a shard is searched exactly: no graph to build (an HNSW graph takes ~4 min for
+# 100 000 windows on 2 cores), exact results, ~11 ms per query at 30 000 windows
+# (bench/RESULTS.md §15).
+EXACT_MAX_ROWS = 100_000
+# HNSW settings of perch-hoplite's default USearch index (connectivity 16, expansion_add 256,
+# expansion_search 128); recall@100 against exact search in bench/RESULTS.md §15.
+CONNECTIVITY, EXPANSION_ADD, EXPANSION_SEARCH = 16, 256, 128
+
+
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """A float32 copy of the rows scaled to unit length (all-zero rows stay zero)."""
+    vectors = np.array(vectors, np.float32)
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return vectors
+
+
+def row_batches(arrays: Sequence[np.ndarray], rows: int = 10_000) -> Iterator[np.ndarray]:
+    """The arrays' rows as unit float32 batches of at least `rows` (the last one less): the
+    graph takes them without a float32 copy of the whole shard, in batches large enough for
+    its threads."""
+    batch, size = [], 0
+    for array in arrays:
+        batch.append(array)
+        size += len(array)
+        if size >= rows:
+            yield unit_rows(np.concatenate(batch))
+            batch, size = [], 0
+    if batch:
+        yield unit_rows(np.concatenate(batch))
+
+
+def hnsw_graph(dim: int):
+    import faiss
+
+    graph = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_fp16, CONNECTIVITY, faiss.METRIC_INNER_PRODUCT)
+    graph.hnsw.efConstruction = EXPANSION_ADD
+    return graph
+
+
+@dataclass
+class ShardIndex:
+    """The index of one shard: its recordings' keys and window counts (row r is window
+    r - start of the recording it falls in), and either the unit rows themselves (exact) or
+    the HNSW graph over them (approximate)."""
+
+    keys: np.ndarray  # recording keys, in row order
+    counts: np.ndarray  # windows per recording
+    vectors: np.ndarray | None = None  # (rows, dim) float32 unit rows: exact search
+    graph: object | None = None  # faiss.IndexHNSWSQ: approximate search
+
+    @classmethod
+    def build(cls, recordings: Iterable[tuple[str, np.ndarray]], exact_max_rows: int = EXACT_MAX_ROWS) -> ShardIndex:
+        """From (recording key, (windows, dim) embeddings) pairs."""
+        recordings = list(recordings)
+        keys, arrays = zip(*recordings) if recordings else ((), ())
+        keys, counts = np.array(keys, dtype=str), np.array([len(a) for a in arrays], dtype=np.int64)
+        if counts.sum() <= exact_max_rows:
+            return cls(keys, counts, vectors=unit_rows(np.concatenate(arrays)) if arrays else np.zeros((0, 0), np.float32))
+        graph = hnsw_graph(arrays[0].shape[1])  # float16 needs no training: rows are added in order
+        for batch in row_batches(arrays):
+            graph.add(batch)
+        return cls(keys, counts, graph=graph)
+
+    @classmethod
+    def from_shard(cls, shard_h5: str | Path, exact_max_rows: int = EXACT_MAX_ROWS) -> ShardIndex:
+        """From an embedding cache shard (soundclf.embedding.cache: key -> (windows, dim))."""
+        recordings = []  # keys are paths: "folder/file.ogg" is dataset file.ogg in group folder
+        with h5py.File(shard_h5, "r") as h5:
+            h5.visititems(lambda key, item: recordings.append((key, item[()])) if isinstance(item, h5py.Dataset) else None)
+        return cls.build(recordings, exact_max_rows)
+
+    def __len__(self) -> int:
+        return int(self.counts.sum())
+
+    def save(self, path: str | Path) -> None:
+        """One .npz file, written atomically (exact rows stored as float16, as in the cache)."""
+        arrays = {"keys": self.keys, "counts": self.counts}
+        if self.graph is None:
+            arrays["vectors"] = self.vectors.astype(np.float16)
+        else:
+            import faiss
+
+            arrays["faiss"] = faiss.serialize_index(self.graph)
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+    @classmethod
+    def load(cls, path: str | Path) -> ShardIndex:
+        with np.load(path) as npz:
+            if "vectors" in npz:
+                return cls(npz["keys"], npz["counts"], vectors=npz["vectors"].astype(np.float32))
+            import faiss
+
+            return cls(npz["keys"], npz["counts"], graph=faiss.deserialize_index(npz["faiss"]))
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, rows), each (q, k), best first; where the shard has fewer than k rows (or the
+        graph found fewer), the tail is score -inf, row -1."""
+        queries = unit_rows(np.atleast_2d(queries))
+        scores = np.full((len(queries), k), -np.inf, np.float32)
+        rows = np.full((len(queries), k), -1, np.int64)
+        n = min(k, len(self))
+        if n == 0:
+            return scores, rows
+        if self.graph is None:
+            sims = queries @ self.vectors.T
+            top = np.argpartition(-sims, n - 1, axis=1)[:, :n]
+            order = np.argsort(-np.take_along_axis(sims, top, 1), axis=1, kind="stable")
+            rows[:, :n] = np.take_along_axis(top, order, 1)
+            scores[:, :n] = np.take_along_axis(sims, rows[:, :n], 1)
+            return scores, rows
+        import faiss
+
+        dots, found = self.graph.search(queries, n, params=faiss.SearchParametersHNSW(efSearch=max(EXPANSION_SEARCH, n)))
+        scores[:, :n] = np.where(found >= 0, dots, -np.inf)  # row -1: the graph found fewer than n
+        rows[:, :n] = found
+        return scores, rows
+
+    def locate(self, rows: np.ndarray) -> list[tuple[str, int]]:
+        """(recording key, window) of each row."""
+        starts = np.cumsum(self.counts) - self.counts
+        recording = np.searchsorted(starts, rows, side="right") - 1
+        return [(str(self.keys[r]), int(row - starts[r])) for r, row in zip(recording, rows)]
+
+
+class ArchiveIndex:
+    """The shards' indexes searched as one: ids number the rows of shard 0, then shard 1, …"""
+
+    def __init__(self, shards: Sequence[ShardIndex]):
+        self.shards = list(shards)
+        self.offsets = np.cumsum([0] + [len(s) for s in self.shards])
+
+    @classmethod
+    def load(cls, paths: Iterable[str | Path]) -> ArchiveIndex:
+        return cls([ShardIndex.load(p) for p in paths])
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids), each (q, k), best first: every shard's top k, merged. Where the
+        archive has fewer than k windows, the tail is score -inf, id -1."""
+        queries = np.atleast_2d(queries)
+        parts = [shard.search(queries, k) for shard in self.shards]
+        if not parts:
+            return np.full((len(queries), k), -np.inf, np.float32), np.full((len(queries), k), -1, np.int64)
+        scores = np.concatenate([s for s, _ in parts], axis=1)
+        ids = np.concatenate([np.where(r >= 0, r + offset, -1) for (_, r), offset in zip(parts, self.offsets)], axis=1)
+        best = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(scores, best, 1), np.take_along_axis(ids, best, 1)
+
+    def locate(self, ids: np.ndarray) -> list[tuple[str, int]]:
+        """(recording key, window) of each id."""
+        shard = np.searchsorted(self.offsets, ids, side="right") - 1
+        return [self.shards[s].locate(np.array([i - self.offsets[s]]))[0] for s, i in zip(shard, ids)]
+

@@ -1,0 +1,142 @@
+"""Search by example (docs/search.md): example calls checked against the archive before any job,
+the archive embedded and indexed per shard, and each label's most similar windows, a few per
+recording at most, written as candidates and as a review set."""
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import run_snakemake, tone, write
+from soundclf.embedding.model import embedding_available
+from soundclf.review.items import read_items
+from soundclf.review.store import append_mark
+from soundclf.search.archive import list_archive
+from soundclf.search.queries import QueryError, capped_top, read_queries, span_windows
+from soundclf.sources import DataSourceError
+from test_workflow import SMALL, planned_jobs
+
+MISSING = embedding_available()
+needs_model = pytest.mark.skipif(MISSING is not None, reason=f"BirdNET V2.4 not available: {MISSING}")
+SR = 48000
+
+
+def chirps(seconds: float, low: float, high: float, every: float, rng: np.random.Generator) -> np.ndarray:
+    """Rising chirps from `low` to `high` Hz, 0.5 s long, one every `every` seconds, in faint noise."""
+    wave = 0.01 * rng.normal(size=int(seconds * SR)).astype(np.float32)
+    t = np.arange(int(0.5 * SR)) / SR
+    call = 0.5 * np.sin(2 * np.pi * (low * t + (high - low) * t**2)) * np.hanning(len(t))
+    for start in np.arange(0.3, seconds - 0.5, every):
+        i = int(start * SR)
+        wave[i : i + len(call)] += call.astype(np.float32)
+    return wave
+
+
+def write_archive(folder, rng):
+    """Four recordings: one with a single low whistle call at 3-6 s, one full of high chirps,
+    one of other chirps, one of noise; some in a site folder."""
+    quiet = 0.01 * rng.normal(size=12 * SR).astype(np.float32)
+    quiet[3 * SR : 6 * SR] += tone(3.0, SR, 1200.0) * np.hanning(3 * SR).astype(np.float32)
+    write(folder / "site_a/whistle.wav", quiet, SR)
+    write(folder / "site_a/chorus.wav", chirps(30.0, 3000, 6000, 1.0, rng), SR)
+    write(folder / "site_b/other.wav", chirps(12.0, 1500, 800, 2.0, rng), SR)
+    write(folder / "noise.wav", 0.05 * rng.normal(size=9 * SR).astype(np.float32), SR)
+
+
+def test_the_cap_keeps_a_few_hits_per_recording_in_score_order():
+    ids = np.array([5, 6, 7, 8, 9, -1])
+    recording_of = np.array(["a", "a", "a", "b", "a", ""], dtype=object)
+    assert capped_top(np.linspace(1, 0, 6), ids, recording_of, k=10, per_recording=2).tolist() == [0, 1, 3]
+    assert capped_top(np.linspace(1, 0, 6), ids, recording_of, k=2, per_recording=2).tolist() == [0, 1]
+
+
+def test_a_span_takes_the_windows_inside_it_or_the_nearest_one():
+    assert span_windows(10, 3.0, 3.0, 3.0, 9.0).tolist() == [1, 2]
+    assert span_windows(10, 3.0, 3.0, 4.0, 5.0).tolist() == [1]  # shorter than a window: centre nearest
+    assert span_windows(10, 1.0, 3.0, 2.0, 6.0).tolist() == [2, 3]
+
+
+def test_bad_queries_and_an_empty_archive_are_named_with_the_fix(tmp_path):
+    rng = np.random.default_rng(0)
+    write_archive(tmp_path / "archive", rng)
+    (tmp_path / "archive/broken.wav").write_bytes(b"not audio at all" * 10)
+    files = [p for _, p in list_archive(tmp_path / "archive", ["wav"])]
+    (tmp_path / "q.csv").write_text("query,file,start,end\n"
+                                    "late,site_a/whistle.wav,10,14\n"  # the file lasts 12 s
+                                    "elsewhere,site_c/none.wav,0,3\n"
+                                    "garbage,broken.wav,0,3\n"
+                                    "backwards,noise.wav,3,1\n")
+    with pytest.raises(QueryError) as err:
+        read_queries(tmp_path / "q.csv", tmp_path / "archive", files)
+    text = str(err.value)
+    assert "line 2 (query 'late'): ends at 14 s but 'site_a/whistle.wav' lasts 12.0 s" in text
+    assert "'site_c/none.wav' is not a recording of the archive" in text and "copy it there" in text
+    assert "line 4 (query 'garbage')" in text and "not readable as audio" in text
+    assert "start 3 s and end 1 s are not a span" in text
+    (tmp_path / "bad_label.csv").write_text("query,file,start,end,label\nq,noise.wav,0,3,two words\n")
+    with pytest.raises(QueryError, match="'two words' are not letters"):
+        read_queries(tmp_path / "bad_label.csv", tmp_path / "archive", files)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataSourceError, match="'.*empty' holds no audio file .*set search.audio_dir to null"):
+        list_archive(tmp_path / "empty", ["wav"])
+
+
+@needs_model
+@pytest.mark.workflow
+def test_search_finds_the_planted_call_first_and_a_round_learns_from_the_marks_alone(tmp_path, tiny_dataset):
+    rng = np.random.default_rng(1)
+    shutil.copytree(tiny_dataset, tmp_path / "data")
+    write_archive(tmp_path / "archive", rng)
+    (tmp_path / "queries.csv").write_text("query,file,start,end,label\n"
+                                          "w1,site_a/whistle.wav,3,6,whistle\n"
+                                          "c1,site_a/chorus.wav,0,3,chirp\n")
+    config = SMALL | {
+        "data": {"layout": "metadata", "audio_dir": "data/train_audio", "metadata_csv": "data/train_metadata.csv"},
+        "search": {"audio_dir": "archive", "queries": "queries.csv", "top_k": 6, "per_recording": 2, "n_shards": 2,
+                   "round": {"top": 3, "boundary": 2, "random": 2}},
+    }
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    targets = [f"results/search/{label}/round0/items.csv" for label in ("whistle", "chirp")]
+    run_snakemake(tmp_path, *targets, "--configfile", "c.yaml")
+
+    whistle = pd.read_csv(tmp_path / "results/search/whistle/round0/candidates.csv")
+    first = whistle.iloc[0]
+    assert (first["file"], first["start"], first["end"]) == ("site_a/whistle.wav", 3.0, 6.0)  # its own window
+    assert first["score"] == pytest.approx(1.0, abs=1e-2)
+    chirp = pd.read_csv(tmp_path / "results/search/chirp/round0/candidates.csv")
+    assert chirp.iloc[0]["file"] == "site_a/chorus.wav"
+    assert chirp["file"].value_counts().max() <= 2  # ten chirp windows in one file, two kept
+    assert len(chirp) == min(6, chirp["file"].nunique() * 2) and chirp["score"].is_monotonic_decreasing
+    items = read_items(tmp_path / "results/search/chirp/round0")  # what the review page serves
+    assert items["item"].tolist() == [f"chirp-{r:04d}" for r in range(1, len(chirp) + 1)]
+    assert all((tmp_path / "results/search/chirp/round0/clips" / f"{i}.wav").is_file() for i in items["item"])
+
+    # round 1 plans only once round 0 is reviewed
+    round1 = "results/search/chirp/round1/items.csv"
+    result = run_snakemake(tmp_path, round1, "-n", "--configfile", "c.yaml", check=False)
+    assert result.returncode != 0 and "round0/marks.csv: no marks yet" in result.stdout + result.stderr
+    # an oracle reviewer: the chorus's chirps are the call, the rest is not
+    marks = tmp_path / "results/search/chirp/round0/marks.csv"
+    for item in items.itertuples():
+        append_mark(marks, reviewer="oracle", item=item.item, file=item.file, start=item.start, end=item.end,
+                    label="chirp", mark="yes" if item.file == "site_a/chorus.wav" else "no")
+    run_snakemake(tmp_path, round1, "--configfile", "c.yaml")
+    probe = json.loads((tmp_path / "results/search/chirp/round1/probe.json").read_text())
+    marked_yes = set(items.loc[items["file"] == "site_a/chorus.wav", "start"]) | {0.0}  # and the query's window
+    n_windows = len(pd.read_parquet(tmp_path / "results/search/chirp/round1/scores.parquet"))
+    # labelled: the marks and the query alone; everything else only as background
+    assert probe["counts"] == {"yes": len(marked_yes), "no": int((items["file"] != "site_a/chorus.wav").sum()),
+                               "background": n_windows - len(marked_yes) - int((items["file"] != "site_a/chorus.wav").sum())}
+    nxt = pd.read_csv(tmp_path / "results/search/chirp/round1/candidates.csv")
+    reviewed = set(zip(items["file"], items["start"])) | {("site_a/chorus.wav", 0.0)}
+    assert not reviewed & set(zip(nxt["file"], nxt["start"]))  # nothing reviewed is drawn again
+    assert nxt.iloc[0]["file"] == "site_a/chorus.wav" and nxt["drawn_by"].iloc[0] == "top"
+    assert set(nxt["drawn_by"]) == {"top", "boundary", "random"}
+    assert read_items(tmp_path / "results/search/chirp/round1")["drawn_by"].tolist() == nxt["drawn_by"].tolist()
+
+    write(tmp_path / "archive/site_b/new.wav", chirps(6.0, 3000, 6000, 1.0, rng), SR)
+    jobs = planned_jobs(run_snakemake(tmp_path, *targets, round1, "-n", "--configfile", "c.yaml"))
+    assert jobs["archive_embed_shard"] == 1 and jobs["archive_index_shard"] == 1
+    assert jobs["search_by_example"] == 2 and jobs["search_round"] == 1

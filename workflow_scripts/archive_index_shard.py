@@ -1,0 +1,9 @@
+"""Rule archive_index_shard: the vector index of one archive embedding shard."""
+from soundclf.logs import setup_logging
+from soundclf.search.index import ShardIndex
+
+log = setup_logging(snakemake.log[0])
+index = ShardIndex.from_shard(snakemake.input[0])
+index.save(snakemake.output[0])
+log.info("%s: %d windows of %d recordings, %s search", snakemake.output[0], len(index), len(index.keys),
+         "exact" if index.graph is None else "HNSW")
