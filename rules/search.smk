@@ -62,6 +62,7 @@ rule archive_index_shard:
         f"{ARCHIVE_INDEX}/shard_{{shard}}.npz",
     wildcard_constraints:
         shard=r"\d{3}",
+    threads: config["threads"]["mel"]
     conda:
         CONDA_ENV
     log:
