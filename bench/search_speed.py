@@ -30,6 +30,7 @@ import numpy as np
 from common import WORK, machine, markdown_table, record_figures
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "src"))
+from soundclf.embedding.cache import shard_embeddings  # noqa: E402
 from soundclf.search.index import (CONNECTIVITY, EXPANSION_ADD, EXPANSION_SEARCH, ArchiveIndex,  # noqa: E402
                                    ShardIndex, unit_rows)
 
@@ -243,13 +244,8 @@ def archive(cache_dir: Path) -> dict:
     build_s = time.perf_counter() - start
     hnsw = ArchiveIndex([ShardIndex.from_shard(p, exact_max_rows=0) for p in shards])
     rows = np.concatenate([s.vectors for s in index.shards])
-    import h5py
-
-    raw = []
-    for p in shards:
-        with h5py.File(p, "r") as h5:
-            h5.visititems(lambda key, item: raw.append(item[()].astype(np.float32)) if isinstance(item, h5py.Dataset) else None)
-    raw = np.concatenate(raw)  # the same row order: from_shard visits the shard the same way
+    # the same row order: from_shard reads the shards the same way
+    raw = np.concatenate([embeddings for p in shards for _, embeddings in shard_embeddings(p)]).astype(np.float32)
     keys = [key for key, _ in index.locate(np.arange(len(rows)))]
     labels, recording = np.array([k.split("/", 1)[0] for k in keys]), np.array(keys)
     picks = np.random.default_rng(3).choice(len(rows), N_QUERIES, replace=False)

@@ -15,7 +15,7 @@ log = setup_logging(snakemake.log[0])
 p, inp, out = snakemake.params, snakemake.input, snakemake.output
 label, s = snakemake.wildcards.label, p.settings
 spec = EmbeddingSpec.from_config(p.embedding)
-cache = EmbeddingCache(str(inp.embeddings[0]).rsplit("/", 1)[0], len(inp.embeddings))
+cache = EmbeddingCache(p.embeddings_dir, len(inp.embeddings))
 vectors = np.stack([query_vector(cache.embeddings(q["key"]), spec.hop_seconds, spec.window_seconds, q["start"], q["end"])
                     for q in p.queries])
 index = ArchiveIndex.load(inp.index)

@@ -18,7 +18,7 @@ log = setup_logging(snakemake.log[0])
 p, inp, out = snakemake.params, snakemake.input, snakemake.output
 label, r = snakemake.wildcards.label, int(snakemake.wildcards.sround)
 spec, draw = EmbeddingSpec.from_config(p.embedding), Draw(**(p.draw | {"seed": p.draw["seed"] + r}))  # fresh random picks
-cache = EmbeddingCache(str(inp.embeddings[0]).rsplit("/", 1)[0], len(inp.embeddings))
+cache = EmbeddingCache(p.embeddings_dir, len(inp.embeddings))
 examples = pd.DataFrame([(q["key"], w * spec.hop_seconds) for q in p.queries
                          for w in span_windows(len(cache.embeddings(q["key"])), spec.hop_seconds, spec.window_seconds,
                                                q["start"], q["end"])], columns=["file", "start"])

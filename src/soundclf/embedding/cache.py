@@ -108,6 +108,18 @@ def write_shard(out_path: str | Path, recordings: Iterable[tuple[str, str]], spe
     return skipped
 
 
+def shard_embeddings(shard_h5: str | Path) -> Iterator[tuple[str, np.ndarray]]:
+    """(recording key, (windows, dim) embeddings as stored: float16) of every recording of one
+    shard, in the shard's order (a key that is a path, "folder/file.ogg", is dataset file.ogg in
+    group folder: every dataset is visited). Float16 keeps a whole shard in half the memory of
+    float32 for those who hold it (the search index)."""
+    with h5py.File(shard_h5, "r") as h5:
+        keys = []
+        h5.visititems(lambda key, item: keys.append(key) if isinstance(item, h5py.Dataset) else None)
+        for key in keys:
+            yield key, h5[key][()]
+
+
 class EmbeddingCache:
     """Reads a recording's embeddings from the shards (each process opens its own handles)."""
 

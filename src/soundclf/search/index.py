@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
-import h5py
 import numpy as np
 
 from ..atomic import atomic_path
+from ..embedding.cache import shard_embeddings
 
 # Up to here a shard is searched exactly: no graph to build (an HNSW graph takes ~4 min for
 # 100 000 windows on 2 cores), exact results, ~11 ms per query at 30 000 windows
@@ -83,10 +83,7 @@ class ShardIndex:
     @classmethod
     def from_shard(cls, shard_h5: str | Path, exact_max_rows: int = EXACT_MAX_ROWS) -> ShardIndex:
         """From an embedding cache shard (soundclf.embedding.cache: key -> (windows, dim))."""
-        recordings = []  # keys are paths: "folder/file.ogg" is dataset file.ogg in group folder
-        with h5py.File(shard_h5, "r") as h5:
-            h5.visititems(lambda key, item: recordings.append((key, item[()])) if isinstance(item, h5py.Dataset) else None)
-        return cls.build(recordings, exact_max_rows)
+        return cls.build(shard_embeddings(shard_h5), exact_max_rows)
 
     def __len__(self) -> int:
         return int(self.counts.sum())

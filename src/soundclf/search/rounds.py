@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-import h5py
 import numpy as np
 import pandas as pd
 
+from ..embedding.cache import shard_embeddings
 from ..review.store import current_marks
 from .index import unit_rows
 from .queries import CANDIDATE_COLUMNS, capped_top
@@ -43,11 +43,8 @@ class Draw:
 def archive_windows(shards: list[str | Path]) -> Iterator[tuple[str, np.ndarray]]:
     """(recording key, (windows, dim) float32 unit rows) of every recording of the shards."""
     for shard in shards:
-        with h5py.File(shard, "r") as h5:
-            found = []
-            h5.visititems(lambda key, item: found.append(key) if isinstance(item, h5py.Dataset) else None)
-            for key in found:
-                yield key, unit_rows(h5[key][()])
+        for key, embeddings in shard_embeddings(shard):
+            yield key, unit_rows(embeddings)
 
 
 def marked_windows(marks_files: list[str | Path], label: str, examples: pd.DataFrame) -> pd.DataFrame:
