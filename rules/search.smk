@@ -3,7 +3,9 @@
 # caches are (a new recording re-embeds its shard alone), one vector index per shard (rebuilt
 # only when its shard changes), and per label of search.queries the archive's windows most like
 # its example calls: results/search/<label>/round0/candidates.csv, with the review set the review
-# page serves from that folder (items.csv, review.json, clips/).
+# page serves from that folder (items.csv, review.json, clips/). Rounds r >= 1 train a probe on
+# the marks so far and draw the next review set; a reviewed round's probe detects the call over
+# the whole archive (round<r>/detections.csv).
 
 SEARCH = config["search"]
 SEARCH_DIR = f"{RESULTS}/search"
@@ -146,3 +148,42 @@ rule search_round:
         f"{BENCHMARKS}/search_round/{{label}}/round{{sround}}.tsv"
     script:
         "../workflow_scripts/search_round.py"
+
+
+def round_marks(wildcards):
+    """Round r's own marks.csv: its review set, drawn after its probe was fitted, calibrates it."""
+    marks = Path(SEARCH_DIR) / wildcards.label / f"round{wildcards.sround}" / "marks.csv"
+    if not marks.is_file():
+        raise ValueError(f"{marks}: no marks yet. Detections are calibrated on the round's own review set: "
+                         f"soundclf review {marks.parent} (docs/search.md), then run this target again")
+    return str(marks)
+
+
+rule search_detections:
+    input:
+        scores=f"{SEARCH_DIR}/{{label}}/round{{sround}}/scores.parquet",
+        review_items=f"{SEARCH_DIR}/{{label}}/round{{sround}}/items.csv",
+        marks=round_marks,
+    output:
+        detections=f"{SEARCH_DIR}/{{label}}/round{{sround}}/detections.csv",
+        calibration=f"{SEARCH_DIR}/{{label}}/round{{sround}}/calibration.csv",
+        curves=f"{SEARCH_DIR}/{{label}}/round{{sround}}/calibration.png",
+        raven=directory(f"{SEARCH_DIR}/{{label}}/round{{sround}}/raven"),
+        audacity=directory(f"{SEARCH_DIR}/{{label}}/round{{sround}}/audacity"),
+    params:
+        window_seconds=ARCHIVE_EMBEDDING["window_seconds"],
+        target_probability=SEARCH["target_probability"],
+        targets=config["review"]["target_probability"],
+        min_marks=config["review"]["min_marks"],
+        bootstrap=config["review"]["bootstrap"],
+    wildcard_constraints:
+        label="|".join(map(re.escape, SEARCH_LABELS)) or "$^",
+        sround=r"[1-9]\d*",
+    conda:
+        CONDA_ENV
+    log:
+        f"{LOGS}/search_detections/{{label}}/round{{sround}}.log",
+    benchmark:
+        f"{BENCHMARKS}/search_detections/{{label}}/round{{sround}}.tsv"
+    script:
+        "../workflow_scripts/search_detections.py"

@@ -12,10 +12,12 @@ import yaml
 from conftest import run_snakemake, tone, write
 from soundclf.embedding.model import embedding_available
 from soundclf.review.items import read_items
-from soundclf.review.store import append_mark
+from soundclf.review.store import append_mark, current_marks
 from soundclf.search.archive import list_archive
 from soundclf.search.queries import QueryError, capped_top, read_queries, span_windows
 from soundclf.sources import DataSourceError
+from test_killed_jobs import kill_when, start_snakemake
+from test_review_browser import ARGS, CHROMIUM, Server
 from test_workflow import SMALL, planned_jobs
 
 MISSING = embedding_available()
@@ -32,6 +34,29 @@ def chirps(seconds: float, low: float, high: float, every: float, rng: np.random
         i = int(start * SR)
         wave[i : i + len(call)] += call.astype(np.float32)
     return wave
+
+
+def mark_in_the_browser(review_dir, items, key_of):
+    """Mark every item of a review set in the review page (Chromium), pressing key_of(item) on
+    each as the page moves on; returns the current marks. The page must show the set's items."""
+    from playwright.sync_api import sync_playwright
+
+    server = Server(review_dir)
+    server.start()
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+            page = browser.new_page()
+            page.goto(server.page)
+            page.wait_for_function("state.items.length > 0 && state.current")
+            assert page.evaluate("state.items.map(i => i.item)") == items["item"].tolist()
+            for k in range(1, len(items) + 1):
+                page.keyboard.press(key_of(page.evaluate("state.byId[state.current]")))
+                page.wait_for_function(f"Object.keys(state.marks).length === {k}")
+            browser.close()
+    finally:
+        server.kill9()
+    return current_marks(review_dir / "marks.csv").set_index("item").loc[items["item"]]
 
 
 def write_archive(folder, rng):
@@ -85,7 +110,8 @@ def test_bad_queries_and_an_empty_archive_are_named_with_the_fix(tmp_path):
 
 @needs_model
 @pytest.mark.workflow
-def test_search_finds_the_planted_call_first_and_a_round_learns_from_the_marks_alone(tmp_path, tiny_dataset):
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's Chromium at /usr/bin/chromium (.ci/run installs it)")
+def test_search_finds_the_planted_call_first_and_rounds_learn_from_the_page_marks_alone(tmp_path, tiny_dataset):
     rng = np.random.default_rng(1)
     shutil.copytree(tiny_dataset, tmp_path / "data")
     write_archive(tmp_path / "archive", rng)
@@ -96,6 +122,7 @@ def test_search_finds_the_planted_call_first_and_a_round_learns_from_the_marks_a
         "data": {"layout": "metadata", "audio_dir": "data/train_audio", "metadata_csv": "data/train_metadata.csv"},
         "search": {"audio_dir": "archive", "queries": "queries.csv", "top_k": 6, "per_recording": 2, "n_shards": 2,
                    "round": {"top": 3, "boundary": 2, "random": 2}},
+        "review": {"min_marks": 2},  # a round of seven marks calibrates its detections
     }
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
     targets = [f"results/search/{label}/round0/items.csv" for label in ("whistle", "chirp")]
@@ -117,12 +144,17 @@ def test_search_finds_the_planted_call_first_and_a_round_learns_from_the_marks_a
     round1 = "results/search/chirp/round1/items.csv"
     result = run_snakemake(tmp_path, round1, "-n", "--configfile", "c.yaml", check=False)
     assert result.returncode != 0 and "round0/marks.csv: no marks yet" in result.stdout + result.stderr
-    # an oracle reviewer: the chorus's chirps are the call, the rest is not
-    marks = tmp_path / "results/search/chirp/round0/marks.csv"
-    for item in items.itertuples():
-        append_mark(marks, reviewer="oracle", item=item.item, file=item.file, start=item.start, end=item.end,
-                    label="chirp", mark="yes" if item.file == "site_a/chorus.wav" else "no")
-    run_snakemake(tmp_path, round1, "--configfile", "c.yaml")
+    # a person reviews round 0 in the review page: the chorus's chirps are the call, the rest is not
+    marks = mark_in_the_browser(tmp_path / "results/search/chirp/round0", items,
+                                lambda item: "y" if item["file"] == "site_a/chorus.wav" else "n")
+    assert marks["mark"].tolist() == ["yes" if f == "site_a/chorus.wav" else "no" for f in items["file"]]
+    # round 1 killed mid-job with Snakemake (as when a node dies) resumes on the next run
+    run = start_snakemake(tmp_path, round1, "--configfile", "c.yaml")
+    job_log = tmp_path / "results/logs/search_round/chirp/round1.log"
+    assert kill_when(run, lambda: job_log.is_file() and "probe on" in job_log.read_text())
+    assert not (tmp_path / round1).exists()
+    run_snakemake(tmp_path, "--unlock", "--configfile", "c.yaml")
+    run_snakemake(tmp_path, round1, "--configfile", "c.yaml", "--rerun-incomplete")
     probe = json.loads((tmp_path / "results/search/chirp/round1/probe.json").read_text())
     marked_yes = set(items.loc[items["file"] == "site_a/chorus.wav", "start"]) | {0.0}  # and the query's window
     n_windows = len(pd.read_parquet(tmp_path / "results/search/chirp/round1/scores.parquet"))
@@ -135,6 +167,22 @@ def test_search_finds_the_planted_call_first_and_a_round_learns_from_the_marks_a
     assert nxt.iloc[0]["file"] == "site_a/chorus.wav" and nxt["drawn_by"].iloc[0] == "top"
     assert set(nxt["drawn_by"]) == {"top", "boundary", "random"}
     assert read_items(tmp_path / "results/search/chirp/round1")["drawn_by"].tolist() == nxt["drawn_by"].tolist()
+
+    # round 1 reviewed (an oracle this time): its probe detects the chirps over the whole archive
+    round1_items = read_items(tmp_path / "results/search/chirp/round1")
+    for item in round1_items.itertuples():
+        append_mark(tmp_path / "results/search/chirp/round1/marks.csv", reviewer="oracle", item=item.item,
+                    file=item.file, start=item.start, end=item.end, label="chirp",
+                    mark="yes" if item.file == "site_a/chorus.wav" else "no")
+    run_snakemake(tmp_path, "results/search/chirp/round1/detections.csv", "--configfile", "c.yaml")
+    detections = pd.read_csv(tmp_path / "results/search/chirp/round1/detections.csv")
+    assert set(detections["file"]) == {"site_a/chorus.wav"} and detections["end"].max() > 25  # the whole chorus
+    calibration = pd.read_csv(tmp_path / "results/search/chirp/round1/calibration.csv")
+    assert calibration["n_marks"].iloc[0] == len(round1_items) and calibration["status"].eq("ok").all()
+    assert detections["probability"].ge(0.95).all()  # search.target_probability
+    raven = tmp_path / "results/search/chirp/round1/raven"
+    assert len(pd.read_csv(raven / "site_a/chorus.wav.Table.1.selections.txt", sep="\t")) == len(detections)
+    assert pd.read_csv(raven / "noise.wav.Table.1.selections.txt", sep="\t").empty
 
     write(tmp_path / "archive/site_b/new.wav", chirps(6.0, 3000, 6000, 1.0, rng), SR)
     jobs = planned_jobs(run_snakemake(tmp_path, *targets, round1, "-n", "--configfile", "c.yaml"))

@@ -67,8 +67,9 @@ def calibrated_thresholds(calibration: pd.DataFrame, fallback: dict[str, float],
     thresholds = {c: fits[c].threshold(target) if c in fits else t for c, t in fallback.items()}
     missing = [c for c in fallback if c not in fits]
     if missing:
-        log.warning("no calibration for %s (too few marks, or none: calibration.csv says why): their OOF F1 "
-                    "thresholds are used and their detections carry no probability", ", ".join(missing))
+        log.warning("no calibration for %s (too few marks, or none: calibration.csv says why): their fallback "
+                    "thresholds %s are used and their detections carry no probability", ", ".join(missing),
+                    {c: fallback[c] for c in missing})
     return thresholds, {c: f for c, f in fits.items() if c in fallback}
 
 
