@@ -24,7 +24,7 @@ from soundclf.experiments import (embedding_digest, experiment_configs, mel_cach
                                   self_training_students, training_params)
 from soundclf.review.sets import check_review_marks, review_sets
 from soundclf.search import archive
-from soundclf.search.queries import read_queries
+from soundclf.search.queries import read_queries, read_query_table
 from soundclf.self_training.rounds import ENSEMBLE
 
 

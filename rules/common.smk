@@ -216,7 +216,8 @@ def made_by_demo(folder):
     """Whether `folder` is one of the demo's soundscape folders: it exists, and is listed,
     only once the demo's checkpoint has run."""
     return DATA["layout"] == "demo" and Path(folder) in (demo_dir(config) / "soundscapes",
-                                                          demo_dir(config) / "unlabeled_soundscapes")
+                                                          demo_dir(config) / "unlabeled_soundscapes",
+                                                          demo_dir(config) / "archive")
 
 
 def prediction_listing(exp):
@@ -283,9 +284,11 @@ def write_manifests_before_planning():
             _listing["unlabeled"] = grouped
         for s, shard in grouped.items():
             audio_manifest(f"unlabeled/shard_{s:03d}", shard)
-    if SEARCH["audio_dir"]:
-        for s in range(SEARCH["n_shards"]):
-            audio_manifest(f"archive/shard_{s:03d}", archive_shard(s))
+    if SEARCH["audio_dir"] and not (made_by_demo(SEARCH["audio_dir"]) and not Path(SEARCH["audio_dir"]).is_dir()):
+        files = archive.list_archive(SEARCH["audio_dir"], SEARCH["extensions"]) if made_by_demo(SEARCH["audio_dir"]) \
+            else archive_files()  # the demo's may be written again: listed for the manifests alone
+        for s, shard in by_shard(files, SEARCH["n_shards"], key=lambda item: item[0]).items():
+            audio_manifest(f"archive/shard_{s:03d}", shard)
 
 
 def truth_of(exp):

@@ -10,6 +10,8 @@ checkpoint make_demo:
         annotations=directory(f"{demo_dir(config)}/annotations"),
         soundscape_annotations=directory(f"{demo_dir(config)}/soundscape_annotations"),
         unlabeled_soundscapes=directory(f"{demo_dir(config)}/unlabeled_soundscapes"),
+        archive=directory(f"{demo_dir(config)}/archive"),
+        archive_annotations=directory(f"{demo_dir(config)}/archive_annotations"),
     params:
         demo=config["demo"],
     conda:

@@ -17,7 +17,10 @@ ARCHIVE_SHARDS = [f"{s:03d}" for s in range(SEARCH["n_shards"])]
 
 
 def archive_files():
-    """Every recording of the archive, listed once; an empty archive stops the plan."""
+    """Every recording of the archive, listed once (the demo's once its checkpoint has written
+    it); an empty archive stops the plan."""
+    if made_by_demo(SEARCH["audio_dir"]):
+        checkpoints.make_demo.get()
     if "archive" not in _listing:
         _listing["archive"] = archive.list_archive(SEARCH["audio_dir"], SEARCH["extensions"])
     return _listing["archive"]
@@ -37,7 +40,22 @@ def search_queries():
     return _listing["queries"]
 
 
-SEARCH_LABELS = sorted(set(search_queries()["label"])) if SEARCH["audio_dir"] and SEARCH["queries"] else []
+def query_labels():
+    """The labels of search.queries; the queries are checked against the archive here, before
+    any job, unless the archive is the demo's (checked once its checkpoint has written it)."""
+    if not (SEARCH["audio_dir"] and SEARCH["queries"]):
+        return []
+    table = read_query_table(SEARCH["queries"]) if made_by_demo(SEARCH["audio_dir"]) else search_queries()
+    return sorted(set(table["label"]))
+
+
+def checked_queries(wildcards):
+    """search.queries as an input, checked against the archive first."""
+    search_queries()
+    return SEARCH["queries"]
+
+
+SEARCH_LABELS = query_labels()
 SEARCH_OUTPUTS = [f"{SEARCH_DIR}/{label}/round0/{name}" for label in SEARCH_LABELS
                   for name in ("candidates.csv", "items.csv")]
 
@@ -77,7 +95,7 @@ rule archive_index_shard:
 
 rule search_by_example:
     input:
-        queries=lambda wc: SEARCH["queries"],
+        queries=checked_queries,
         embeddings=expand(f"{ARCHIVE_EMBEDDINGS}/shard_{{shard}}.h5", shard=ARCHIVE_SHARDS),
         index=expand(f"{ARCHIVE_INDEX}/shard_{{shard}}.npz", shard=ARCHIVE_SHARDS),
     output:
@@ -119,6 +137,7 @@ def earlier_marks(wildcards):
 
 rule search_round:
     input:
+        queries=checked_queries,
         marks=earlier_marks,
         embeddings=expand(f"{ARCHIVE_EMBEDDINGS}/shard_{{shard}}.h5", shard=ARCHIVE_SHARDS),
     output:

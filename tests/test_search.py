@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import run_snakemake, tone, write
+from conftest import REPO, run_snakemake, tone, write
 from soundclf.embedding.model import embedding_available
 from soundclf.review.items import read_items
 from soundclf.review.store import append_mark, current_marks
@@ -106,6 +106,32 @@ def test_bad_queries_and_an_empty_archive_are_named_with_the_fix(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataSourceError, match="'.*empty' holds no audio file .*set search.audio_dir to null"):
         list_archive(tmp_path / "empty", ["wav"])
+
+
+def test_the_demo_archive_hides_a_species_without_training_labels_and_its_search_plans(tmp_path):
+    from soundclf.annotations import RAVEN_BEGIN, RAVEN_END
+    from soundclf.demo import ARCHIVE_EXAMPLE, DemoConfig, generate
+
+    parts = generate(tmp_path / "results/demo", DemoConfig(n_species=3, recordings_per_species=2, max_seconds=8,
+                                                           n_soundscapes=1, soundscape_seconds=30,
+                                                           n_archive_recordings=2), progress=False)
+    assert "hooter" not in pd.read_csv(parts["metadata"])["primary_label"].tolist()
+    assert [k for k, _ in list_archive(parts["archive"], ["ogg"])] == ["site_1/archive_000.ogg", "site_2/archive_001.ogg"]
+    truth = {k: pd.read_csv(parts["archive_annotations"] / f"{k}.Table.1.selections.txt", sep="\t")
+             for k in ("site_1/archive_000", "site_2/archive_001")}
+    hoots = truth["site_1/archive_000"].query("Species == 'hooter'")
+    file, start, end = ARCHIVE_EXAMPLE
+    assert ((hoots[RAVEN_BEGIN] >= start) & (hoots[RAVEN_END] <= end)).any()  # the example call
+    assert "hooter" not in truth["site_2/archive_001"]["Species"].tolist()  # every other recording
+    assert read_queries(REPO / "configs/search_queries.csv", parts["archive"],
+                        [p for _, p in list_archive(parts["archive"], ["ogg"])])[["key", "start", "end"]].values.tolist() \
+        == [[file, start, end]]
+
+    shutil.rmtree(tmp_path / "results")  # a fresh clone: the demo's archive is written by its checkpoint
+    (tmp_path / "configs").symlink_to(REPO / "configs")
+    jobs = planned_jobs(run_snakemake(tmp_path, "results/search/hooter/round0/items.csv", "-n",
+                                      "--configfile", "configs/search.yaml"))
+    assert jobs["make_demo"] == 1 and jobs["search_by_example"] == 1
 
 
 @needs_model

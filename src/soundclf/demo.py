@@ -4,7 +4,11 @@ Ten "species" with distinct call shapes call at random, unrecorded times over co
 noise; recordings carry weak labels (and sometimes a secondary species), come in mixed
 formats, sample rates and channel counts; 60 s soundscapes carry per-5 s-window labels.
 Every call is also written to a Raven selection table per recording and soundscape
-(annotations/, soundscape_annotations/): the strong labels.
+(annotations/, soundscape_annotations/): the strong labels. With n_archive_recordings, an
+unlabeled archive of soundscapes in site folders (archive/) where, beside the labelled
+species, one that has no training labels calls ("hooter", in every other recording, and
+always at ARCHIVE_EXAMPLE: the example call a search starts from); archive_annotations/ holds
+its hidden truth, for checking what a search finds.
 
     python -m soundclf.demo results/demo --seed 0
 """
@@ -45,6 +49,7 @@ class DemoConfig:
     n_authors: int = 24
     n_soundscapes: int = 4
     n_unlabeled_soundscapes: int = 0
+    n_archive_recordings: int = 0
     soundscape_seconds: int = 60
     soundscape_sample_rate: int = 32000
 
@@ -157,6 +162,19 @@ CALL_SHAPES: dict[str, Callable] = {
 }
 
 
+def hoot(sr, p, d, rng):
+    n = _n(sr, 0.7 * d)
+    t = np.arange(n) / sr
+    f0 = (450 + 80 * np.sin(2 * np.pi * 3 * t)) * p
+    return sum(_sine(f0 * h, sr) / h for h in (1, 2, 3)) / 1.8 * _envelope(n)
+
+
+# calls only in the demo's archive: a species nobody labelled, for search by example
+UNLABELLED_SHAPES: dict[str, Callable] = {"hooter": hoot}
+# (file under archive/, start s, end s): a hooter call always sits here, the demo search's example
+ARCHIVE_EXAMPLE = ("site_1/archive_000.ogg", 6.0, 9.0)
+
+
 # --- scenes ----------------------------------------------------------------------------------
 
 
@@ -175,16 +193,20 @@ def place_calls(scene, species, sr, rate_per_s, level, rng, events=None, start=0
     pitch (±8 %), duration (±20 %) and level (±6 dB). Records (species, t0, t1) in `events`."""
     stop = min(len(scene) / sr, stop or np.inf)
     t = start + rng.exponential(1 / rate_per_s)
-    shape = CALL_SHAPES[species]
     while t < stop:
-        call = shape(sr, rng.uniform(0.92, 1.08), rng.uniform(0.8, 1.2), rng)
-        i0 = int(t * sr)
-        i1 = min(len(scene), i0 + len(call))
-        gain = level * 10 ** (rng.uniform(-6, 6) / 20)
-        scene[i0:i1] += gain * call[: i1 - i0]
-        if events is not None:
-            events.append((species, i0 / sr, i1 / sr))
-        t += len(call) / sr + rng.exponential(1 / rate_per_s)
+        t += add_call(scene, species, sr, t, level, rng, events) + rng.exponential(1 / rate_per_s)
+
+
+def add_call(scene, species, sr, t, level, rng, events=None) -> float:
+    """Add one call of `species` at `t` s (jittered as place_calls says); returns its length in s."""
+    call = (CALL_SHAPES | UNLABELLED_SHAPES)[species](sr, rng.uniform(0.92, 1.08), rng.uniform(0.8, 1.2), rng)
+    i0 = int(t * sr)
+    i1 = min(len(scene), i0 + len(call))
+    gain = level * 10 ** (rng.uniform(-6, 6) / 20)
+    scene[i0:i1] += gain * call[: i1 - i0]
+    if events is not None:
+        events.append((species, i0 / sr, i1 / sr))
+    return len(call) / sr
 
 
 def write_audio(path: Path, data: np.ndarray, sr: int) -> None:
@@ -244,6 +266,20 @@ def make_soundscape(species: list[str], cfg: DemoConfig, rng: np.random.Generato
     return _normalise(scene), events
 
 
+def make_archive_recording(i: int, species: list[str], cfg: DemoConfig, rng: np.random.Generator
+                           ) -> tuple[np.ndarray, list]:
+    """Archive recording i: a soundscape of the labelled species, and in every other one (the
+    first always, with a call inside ARCHIVE_EXAMPLE) a bout of the unlabelled hooter."""
+    scene, events = make_soundscape(species, cfg, rng)
+    if i % 2 == 0:
+        sr, level = cfg.soundscape_sample_rate, 0.1 * rng.uniform(0.5, 1.0)
+        if i == 0:
+            add_call(scene, "hooter", sr, ARCHIVE_EXAMPLE[1] + 0.5, level, rng, events)
+        t0 = rng.uniform(10, cfg.soundscape_seconds - 10)
+        place_calls(scene, "hooter", sr, 0.8, level, rng, events, start=t0, stop=t0 + rng.uniform(4, 10))
+    return _normalise(scene), events
+
+
 def generate(out_dir: str | Path, cfg: DemoConfig = DemoConfig(), progress: bool = True) -> dict[str, Path]:
     """Write the demo dataset under out_dir; returns the paths of its parts."""
     if not 2 <= cfg.n_species <= len(CALL_SHAPES):
@@ -251,7 +287,9 @@ def generate(out_dir: str | Path, cfg: DemoConfig = DemoConfig(), progress: bool
     out = Path(out_dir)
     audio_dir, scape_dir, unlabeled_dir = out / "train_audio", out / "soundscapes", out / "unlabeled_soundscapes"
     annotation_dir, scape_annotation_dir = out / "annotations", out / "soundscape_annotations"
-    for d in (audio_dir, scape_dir, unlabeled_dir, annotation_dir, scape_annotation_dir):
+    archive_dir, archive_annotation_dir = out / "archive", out / "archive_annotations"
+    for d in (audio_dir, scape_dir, unlabeled_dir, annotation_dir, scape_annotation_dir, archive_dir,
+              archive_annotation_dir):
         if d.exists():
             shutil.rmtree(d)
         d.mkdir(parents=True)
@@ -304,13 +342,20 @@ def generate(out_dir: str | Path, cfg: DemoConfig = DemoConfig(), progress: bool
     # drawn after everything else: the labelled data is the same with or without them
     for i in range(cfg.n_unlabeled_soundscapes):
         write_audio(unlabeled_dir / f"unlabeled_{i:03d}.ogg", make_soundscape(species, cfg, rng)[0], sr)
+    for i in range(cfg.n_archive_recordings):
+        key = f"site_{i % 3 + 1}/archive_{i:03d}.ogg"
+        scene, events = make_archive_recording(i, species, cfg, rng)
+        (archive_dir / key).parent.mkdir(exist_ok=True)
+        write_audio(archive_dir / key, scene, sr)
+        write_raven_table(archive_annotation_dir / key.replace(".ogg", ".Table.1.selections.txt"), events,
+                          low_high_hz=(0.0, sr / 2))
     if progress:
-        print(f"demo: {len(rows)} recordings, {cfg.n_soundscapes} soundscapes and {cfg.n_unlabeled_soundscapes} "
-              f"unlabeled ones in {time.time() - started:.1f} s", flush=True)
+        print(f"demo: {len(rows)} recordings, {cfg.n_soundscapes} soundscapes, {cfg.n_unlabeled_soundscapes} "
+              f"unlabeled ones and {cfg.n_archive_recordings} archive ones in {time.time() - started:.1f} s", flush=True)
     return {"audio_dir": audio_dir, "metadata": out / "train_metadata.csv",
             "soundscapes": scape_dir, "soundscape_labels": out / "soundscape_labels.csv",
             "annotations": annotation_dir, "soundscape_annotations": scape_annotation_dir,
-            "unlabeled_soundscapes": unlabeled_dir}
+            "unlabeled_soundscapes": unlabeled_dir, "archive": archive_dir, "archive_annotations": archive_annotation_dir}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -31,7 +31,13 @@ def read_queries(path: str | Path, archive_dir: str | Path, archive_files: list[
     query's name where none is given), each file one of the archive's recordings (a path under
     search.audio_dir, or absolute), readable as audio, and each span inside it. Returns the
     queries with their recording's key (its path under the archive) and path."""
-    path, archive_dir = Path(path), Path(archive_dir)
+    return check_queries(read_query_table(path), path, archive_dir, archive_files)
+
+
+def read_query_table(path: str | Path) -> pd.DataFrame:
+    """search.queries as a table, checked on its own (columns, rows, a label per row that can
+    name a folder), before the archive is looked at."""
+    path = Path(path)
     if not path.is_file():
         raise QueryError(f"search.queries: '{path}' does not exist; write a CSV of columns "
                          f"{', '.join(QUERY_COLUMNS)}[, label] (docs/search.md)")
@@ -49,6 +55,13 @@ def read_queries(path: str | Path, archive_dir: str | Path, archive_files: list[
     if unsafe:  # a label names its results folder
         raise QueryError(f"{path}: label(s) {', '.join(map(repr, unsafe))} are not letters, digits, '_', '.', '-' "
                          "(a label names its folder results/search/<label>/); rename them")
+    return table
+
+
+def check_queries(table: pd.DataFrame, path: str | Path, archive_dir: str | Path, archive_files: list[str]
+                  ) -> pd.DataFrame:
+    """The queries of `table` (read from `path`) checked against the archive's recordings."""
+    archive_dir = Path(archive_dir)
     by_key = {relative_key(f, archive_dir): f for f in archive_files}
     problems, keys, paths = [], [], []
     for row, query in enumerate(table.itertuples(index=False), start=2):  # the CSV's line
