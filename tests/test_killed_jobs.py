@@ -72,7 +72,7 @@ def test_killed_mel_job_leaves_no_shard_that_looks_complete(tmp_path, tiny_datas
     assert killed_in and not long_shard.exists()  # killed mid-write: only the temporary file is there
 
     run_snakemake(tmp_path, "--unlock", "--configfile", config)  # Snakemake itself was killed: its lock stays
-    run_snakemake(tmp_path, "--configfile", config, "--rerun-incomplete")
+    run_snakemake(tmp_path, *shards, "results/index/recordings.csv", "--configfile", config, "--rerun-incomplete")
     assert not list(mel_dir.glob(".*tmp-*"))
     index = pd.read_csv(tmp_path / "results/index/recordings.csv")
     cache = MelCache(mel_dir, n_shards)
