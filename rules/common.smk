@@ -284,9 +284,10 @@ def write_manifests_before_planning():
             _listing["unlabeled"] = grouped
         for s, shard in grouped.items():
             audio_manifest(f"unlabeled/shard_{s:03d}", shard)
-    if SEARCH["audio_dir"] and not (made_by_demo(SEARCH["audio_dir"]) and not Path(SEARCH["audio_dir"]).is_dir()):
-        files = archive.list_archive(SEARCH["audio_dir"], SEARCH["extensions"]) if made_by_demo(SEARCH["audio_dir"]) \
-            else archive_files()  # the demo's may be written again: listed for the manifests alone
+    archive_dir = SEARCH["audio_dir"]
+    if archive_dir and (Path(archive_dir).is_dir() or not made_by_demo(archive_dir)):
+        # the demo's archive may be written again by its checkpoint: listed for the manifests alone
+        files = archive.list_archive(archive_dir, SEARCH["extensions"]) if made_by_demo(archive_dir) else archive_files()
         for s, shard in by_shard(files, SEARCH["n_shards"], key=lambda item: item[0]).items():
             audio_manifest(f"archive/shard_{s:03d}", shard)
 
