@@ -1,6 +1,7 @@
 """The workflow on a real SLURM scheduler: a one-node cluster on localhost started by
 tools/local_slurm.sh (slurm-wlm + munge, installed from Debian when missing), driven through
 profiles/slurm with the test overrides of tests/slurm_profile."""
+import json
 import os
 import re
 import shutil
@@ -12,7 +13,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, TINY_DEMO
+from conftest import REPO, TINY_DEMO, run_snakemake
+from test_workflow import planned_jobs
 
 BASE = "results/experiments/base"  # the demo config is one experiment
 
@@ -108,6 +110,14 @@ def test_the_workflow_runs_through_sbatch(slurm_run):
     assert all((results / path).is_file() for path in expected)
     train_log = workdir / "results/logs/train_fold/base/fold0.log"
     assert "device cpu" in train_log.read_text()  # GPU granted, none usable
+    # the demo layout, built through its checkpoint (this is the suite's end-to-end run of the demo)
+    folds = pd.read_csv(workdir / "results/folds/folds.csv")
+    assert len(folds) == TINY_DEMO["n_species"] * TINY_DEMO["recordings_per_species"]
+    labels = pd.read_csv(workdir / "results/demo/soundscape_labels.csv")
+    submission = pd.read_csv(results / "predictions/submission.csv")
+    assert submission["row_id"].tolist() == labels["row_id"].tolist()  # soundscape_00_5, _10
+    assert "padded_cmap" in json.loads((results / "predictions/metrics.json").read_text())
+    assert planned_jobs(run_snakemake(workdir, "-n", "--configfile", "c.yaml")) == {}  # nothing left after the checkpoint
 
 
 def test_deleting_one_fold_resubmits_only_that_fold_and_what_follows(cluster, slurm_run):

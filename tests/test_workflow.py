@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 import yaml
 
-from conftest import REPO, TINY_DEMO, run_snakemake, tone, write
+from conftest import REPO, run_snakemake, tone, write
 from hostile_corpus import add_hostile_corpus
 from soundclf.comparison import calibrate
 from soundclf.mel_cache import MelCache
@@ -234,18 +234,6 @@ def test_index_stops_the_run_when_more_than_max_rejected_fraction_is_lost(tmp_pa
     run_snakemake(tmp_path, "results/index/summary.json", "--configfile", config)
     summary = json.loads((tmp_path / "results/index/summary.json").read_text())
     assert (summary["kept"], summary["rejected"], summary["lost_classes"]) == (len(meta), 2, ["lostbird"])
-
-
-def test_demo_layout_builds_through_the_checkpoint(tmp_path):
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"demo": TINY_DEMO} | SMALL))
-    run_snakemake(tmp_path, "--configfile", "c.yaml")
-    folds = pd.read_csv(tmp_path / "results/folds/folds.csv")
-    assert len(folds) == TINY_DEMO["n_species"] * TINY_DEMO["recordings_per_species"]
-    labels = pd.read_csv(tmp_path / "results/demo/soundscape_labels.csv")
-    submission = pd.read_csv(tmp_path / "results/experiments/base/predictions/submission.csv")
-    assert submission["row_id"].tolist() == labels["row_id"].tolist()  # soundscape_00_5, _10
-    assert "padded_cmap" in json.loads((tmp_path / "results/experiments/base/predictions/metrics.json").read_text())
-    assert dry_run(tmp_path, "c.yaml") == {}
 
 
 def test_invalid_config_stops_before_any_job_naming_the_key(tmp_path):
