@@ -22,7 +22,7 @@ TINY_DEMO = {"n_species": 3, "recordings_per_species": 4, "min_seconds": 3.0, "m
 # pyproject.toml) start on them and fill in with the quick files, rather than ending on a
 # SLURM run (mostly waiting on the scheduler) alone.
 SLOW_FILES = ("test_slurm.py", "test_workflow.py", "test_killed_jobs.py", "test_embedding.py",
-              "test_self_training.py", "test_resource_limits.py", "test_search.py")
+              "test_self_training.py", "test_resource_limits.py", "test_search.py", "test_workflow_inputs.py")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -13,9 +13,7 @@ import soundfile as sf
 import yaml
 
 from conftest import REPO, run_snakemake, tone, write
-from hostile_corpus import add_hostile_corpus
 from soundclf.comparison import calibrate
-from soundclf.mel_cache import MelCache
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
@@ -170,95 +168,6 @@ def test_editing_one_recording_reruns_exactly_one_mel_shard(workdir):
     assert len(changed) == 1 and str(meta.iloc[0]["filename"]) in (workdir / "results/index/manifests" / changed[0]).read_text()
 
 
-def test_hostile_corpus_is_rejected_or_used_and_the_run_finishes(tmp_path, tiny_dataset):
-    """The generated hostile corpus mixed into the tiny dataset, through every stage: the
-    rejected table lists exactly the cases that must be rejected, the rest is cached, trained
-    on and evaluated without a NaN anywhere; a bad file among the soundscapes is skipped."""
-    shutil.copytree(tiny_dataset, tmp_path / "data")
-    cases = add_hostile_corpus(tmp_path / "data")
-    (tmp_path / "data/soundscapes/broken.wav").write_text("not a soundscape\n" * 20)
-    run = run_snakemake(tmp_path, "--configfile", write_config(tmp_path, {"data": {
-        "layout": "metadata", "audio_dir": "data/train_audio", "metadata_csv": "data/train_metadata.csv",
-        "max_rejected_fraction": 1.0}}))
-    results = tmp_path / "results"
-
-    rejected = pd.read_csv(results / "index/rejected.csv")
-    assert set(rejected["key"]) == {c.filename for c in cases if c.expect == "rejected"}
-    assert rejected["fix"].str.len().min() > 10
-    index = pd.read_csv(results / "index/recordings.csv")
-    assert {c.filename for c in cases if c.expect != "rejected"} <= set(index["key"])
-    cache = MelCache(next((results / "mels").iterdir()), SMALL["cache"]["n_shards"])
-    for key in index["key"]:
-        mel = cache.full(key)
-        assert mel.shape[1] > 0 and np.isfinite(mel).all(), key
-    cache.close()
-    for fold in range(SMALL["folds"]["n_folds"]):
-        assert np.isfinite(pd.read_csv(results / f"experiments/base/models/fold{fold}/history.csv")["train_loss"]).all()
-    oof = pd.read_csv(results / "experiments/base/oof/oof_windows.csv")
-    assert set(oof["key"]) == set(index["key"]) and np.isfinite(oof.iloc[:, 4:].to_numpy()).all()
-    index_log = (results / "logs/index_audio.log").read_text()
-    assert "duplicate audio" in index_log and "odd/copy_a.wav" in index_log
-    assert f"rejected {len(rejected)} file(s)" in index_log
-    listed = len(pd.read_csv(tmp_path / "data/train_metadata.csv"))
-    summary = f"kept {len(index)} of {listed} recordings; rejected {len(rejected)}"
-    assert summary in index_log and f"soundclf input data: {summary}" in run.stdout + run.stderr  # the run's end
-    assert "x truncated" in index_log and "results/index/rejected.csv" in index_log
-    notes = index.set_index("key")["note"].fillna("")
-    assert notes["odd/xeno_canto_style.mp3"].startswith("length by decoding")
-    assert "broken.wav" in (results / "logs/predict_shard/base/shard_0.log").read_text()
-    assert not pd.read_csv(results / "experiments/base/predictions/submission.csv")["row_id"].str.startswith("broken").any()
-
-
-def test_index_stops_the_run_when_more_than_max_rejected_fraction_is_lost(tmp_path, tiny_dataset):
-    """Two of a class's files broken (2 of 14 listed > 2 %): the index job fails before any
-    training, with the summary, the lost class and both fixes; raising the key lets it run."""
-    shutil.copytree(tiny_dataset, tmp_path / "data")
-    meta = pd.read_csv(tmp_path / "data/train_metadata.csv")
-    extra = pd.DataFrame([meta.iloc[0].to_dict() | {"filename": f"gone/XC{i}.ogg", "primary_label": "lostbird"}
-                          for i in (1, 2)])
-    pd.concat([meta, extra]).to_csv(tmp_path / "data/train_metadata.csv", index=False)
-    (tmp_path / "data/train_audio/gone").mkdir()
-    for i in (1, 2):
-        (tmp_path / f"data/train_audio/gone/XC{i}.ogg").write_bytes(b"")  # an interrupted download
-    result = run_snakemake(tmp_path, "--configfile", write_config(tmp_path), check=False)
-    text = result.stdout + result.stderr
-    assert result.returncode != 0
-    assert f"kept {len(meta)} of {len(meta) + 2} recordings; rejected 2" in text
-    assert "2 x empty file" in text and "classes that lost all their recordings: lostbird" in text
-    assert "data.max_rejected_fraction" in text and "repair or remove" in text
-    assert not (tmp_path / "results/index/recordings.csv").exists() and not (tmp_path / "results/experiments").exists()
-    assert "gone/XC1.ogg" in (tmp_path / "results/logs/index_audio.log").read_text()
-
-    config = write_config(tmp_path, {"data": {"layout": "metadata", "audio_dir": "data/train_audio",
-                                              "metadata_csv": "data/train_metadata.csv", "max_rejected_fraction": 0.2}})
-    run_snakemake(tmp_path, "results/index/summary.json", "--configfile", config)
-    summary = json.loads((tmp_path / "results/index/summary.json").read_text())
-    assert (summary["kept"], summary["rejected"], summary["lost_classes"]) == (len(meta), 2, ["lostbird"])
-
-
-def test_invalid_config_stops_before_any_job_naming_the_key(tmp_path):
-    # each run's mistakes are found by one check and all named together
-    for bad, messages in [
-        ({"mel": {"n_mels": "many"}, "folds": {"n_fold": 3, "n_folds": 1}},
-         ["mel.n_mels: 'many' is not of type 'integer'; set it to a value of type integer",
-          "folds.n_fold: unknown key; did you mean 'n_folds'?",
-          "folds.n_folds: 1 is less than the minimum of 2; set it to at least 2"]),
-        ({"mel": {"hop_length": 4096, "n_fft": 1024, "fmax": 20000}, "train": {"crop_seconds": 12},
-          "model": {"pretrained_path": "missing.pth"}},
-         ["mel.hop_length (4096) exceeds mel.n_fft (1024)", "mel.fmax (20000) is above the Nyquist frequency",
-          "train.crop_seconds (12) must be a whole multiple", "model.pretrained_path: file 'missing.pth' does not exist"]),
-        ({"model": {"backbone": "efficientnet_bo"}}, ["model.backbone: 'efficientnet_bo' is not a model of timm"]),
-        ({"data": {"layout": "folders", "audio_dir": "no/such/dir"}}, ["data.audio_dir: folder 'no/such/dir' does not exist"]),
-        ({"data": {"layout": "folders", "audio_dir": ".", "annotations": {"raven_dir": "no/tables"}}},
-         ["data.annotations.raven_dir: folder 'no/tables' does not exist"]),
-    ]:
-        (tmp_path / "c.yaml").write_text(yaml.safe_dump(bad))
-        result = run_snakemake(tmp_path, "--configfile", "c.yaml", check=False)
-        for message in messages:
-            assert result.returncode != 0 and message in result.stdout + result.stderr, message
-        assert not (tmp_path / "results").exists()
-
-
 def test_model_stage_outputs(built_workdir):
     folds = pd.read_csv(built_workdir / "results/folds/folds.csv")
     classes = pd.read_csv(built_workdir / "results/index/classes.csv")["class"].tolist()
@@ -368,14 +277,6 @@ def test_a_missing_noise_folder_stops_the_run_naming_the_key(workdir):
     config = built_config(workdir, {"train": SMALL["train"] | {"noise_dir": "data/no_such_folder"}}, "config.bad.yaml")
     result = run_snakemake(workdir, "-n", "--configfile", config, check=False)
     assert result.returncode != 0 and "train.noise_dir: folder 'data/no_such_folder' does not exist" in result.stdout + result.stderr
-
-
-def test_one_fold_target_on_a_fresh_workdir_trains_no_other_fold(tmp_path, tiny_dataset):
-    shutil.copytree(tiny_dataset, tmp_path / "data")
-    jobs = planned_jobs(run_snakemake(tmp_path, "-n", "results/experiments/base/oof/fold0/metrics.json",
-                                      "--configfile", write_config(tmp_path)))
-    assert jobs == {"index_audio": 1, "index_annotations": 1, "assign_folds": 1, "mel_shard": 4, "train_fold": 1,
-                    "evaluate_fold": 1}
 
 
 def test_changing_a_training_key_retrains_but_reruns_no_data_stage(workdir):
@@ -528,16 +429,6 @@ def test_the_results_notebook_runs_on_a_run_and_names_what_has_not_run(built_wor
     outputs, text = run(tmp_path / "empty", tmp_path)
     assert not any(o.output_type == "error" for o in outputs)
     assert "(rule train_fold) has not run yet" in text and "(rule compare_experiments) has not run yet" in text
-
-
-@pytest.mark.workflow
-def test_sdm_apptainer_without_apptainer_stops_before_any_job(tmp_path):
-    if shutil.which("apptainer") or shutil.which("singularity"):
-        pytest.skip("apptainer is installed here")
-    result = run_snakemake(tmp_path, "-n", "--sdm", "apptainer", "--config",
-                           'container={"image": "docker://example.org/soundclf:1"}', check=False)
-    assert result.returncode != 0 and "the apptainer command is not installed here" in result.stderr + result.stdout
-    assert not (tmp_path / "results").exists()
 
 
 # --- review sets (docs/review.md) on the built workflow's predictions --------------------------
