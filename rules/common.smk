@@ -360,3 +360,13 @@ def exp_teacher_windows(wildcards):
     """A distilled student's fold: [its teacher's windows for that fold] or []."""
     teacher = EXPERIMENTS[wildcards.exp]["train"]["teacher"]
     return [f"{EXP_DIR}/{teacher}/teacher_windows/fold{wildcards.fold}.csv"] if teacher else []
+
+
+def reviewed_marks(folder, what_first, doc):
+    """`folder`/marks.csv, the file a person writes in the review page; none yet stops the plan
+    with what to do first (`what_first`) and the page's command."""
+    marks = Path(folder) / "marks.csv"
+    if not marks.is_file():
+        raise ValueError(f"{marks}: no marks yet. {what_first}: soundclf review {marks.parent} ({doc}), "
+                         "then run this target again")
+    return str(marks)

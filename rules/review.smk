@@ -23,11 +23,7 @@ def review_source(wildcards):
 
 def review_marks(wildcards):
     """The set's marks.csv; none yet stops the plan with what to do."""
-    marks = Path(REVIEW_ROOT) / wildcards.review / "marks.csv"
-    if not marks.is_file():
-        raise ValueError(f"{marks}: no marks yet. Review the set first: soundclf review {marks.parent} "
-                         "(docs/review.md), then run this target again")
-    return str(marks)
+    return reviewed_marks(Path(REVIEW_ROOT) / wildcards.review, "Review the set first", "docs/review.md")
 
 
 rule review_set:

@@ -127,10 +127,7 @@ def earlier_marks(wildcards):
     """The marks.csv of every earlier round of the label; round r-1's must exist (the person
     reviewed it), or the plan stops with what to do."""
     folder = Path(SEARCH_DIR) / wildcards.label
-    last = folder / f"round{int(wildcards.sround) - 1}" / "marks.csv"
-    if not last.is_file():
-        raise ValueError(f"{last}: no marks yet. Review that round first: soundclf review {last.parent} "
-                         "(docs/search.md), then run this target again")
+    reviewed_marks(folder / f"round{int(wildcards.sround) - 1}", "Review that round first", "docs/search.md")
     return [str(folder / f"round{r}" / "marks.csv") for r in range(int(wildcards.sround))
             if (folder / f"round{r}" / "marks.csv").is_file()]
 
@@ -171,11 +168,8 @@ rule search_round:
 
 def round_marks(wildcards):
     """Round r's own marks.csv: its review set, drawn after its probe was fitted, calibrates it."""
-    marks = Path(SEARCH_DIR) / wildcards.label / f"round{wildcards.sround}" / "marks.csv"
-    if not marks.is_file():
-        raise ValueError(f"{marks}: no marks yet. Detections are calibrated on the round's own review set: "
-                         f"soundclf review {marks.parent} (docs/search.md), then run this target again")
-    return str(marks)
+    return reviewed_marks(Path(SEARCH_DIR) / wildcards.label / f"round{wildcards.sround}",
+                          "Detections are calibrated on the round's own review set", "docs/search.md")
 
 
 rule search_detections:

@@ -11,13 +11,13 @@ from soundclf.review.calibration import calibration_table, call_density
 from soundclf.review.figures import calibration_curves, call_density_bars
 from soundclf.review.items import read_items
 from soundclf.review.sampling import read_scores
-from soundclf.review.store import current_marks
+from soundclf.review.store import current_marks, marked_items
 
 log = setup_logging(snakemake.log[0])
 p, inp, out = snakemake.params, snakemake.input, snakemake.output
 items = read_items(Path(inp.review_items).parent)
 marks = current_marks(inp.marks)
-marked = items.merge(marks[["item", "mark"]], on="item", how="inner")
+marked = marked_items(items, marks)
 log.info("%d current marks, %d of them on items of this set (the marks of items it no longer holds stay in "
          "marks.csv and are left out here)", len(marks), len(marked))
 labels = list(dict.fromkeys(items["label"]))

@@ -10,15 +10,15 @@ from soundclf.detections import write_detections
 from soundclf.logs import setup_logging
 from soundclf.review.figures import calibration_curves
 from soundclf.review.items import read_items
-from soundclf.review.store import current_marks
-from soundclf.search.detections import round_detections
+from soundclf.review.store import current_marks, marked_items
+from soundclf.search.detections import UNCALIBRATED_THRESHOLD, round_detections
 
 log = setup_logging(snakemake.log[0])
 p, inp, out = snakemake.params, snakemake.input, snakemake.output
 label = snakemake.wildcards.label
 scores = pd.read_parquet(inp.scores)
 items = read_items(Path(inp.review_items).parent)
-marked = items.merge(current_marks(inp.marks)[["item", "mark"]], on="item", how="inner")
+marked = marked_items(items, current_marks(inp.marks))
 log.info("%s round %s: %d of the round's %d windows are marked (%s)", label, snakemake.wildcards.sround, len(marked),
          len(items), marked["mark"].value_counts().to_dict())
 events, calibration = round_detections(scores, marked, label, p.window_seconds, p.targets, p.target_probability,
@@ -29,4 +29,4 @@ write_detections(events, scores["file"].unique().tolist(), out.raven, out.audaci
 log.info("%s: %d detections in %d of %d recordings (threshold %.4g, %s)", label, len(events),
          events["file"].nunique(), scores["file"].nunique(), events["threshold"].iloc[0] if len(events) else float("nan"),
          f"calibrated to probability {p.target_probability:g}" if calibration["status"].eq("ok").any()
-         else "uncalibrated: the probe's 0.5")
+         else f"uncalibrated: the probe's {UNCALIBRATED_THRESHOLD:g}")

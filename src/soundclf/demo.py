@@ -173,6 +173,7 @@ def hoot(sr, p, d, rng):
 UNLABELLED_SHAPES: dict[str, Callable] = {"hooter": hoot}
 # (file under archive/, start s, end s): a hooter call always sits here, the demo search's example
 ARCHIVE_EXAMPLE = ("site_1/archive_000.ogg", 6.0, 9.0)
+ALL_SHAPES = CALL_SHAPES | UNLABELLED_SHAPES
 
 
 # --- scenes ----------------------------------------------------------------------------------
@@ -199,7 +200,7 @@ def place_calls(scene, species, sr, rate_per_s, level, rng, events=None, start=0
 
 def add_call(scene, species, sr, t, level, rng, events=None) -> float:
     """Add one call of `species` at `t` s (jittered as place_calls says); returns its length in s."""
-    call = (CALL_SHAPES | UNLABELLED_SHAPES)[species](sr, rng.uniform(0.92, 1.08), rng.uniform(0.8, 1.2), rng)
+    call = ALL_SHAPES[species](sr, rng.uniform(0.92, 1.08), rng.uniform(0.8, 1.2), rng)
     i0 = int(t * sr)
     i1 = min(len(scene), i0 + len(call))
     gain = level * 10 ** (rng.uniform(-6, 6) / 20)

@@ -141,6 +141,12 @@ def current_marks(path_or_events: str | Path | pd.DataFrame) -> pd.DataFrame:
     return last[last["mark"] != "cleared"].reset_index(drop=True)
 
 
+def marked_items(items: pd.DataFrame, marks: pd.DataFrame) -> pd.DataFrame:
+    """The items of a review set that have a current mark (`current_marks`), with their mark;
+    marks of items the set no longer holds are left out."""
+    return items.merge(marks[["item", "mark"]], on="item", how="inner")
+
+
 def _encode(record: dict[str, Any]) -> bytes:
     out = io.StringIO()
     csv.writer(out, lineterminator="\n").writerow([record[c] for c in COLUMNS])
