@@ -61,7 +61,8 @@ SlurmUser=$(id -un)
 SlurmctldPort=${SLURMCTLD_PORT:-16817}
 SlurmdPort=${SLURMD_PORT:-16818}
 AuthType=auth/munge
-AuthInfo=socket=$state/munge/munge.socket
+# cred_expire: a requeued job waits this long before it starts again (default 120 s)
+AuthInfo=socket=$state/munge/munge.socket,cred_expire=20
 CredType=cred/munge
 StateSaveLocation=$state/spool/ctld
 SlurmdSpoolDir=$state/spool/d
