@@ -3,13 +3,14 @@ exact search, build time and size, on synthetic BirdNET-shaped windows (dim 1024
 archive's embedding cache.
 
     python bench/search_speed.py [--compare 200000] [--sizes 1000000] [--exact-int8 10000000]
-                                 [--archive CACHE_DIR]
+                                 [--ivf 10000000] [--archive CACHE_DIR]
 
 --compare: USearch, FAISS and hnswlib HNSW graphs (same settings; `pip install usearch hnswlib`
 for the two soundclf does not use) on N windows, against exact
-search. --sizes: soundclf's HNSW shard index on N windows. --exact-int8: exact search over N
+search. --sizes: soundclf's approximate shard index (an inverted file) on N windows. --exact-int8: exact search over N
 windows stored as int8 on disk and scanned in chunks (the size where no graph fits or builds
-here). --archive: an embedding cache (shard_*.h5 as the embedding stage writes them; a
+here). --ivf: FAISS inverted-file indexes (int8 rows in memory; PQ codes re-scored from int8
+on disk) on N windows generated in chunks, the sizes where no HNSW graph builds here. --archive: an embedding cache (shard_*.h5 as the embedding stage writes them; a
 recording's label is the first folder of its key) searched as soundclf searches it, and cosine
 against inner product scored by same-label precision@10.
 
@@ -31,15 +32,21 @@ from common import WORK, machine, markdown_table, record_figures
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "src"))
 from soundclf.embedding.cache import shard_embeddings  # noqa: E402
-from soundclf.search.index import (CONNECTIVITY, EXPANSION_ADD, EXPANSION_SEARCH, ArchiveIndex,  # noqa: E402
-                                   ShardIndex, unit_rows)
+from soundclf.search.index import PROBES, ArchiveIndex, ShardIndex, n_lists, unit_rows  # noqa: E402
 
 DIM, K, N_QUERIES = 1024, 100, 100
+# The HNSW graphs compared: perch-hoplite's default USearch settings (connectivity 16,
+# expansion_add 256, expansion_search 128)
+CONNECTIVITY, EXPANSION_ADD, EXPANSION_SEARCH = 16, 256, 128
 # Windows vary around their centre mostly along a few directions (embeddings are not isotropic:
 # a window's nearest neighbours differ from it in what the call does, not in every dimension),
 # plus a little noise in all; norms against the unit centre: variation 0.6, noise 0.2.
 CENTRES, VARIATION_DIM, VARIATION, NOISE = 2048, 32, 0.6, 0.2
 CHUNK = 100_000  # rows generated or scanned at a time (400 MB as float32)
+# Inverted files at sizes no HNSW graph builds here: k-means lists, the lists searched per query,
+# bytes of a PQ code, candidates re-scored from int8 rows, windows the lists are trained on
+# (FAISS wants >= 39 per list)
+IVF_LISTS, IVF_PROBES, PQ_BYTES, RERANK, IVF_TRAIN = 4096, 64, 64, 1000, 200_000
 
 
 def mixture() -> tuple[np.ndarray, np.ndarray]:
@@ -176,7 +183,8 @@ def compare(n: int) -> list[dict]:
 
 
 def soundclf_index(n: int) -> dict:
-    """soundclf's HNSW shard index (FAISS, float16) on n windows, saved and loaded as a file."""
+    """soundclf's approximate shard index (FAISS inverted file, int8) on n windows, saved and
+    loaded as a file."""
     vectors, queries = clustered(n, seed=1), clustered(N_QUERIES, seed=2, dtype=np.float32)
     truth = exact_top_k(in_chunks(vectors), queries)
     exact_single, exact_batched = query_times(lambda q: exact_top_k(in_chunks(vectors), q), queries[:10])
@@ -190,7 +198,7 @@ def soundclf_index(n: int) -> dict:
     del index
     index = ShardIndex.load(path)
     single, batched = query_times(lambda q: index.search(q, K), queries)
-    row = {"library": "soundclf ShardIndex (faiss HNSWSQ f16)", "n": n, "build_s": build_s, "query_ms": single,
+    row = {"library": f"soundclf ShardIndex (faiss IVF{n_lists(n)},SQ8, {PROBES} probes)", "n": n, "build_s": build_s, "query_ms": single,
            "batch_query_ms": batched, "recall_at_100": recall(index.search(queries, K)[1], truth),
            "bytes_per_vector": path.stat().st_size / n,
            "exact_f16_chunked_query_ms": exact_single, "exact_f16_chunked_batch_query_ms": exact_batched}
@@ -235,6 +243,83 @@ def exact_int8(n: int) -> dict:
     return row
 
 
+def ivf(n: int) -> list[dict]:
+    """Two FAISS inverted-file indexes over n windows, built while the windows are generated (n
+    float32 windows do not fit in memory), on one coarse quantizer (IVF_LISTS k-means centres
+    trained on the first IVF_TRAIN windows; each window assigned once, for both):
+    - IVF-SQ8: each window as 1 024 int8 values in memory;
+    - IVF-PQ: PQ_BYTES bytes per window in memory, and the top RERANK candidates re-scored from
+      the windows' int8 rows in a file on disk (read through a memory map).
+    Both search the IVF_PROBES nearest lists. Recall against exact float32 search, computed on
+    the same pass."""
+    import faiss
+    from faiss.contrib.ivf_tools import add_preassigned
+
+    centres, basis = mixture()
+    queries = clustered(N_QUERIES, seed=2, dtype=np.float32)
+    path = WORK / "search" / f"ivf_int8_{n}.bin"
+    quantizer = faiss.IndexFlatIP(DIM)
+    indexes = {"sq8": faiss.IndexIVFScalarQuantizer(quantizer, DIM, IVF_LISTS, faiss.ScalarQuantizer.QT_8bit,
+                                                    faiss.METRIC_INNER_PRODUCT),
+               "pq": faiss.IndexIVFPQ(quantizer, DIM, IVF_LISTS, PQ_BYTES, 8, faiss.METRIC_INNER_PRODUCT)}
+    seconds = {"assign": 0.0, "sq8": 0.0, "pq": 0.0, "train_quantizer": 0.0}
+
+    def timed(what, call):
+        start = time.perf_counter()
+        result = call()
+        seconds[what] += time.perf_counter() - start
+        return result
+
+    def generated():
+        with open(path, "wb") as f:
+            for start in range(0, n, CHUNK):
+                chunk = clustered_chunk(centres, basis, min(CHUNK, n - start), 1 * 100_003 + start)
+                np.round(chunk * 127).astype(np.int8).tofile(f)
+                if start == 0:  # the training sample: the first IVF_TRAIN windows
+                    sample = np.concatenate([chunk] + [clustered_chunk(centres, basis, CHUNK, 1 * 100_003 + s)
+                                                       for s in range(CHUNK, IVF_TRAIN, CHUNK)])
+                    timed("train_quantizer", lambda: indexes["sq8"].train(sample))
+                    for name, index in indexes.items():
+                        timed(name, lambda: index.train(sample))  # the quantizer is trained: each its own codes
+                    del sample
+                lists = timed("assign", lambda: quantizer.search(chunk, 1)[1].ravel())
+                for name, index in indexes.items():
+                    timed(name, lambda: add_preassigned(index, chunk, lists))
+                if start // CHUNK % 10 == 0:
+                    print(f"ivf: {start + len(chunk):,} of {n:,} windows added ({seconds})", flush=True)
+                yield chunk
+
+    truth = exact_top_k(generated(), queries)
+    rows8 = np.memmap(path, np.int8, "r", shape=(n, DIM))
+
+    def reranked(q):
+        _, candidates = indexes["pq"].search(q, RERANK)
+        found = []
+        for query, ids in zip(q, candidates):
+            ids = np.sort(ids[ids >= 0])  # in file order: fewer seeks
+            found.append(ids[np.argsort(-(rows8[ids].astype(np.float32) @ query))[:K]])
+        return np.stack(found)
+
+    searches = {"sq8": lambda q: indexes["sq8"].search(q, K)[1], "pq": lambda q: indexes["pq"].search(q, K)[1],
+                "pq+rerank": reranked}
+    names = {"sq8": "faiss IVF-SQ8 (int8 in memory)", "pq": f"faiss IVF-PQ{PQ_BYTES}",
+             "pq+rerank": f"faiss IVF-PQ{PQ_BYTES}, top {RERANK} re-scored from int8 on disk"}
+    memory = {"sq8": DIM + 8, "pq": PQ_BYTES + 8, "pq+rerank": PQ_BYTES + 8}  # codes and ids per window
+    rows = []
+    for index in indexes.values():
+        index.nprobe = IVF_PROBES
+    for name, search in searches.items():
+        single, batched = query_times(search, queries)
+        build = seconds["train_quantizer"] + seconds["assign"] + seconds["sq8" if name == "sq8" else "pq"]
+        rows.append({"library": names[name], "n": n, "build_s": build, "query_ms": single, "batch_query_ms": batched,
+                     "recall_at_100": recall(search(queries), truth), "bytes_per_vector": memory[name],
+                     "disk_bytes_per_vector": DIM if name == "pq+rerank" else 0, "lists": IVF_LISTS,
+                     "probes": IVF_PROBES, "seconds": dict(seconds)})
+        print(rows[-1], flush=True)
+    path.unlink()
+    return rows
+
+
 def archive(cache_dir: Path) -> dict:
     """A real archive's embeddings searched as soundclf searches them, and cosine against inner
     product: precision@10 of the same label among other recordings' windows."""
@@ -242,7 +327,7 @@ def archive(cache_dir: Path) -> dict:
     start = time.perf_counter()
     index = ArchiveIndex([ShardIndex.from_shard(p) for p in shards])
     build_s = time.perf_counter() - start
-    hnsw = ArchiveIndex([ShardIndex.from_shard(p, exact_max_rows=0) for p in shards])
+    approximate = ArchiveIndex([ShardIndex.from_shard(p, exact_max_rows=0) for p in shards])
     rows = np.concatenate([s.vectors for s in index.shards])
     # the same row order: from_shard reads the shards the same way
     raw = np.concatenate([embeddings for p in shards for _, embeddings in shard_embeddings(p)]).astype(np.float32)
@@ -252,7 +337,7 @@ def archive(cache_dir: Path) -> dict:
     queries = rows[picks]
     truth = index.search(queries, K)[1]
     single, batched = query_times(lambda q: index.search(q, K), queries)
-    hnsw_single, hnsw_batched = query_times(lambda q: hnsw.search(q, K), queries)
+    approximate_single, approximate_batched = query_times(lambda q: approximate.search(q, K), queries)
 
     def precision_at_10(vectors):
         sims = vectors[picks] @ vectors.T
@@ -263,8 +348,9 @@ def archive(cache_dir: Path) -> dict:
     norms = np.linalg.norm(raw, axis=1)
     out = {"cache_dir": str(cache_dir), "n": len(rows), "recordings": len(set(keys)), "labels": len(set(labels)),
            "build_s": build_s, "query_ms": single, "batch_query_ms": batched,
-           "hnsw_query_ms": hnsw_single, "hnsw_batch_query_ms": hnsw_batched,
-           "hnsw_recall_at_100": recall(hnsw.search(queries, K)[1], truth),
+           "ivf_query_ms": approximate_single, "ivf_batch_query_ms": approximate_batched,
+           "ivf_lists": [s.inverted.nlist for s in approximate.shards],
+           "ivf_recall_at_100": recall(approximate.search(queries, K)[1], truth),
            "norm_cv": float(norms.std() / norms.mean()),
            "precision_at_10_cosine": precision_at_10(rows), "precision_at_10_ip": precision_at_10(raw)}
     print(out, flush=True)
@@ -280,10 +366,10 @@ def table(out: dict) -> str:
          "recall@100 vs exact", "bytes per window", "GB per million"], rows)
     if a := out.get("archive"):
         text += "\n\n" + markdown_table(
-            ["real archive", "windows", "exact query (ms)", "exact batch (ms each)", "HNSW query (ms)",
-             "HNSW recall@100", "precision@10 cosine", "precision@10 inner product"],
+            ["real archive", "windows", "exact query (ms)", "exact batch (ms each)", "inverted file query (ms)",
+             "inverted file recall@100", "precision@10 cosine", "precision@10 inner product"],
             [[f"{a['recordings']} recordings, {a['labels']} labels", f"{a['n']:,}", f"{a['query_ms']:.2f}",
-              f"{a['batch_query_ms']:.2f}", f"{a['hnsw_query_ms']:.2f}", f"{a['hnsw_recall_at_100']:.3f}",
+              f"{a['batch_query_ms']:.2f}", f"{a['ivf_query_ms']:.2f}", f"{a['ivf_recall_at_100']:.3f}",
               f"{a['precision_at_10_cosine']:.3f}", f"{a['precision_at_10_ip']:.3f}"]])
     return text
 
@@ -291,14 +377,15 @@ def table(out: dict) -> str:
 def flat(out: dict) -> dict:
     figures = {}
     for r in out["rows"]:
-        if r["library"].startswith(("soundclf", "exact int8")):
-            key = f"search.{r['n']}"
+        if r["library"].startswith(("soundclf", "exact int8", "faiss IVF")):
+            key = f"search.{r['n']}" + (f".{r['library'].split(' ')[1].lower().rstrip(',')}" if "IVF" in r["library"] else "")
+            key += ".rerank" if "re-scored" in r["library"] else ""
             figures |= {f"{key}.query_ms": round(r["query_ms"], 2), f"{key}.batch_query_ms": round(r["batch_query_ms"], 2),
                         f"{key}.recall_at_100": round(r["recall_at_100"], 4), f"{key}.build_s": round(r["build_s"], 1),
                         f"{key}.gb_per_million": round(r["bytes_per_vector"] * 1e6 / 1e9, 3)}
     if a := out.get("archive"):
         figures |= {"search.archive.query_ms": round(a["query_ms"], 2),
-                    "search.archive.hnsw_recall_at_100": round(a["hnsw_recall_at_100"], 4),
+                    "search.archive.ivf_recall_at_100": round(a["ivf_recall_at_100"], 4),
                     "search.archive.precision_at_10_cosine": round(a["precision_at_10_cosine"], 4),
                     "search.archive.precision_at_10_ip": round(a["precision_at_10_ip"], 4)}
     return figures
@@ -309,11 +396,13 @@ def main() -> None:
     parser.add_argument("--compare", type=int, default=200_000)
     parser.add_argument("--sizes", type=int, nargs="*", default=[1_000_000])
     parser.add_argument("--exact-int8", type=int, nargs="*", default=[10_000_000])
+    parser.add_argument("--ivf", type=int, nargs="*", default=[])
     parser.add_argument("--archive", type=Path)
     args = parser.parse_args()
     (WORK / "search").mkdir(parents=True, exist_ok=True)
     out = {"machine": machine(), "rows": compare(args.compare) if args.compare else []}
     out["rows"] += [soundclf_index(n) for n in args.sizes] + [exact_int8(n) for n in args.exact_int8]
+    out["rows"] += [row for n in args.ivf for row in ivf(n)]
     if args.archive:
         out["archive"] = archive(args.archive)
     (WORK / "search" / "search_speed.json").write_text(json.dumps(out, indent=1))

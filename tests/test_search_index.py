@@ -1,11 +1,11 @@
-"""The archive's vector index (soundclf.search.index): exact and HNSW search, files, shards."""
+"""The archive's vector index (soundclf.search.index): exact and inverted-file search, files, shards."""
 
 
 import h5py
 import numpy as np
 import pytest
 
-from soundclf.search.index import ArchiveIndex, ShardIndex
+from soundclf.search.index import PROBES, ArchiveIndex, ShardIndex
 
 DIM = 64
 
@@ -28,11 +28,11 @@ def write_shard(path, recs) -> None:
             h5.create_dataset(key, data=embeddings.astype(np.float16))
 
 
-@pytest.mark.parametrize("exact_max_rows", [10_000, 0], ids=["exact", "hnsw"])
+@pytest.mark.parametrize("exact_max_rows", [10_000, 0], ids=["exact", "inverted_file"])
 def test_a_window_finds_itself_first(exact_max_rows):
     recs = recordings(50, 20, seed=1)
     index = ShardIndex.build(recs, exact_max_rows)
-    assert (index.graph is None) == (exact_max_rows > 0)
+    assert (index.inverted is None) == (exact_max_rows > 0)
     key, embeddings = recs[17]
     scores, rows = index.search(embeddings[5] * 3.0, k=5)  # cosine: the query's length does not matter
     assert index.locate(rows[0, :1]) == [(key, 5)]
@@ -40,16 +40,18 @@ def test_a_window_finds_itself_first(exact_max_rows):
     assert np.all(np.diff(scores[0]) <= 0)
 
 
-def test_hnsw_agrees_with_exact_search():
-    recs = recordings(100, 20, seed=2)
+def test_the_inverted_file_agrees_with_exact_search():
+    recs = recordings(600, 20, seed=2)
     queries = clustered(30, seed=3)
-    _, exact = ShardIndex.build(recs, exact_max_rows=10_000).search(queries, k=10)
-    _, approximate = ShardIndex.build(recs, exact_max_rows=0).search(queries, k=10)
+    _, exact = ShardIndex.build(recs, exact_max_rows=100_000).search(queries, k=10)
+    approximate_index = ShardIndex.build(recs, exact_max_rows=0)
+    assert approximate_index.inverted.nlist > 2 * PROBES  # a query scans a part of the lists, not all
+    _, approximate = approximate_index.search(queries, k=10)
     recall = np.mean([len(set(e) & set(a)) / 10 for e, a in zip(exact, approximate)])
     assert recall >= 0.95
 
 
-@pytest.mark.parametrize("exact_max_rows", [10_000, 0], ids=["exact", "hnsw"])
+@pytest.mark.parametrize("exact_max_rows", [10_000, 0], ids=["exact", "inverted_file"])
 def test_save_load_round_trip(tmp_path, exact_max_rows):
     index = ShardIndex.build(recordings(20, 10, seed=4), exact_max_rows)
     index.save(tmp_path / "shard.npz")
@@ -61,6 +63,16 @@ def test_save_load_round_trip(tmp_path, exact_max_rows):
     np.testing.assert_array_equal(loaded_rows, rows)
     np.testing.assert_allclose(loaded_scores, scores, atol=2e-3)  # the file keeps float16
     assert loaded.locate(rows[0]) == index.locate(rows[0])
+
+
+def test_an_older_hnsw_shard_index_names_its_file_and_the_fix(tmp_path):
+    import faiss
+
+    graph = faiss.IndexHNSWFlat(DIM, 16, faiss.METRIC_INNER_PRODUCT)
+    graph.add(clustered(50, seed=10))
+    np.savez(tmp_path / "shard_000.npz", keys=np.array(["a"]), counts=np.array([50]), faiss=faiss.serialize_index(graph))
+    with pytest.raises(ValueError, match="shard_000.npz: an index of the older kind.*delete the file"):
+        ShardIndex.load(tmp_path / "shard_000.npz")
 
 
 def test_merged_shards_give_the_global_top_k():

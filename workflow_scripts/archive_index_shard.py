@@ -9,4 +9,4 @@ log = setup_logging(snakemake.log[0])
 index = ShardIndex.from_shard(snakemake.input[0])
 index.save(snakemake.output[0])
 log.info("%s: %d windows of %d recordings, %s search", snakemake.output[0], len(index), len(index.keys),
-         "exact" if index.graph is None else "HNSW")
+         "exact" if index.inverted is None else f"an inverted file of {index.inverted.nlist} lists")
