@@ -377,9 +377,14 @@ def table(out: dict) -> str:
 def flat(out: dict) -> dict:
     figures = {}
     for r in out["rows"]:
-        if r["library"].startswith(("soundclf", "exact int8", "faiss IVF")):
-            key = f"search.{r['n']}" + (f".{r['library'].split(' ')[1].lower().rstrip(',')}" if "IVF" in r["library"] else "")
-            key += ".rerank" if "re-scored" in r["library"] else ""
+        keys = []
+        # search.<n>: soundclf's own index, or at --ivf sizes the IVF-SQ8 row (its settings there)
+        if r["library"].startswith(("soundclf", "exact int8", "faiss IVF-SQ8")):
+            keys.append(f"search.{r['n']}")
+        if r["library"].startswith("faiss IVF"):  # search.<n>.ivf-sq8, .ivf-pq64, .ivf-pq64.rerank
+            keys.append(f"search.{r['n']}.{r['library'].split(' ')[1].lower().rstrip(',')}"
+                        + (".rerank" if "re-scored" in r["library"] else ""))
+        for key in keys:
             figures |= {f"{key}.query_ms": round(r["query_ms"], 2), f"{key}.batch_query_ms": round(r["batch_query_ms"], 2),
                         f"{key}.recall_at_100": round(r["recall_at_100"], 4), f"{key}.build_s": round(r["build_s"], 1),
                         f"{key}.gb_per_million": round(r["bytes_per_vector"] * 1e6 / 1e9, 3)}
