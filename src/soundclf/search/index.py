@@ -23,9 +23,9 @@ EXACT_MAX_ROWS = 100_000
 # Above it, an inverted file: k-means lists (about 4 sqrt(rows), FAISS's rule of thumb, at most
 # MAX_LISTS and at least TRAIN_ROWS_PER_LIST training rows each), trained on up to TRAIN_ROWS
 # rows spread over the shard; rows stored as int8; a query scans its PROBES nearest lists. Against
-# the HNSW graph it replaced (perch-hoplite's USearch settings), on the same synthetic windows: a
-# faster build, half the bytes, more of the exact top 100, and 10 M windows in this machine's
-# memory (§15).
+# the HNSW graph it replaced (perch-hoplite's USearch settings) at 100 000 synthetic windows: a 9x
+# faster build and half the bytes, at recall@100 0.73 against 0.81; 0.995 on real BirdNET
+# embeddings and at 10 M windows, which fit this machine's memory (10 GB) and build in 13 min (§15).
 MAX_LISTS, TRAIN_ROWS_PER_LIST, TRAIN_ROWS, PROBES = 4096, 39, 200_000, 64
 
 
