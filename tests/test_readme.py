@@ -19,7 +19,7 @@ def test_ci_runs_the_readme_test_command():
 def test_ci_installs_like_the_readme_run_command():
     """The same editable install; CI adds the optional extras (e.g. birdnet) to test them."""
     def extras(text):
-        match = re.search(r'pip install (?:-q )?(?:--no-compile )?-e "\.\[([\w,]+)\]"', text)
+        match = re.search(r'pip install (?:-q )?-e "\.\[([\w,]+)\]"', text)
         assert match, text
         return set(match[1].split(","))
 
