@@ -32,7 +32,7 @@ from common import WORK, machine, markdown_table, record_figures
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "src"))
 from soundclf.embedding.cache import shard_embeddings  # noqa: E402
-from soundclf.search.index import PROBES, ArchiveIndex, ShardIndex, n_lists, unit_rows  # noqa: E402
+from soundclf.search.index import PROBES, TRAIN_ROWS, ArchiveIndex, ShardIndex, n_lists, unit_rows  # noqa: E402
 
 DIM, K, N_QUERIES = 1024, 100, 100
 # The HNSW graphs compared: perch-hoplite's default USearch settings (connectivity 16,
@@ -43,10 +43,10 @@ CONNECTIVITY, EXPANSION_ADD, EXPANSION_SEARCH = 16, 256, 128
 # plus a little noise in all; norms against the unit centre: variation 0.6, noise 0.2.
 CENTRES, VARIATION_DIM, VARIATION, NOISE = 2048, 32, 0.6, 0.2
 CHUNK = 100_000  # rows generated or scanned at a time (400 MB as float32)
-# Inverted files at sizes no HNSW graph builds here: k-means lists, the lists searched per query,
-# bytes of a PQ code, candidates re-scored from int8 rows, windows the lists are trained on
-# (FAISS wants >= 39 per list)
-IVF_LISTS, IVF_PROBES, PQ_BYTES, RERANK, IVF_TRAIN = 4096, 64, 64, 1000, 200_000
+# Inverted files at sizes no HNSW graph builds here, with soundclf's shard index settings (its
+# lists for n windows, PROBES, TRAIN_ROWS); and for PQ, the bytes of a code and the candidates
+# re-scored from int8 rows
+PQ_BYTES, RERANK = 64, 1000
 
 
 def mixture() -> tuple[np.ndarray, np.ndarray]:
@@ -245,12 +245,12 @@ def exact_int8(n: int) -> dict:
 
 def ivf(n: int) -> list[dict]:
     """Two FAISS inverted-file indexes over n windows, built while the windows are generated (n
-    float32 windows do not fit in memory), on one coarse quantizer (IVF_LISTS k-means centres
-    trained on the first IVF_TRAIN windows; each window assigned once, for both):
+    float32 windows do not fit in memory), on one coarse quantizer (soundclf's n_lists(n)
+    k-means centres trained on the first TRAIN_ROWS windows; each window assigned once, for both):
     - IVF-SQ8: each window as 1 024 int8 values in memory;
     - IVF-PQ: PQ_BYTES bytes per window in memory, and the top RERANK candidates re-scored from
       the windows' int8 rows in a file on disk (read through a memory map).
-    Both search the IVF_PROBES nearest lists. Recall against exact float32 search, computed on
+    Both search the PROBES nearest lists. Recall against exact float32 search, computed on
     the same pass."""
     import faiss
     from faiss.contrib.ivf_tools import add_preassigned
@@ -258,10 +258,10 @@ def ivf(n: int) -> list[dict]:
     centres, basis = mixture()
     queries = clustered(N_QUERIES, seed=2, dtype=np.float32)
     path = WORK / "search" / f"ivf_int8_{n}.bin"
-    quantizer = faiss.IndexFlatIP(DIM)
-    indexes = {"sq8": faiss.IndexIVFScalarQuantizer(quantizer, DIM, IVF_LISTS, faiss.ScalarQuantizer.QT_8bit,
+    quantizer, lists = faiss.IndexFlatIP(DIM), n_lists(n)
+    indexes = {"sq8": faiss.IndexIVFScalarQuantizer(quantizer, DIM, lists, faiss.ScalarQuantizer.QT_8bit,
                                                     faiss.METRIC_INNER_PRODUCT),
-               "pq": faiss.IndexIVFPQ(quantizer, DIM, IVF_LISTS, PQ_BYTES, 8, faiss.METRIC_INNER_PRODUCT)}
+               "pq": faiss.IndexIVFPQ(quantizer, DIM, lists, PQ_BYTES, 8, faiss.METRIC_INNER_PRODUCT)}
     seconds = {"assign": 0.0, "sq8": 0.0, "pq": 0.0, "train_quantizer": 0.0}
 
     def timed(what, call):
@@ -275,9 +275,9 @@ def ivf(n: int) -> list[dict]:
             for start in range(0, n, CHUNK):
                 chunk = clustered_chunk(centres, basis, min(CHUNK, n - start), 1 * 100_003 + start)
                 np.round(chunk * 127).astype(np.int8).tofile(f)
-                if start == 0:  # the training sample: the first IVF_TRAIN windows
+                if start == 0:  # the training sample: the first TRAIN_ROWS windows
                     sample = np.concatenate([chunk] + [clustered_chunk(centres, basis, CHUNK, 1 * 100_003 + s)
-                                                       for s in range(CHUNK, IVF_TRAIN, CHUNK)])
+                                                       for s in range(CHUNK, TRAIN_ROWS, CHUNK)])
                     timed("train_quantizer", lambda: indexes["sq8"].train(sample))
                     for name, index in indexes.items():
                         timed(name, lambda: index.train(sample))  # the quantizer is trained: each its own codes
@@ -307,14 +307,14 @@ def ivf(n: int) -> list[dict]:
     memory = {"sq8": DIM + 8, "pq": PQ_BYTES + 8, "pq+rerank": PQ_BYTES + 8}  # codes and ids per window
     rows = []
     for index in indexes.values():
-        index.nprobe = IVF_PROBES
+        index.nprobe = PROBES
     for name, search in searches.items():
         single, batched = query_times(search, queries)
         build = seconds["train_quantizer"] + seconds["assign"] + seconds["sq8" if name == "sq8" else "pq"]
         rows.append({"library": names[name], "n": n, "build_s": build, "query_ms": single, "batch_query_ms": batched,
                      "recall_at_100": recall(search(queries), truth), "bytes_per_vector": memory[name],
-                     "disk_bytes_per_vector": DIM if name == "pq+rerank" else 0, "lists": IVF_LISTS,
-                     "probes": IVF_PROBES, "seconds": dict(seconds)})
+                     "disk_bytes_per_vector": DIM if name == "pq+rerank" else 0, "lists": lists,
+                     "probes": PROBES, "seconds": dict(seconds)})
         print(rows[-1], flush=True)
     path.unlink()
     return rows
