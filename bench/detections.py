@@ -19,7 +19,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from soundclf.annotations import read_annotations  # noqa: E402
 from soundclf.detections import detect, thresholds_for  # noqa: E402
-from soundclf.prediction import window_frame  # noqa: E402
+from soundclf.submission import window_frame  # noqa: E402
 
 
 def bouts(events: pd.DataFrame, gap: float) -> pd.DataFrame:

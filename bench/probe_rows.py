@@ -22,7 +22,7 @@ import pandas as pd
 sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).resolve().parents[1] / "src")]
 from common import WORK, record_figures  # noqa: E402
 from soundclf.comparison import ensemble_recording_scores, member_scores  # noqa: E402
-from soundclf.evaluation import recording_scores  # noqa: E402
+from soundclf.scoring import recording_scores  # noqa: E402
 from soundclf.indexing import read_classes, read_index  # noqa: E402
 
 

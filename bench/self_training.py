@@ -21,7 +21,8 @@ import numpy as np
 sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).resolve().parents[1] / "src")]
 from common import WORK, record_figures, run_workflow  # noqa: E402
 from soundclf.experiments import load_config, self_training_students  # noqa: E402
-from soundclf.prediction import list_audio, predict_folder, prediction_metrics  # noqa: E402
+from soundclf.prediction import predict_folder  # noqa: E402
+from soundclf.submission import list_audio, prediction_metrics  # noqa: E402
 
 METRICS = ("recording.accuracy", "recording.padded_cmap", "window.padded_cmap", "soundscape.macro_roc_auc",
            "soundscape.padded_cmap")

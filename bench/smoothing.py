@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from soundclf.prediction import prediction_metrics, smooth_neighbours  # noqa: E402
+from soundclf.submission import prediction_metrics, smooth_neighbours  # noqa: E402
 
 WEIGHTS = (0.0, 0.1, 0.2, 0.25, 1 / 3)
 

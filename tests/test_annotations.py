@@ -7,7 +7,7 @@ import torch
 from conftest import tone, write
 from soundclf.annotations import AnnotationError, StrongLabels, read_annotations, write_raven_table
 from soundclf.datasets import CropDataset, segment_frames
-from soundclf.evaluation import fold_metrics, window_truth
+from soundclf.scoring import fold_metrics, window_truth
 from soundclf.mel import MelParams
 from soundclf.mel_cache import MelCache, shard_path, write_shard
 

@@ -1,6 +1,5 @@
 """The comparison table and the ensemble: members calibrated to one scale, and the nested
 ensemble (each fold scored by the ensemble chosen without it) as a row of the table."""
-import json
 import re
 import shutil
 
@@ -10,7 +9,7 @@ import pytest
 
 from soundclf.comparison import (NESTED_ENSEMBLE, calibrate, comparison_table, fit_calibration, nested_ensemble_cv,
                                  select_ensemble)
-from soundclf.evaluation import recording_truth
+from soundclf.scoring import recording_truth
 
 CLASSES = ["a", "b", "c"]
 

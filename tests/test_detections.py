@@ -5,7 +5,7 @@ import pytest
 
 from soundclf.annotations import read_annotations
 from soundclf.detections import class_thresholds, detect, thresholds_for, write_detections
-from soundclf.prediction import window_frame
+from soundclf.submission import window_frame
 
 
 def test_thresholds_are_f1_optimal_and_reach_the_target_precision():

@@ -9,12 +9,14 @@ import torch
 
 from conftest import tone, write
 from soundclf.datasets import WindowDataset, segment_frames
-from soundclf.evaluation import recording_scores, window_probabilities, window_table
+from soundclf.evaluation import window_probabilities
 from soundclf.mel import MelParams
 from soundclf.mel_cache import MelCache, shard_path, write_shard
 from soundclf.model import SoundClassifier, load_model, save_model
 from soundclf.oof import cv_metrics, per_class_table
-from soundclf.prediction import PredictionError, list_audio, predict_folder, prediction_metrics
+from soundclf.prediction import predict_folder
+from soundclf.scoring import recording_scores, window_table
+from soundclf.submission import PredictionError, list_audio, prediction_metrics
 
 PARAMS = MelParams(sample_rate=16000, n_fft=512, hop_length=256, n_mels=16, fmin=50, fmax=7000)
 CLASSES = ["owl", "tit", "wren"]
@@ -138,7 +140,7 @@ def test_oof_aggregation_pools_folds_and_scores_each_class():
 def test_raven_tables_of_the_soundscapes_give_the_same_window_truth_as_their_labels(tiny_dataset):
     """The demo writes every soundscape call to a Raven table and labels its windows by the
     same overlap rule: the two sources of truth must agree window by window."""
-    from soundclf.prediction import annotated_window_truth, label_matrix, prediction_metrics
+    from soundclf.submission import annotated_window_truth, label_matrix, prediction_metrics
 
     labels = pd.read_csv(tiny_dataset / "soundscape_labels.csv")
     classes = sorted({b for birds in labels["birds"] for b in birds.split() if b != "nocall"} | {"whistler"})
@@ -157,7 +159,7 @@ def test_raven_tables_of_the_soundscapes_give_the_same_window_truth_as_their_lab
 
 
 def test_a_prediction_resumes_at_the_first_file_without_a_committed_part(tmp_path):
-    from soundclf.prediction import merge_shards, submission_table
+    from soundclf.submission import merge_shards, submission_table
 
     files = [tmp_path / f"{name}.wav" for name in ("a", "b", "c")]
     called = []
@@ -178,7 +180,7 @@ def test_a_prediction_resumes_at_the_first_file_without_a_committed_part(tmp_pat
 
 
 def test_neighbour_smoothing_mixes_windows_of_one_file_only():
-    from soundclf.prediction import smooth_neighbours
+    from soundclf.submission import smooth_neighbours
 
     table = pd.DataFrame({"row_id": ["a_5", "a_10", "a_15", "b_5"], "x": [1.0, 0.0, 0.0, 0.8]})
     smoothed = smooth_neighbours(table, 0.25)

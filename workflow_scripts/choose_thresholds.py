@@ -5,7 +5,7 @@ import pandas as pd
 from soundclf.annotations import StrongLabels
 from soundclf.atomic import write_csv
 from soundclf.detections import class_thresholds
-from soundclf.evaluation import window_truth
+from soundclf.scoring import window_truth
 from soundclf.indexing import read_classes, read_index
 from soundclf.logs import setup_logging
 

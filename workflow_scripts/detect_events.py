@@ -7,7 +7,7 @@ import pandas as pd
 from soundclf.detections import calibrated_thresholds, detect, thresholds_for, with_probability, write_detections
 from soundclf.atomic import write_parquet
 from soundclf.logs import setup_logging
-from soundclf.prediction import window_frame
+from soundclf.submission import window_frame
 
 log = setup_logging(snakemake.log[0])
 p, inp, out = snakemake.params, snakemake.input, snakemake.output

@@ -7,7 +7,7 @@ import pandas as pd
 from soundclf.atomic import write_csv, write_json
 from soundclf.comparison import weighted_submission
 from soundclf.logs import setup_logging
-from soundclf.prediction import prediction_metrics
+from soundclf.submission import prediction_metrics
 
 log = setup_logging(snakemake.log[0])
 p, out = snakemake.params, snakemake.output

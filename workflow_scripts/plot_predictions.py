@@ -4,7 +4,7 @@ import pandas as pd
 
 from soundclf.logs import setup_logging
 from soundclf.plots import prediction_timeline
-from soundclf.prediction import row_files, window_truth
+from soundclf.submission import row_files, window_truth
 
 setup_logging(snakemake.log[0])
 p = snakemake.params

@@ -6,7 +6,7 @@ import pandas as pd
 
 from soundclf.atomic import write_csv, write_json, write_parquet
 from soundclf.logs import setup_logging
-from soundclf.prediction import list_audio, merge_shards, prediction_metrics, smooth_neighbours, window_frame
+from soundclf.submission import list_audio, merge_shards, prediction_metrics, smooth_neighbours, window_frame
 
 log = setup_logging(snakemake.log[0])
 p, out = snakemake.params, snakemake.output

@@ -7,7 +7,8 @@ import torch
 
 from soundclf.atomic import write_csv
 from soundclf.logs import setup_logging
-from soundclf.prediction import list_audio, predict_folder
+from soundclf.prediction import predict_folder
+from soundclf.submission import list_audio
 
 log = setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .evaluation import recording_scores, recording_truth
+from .scoring import recording_scores, recording_truth
 from .metrics import classification_report
 from .oof import METRIC_LEVELS, fold_summary
 

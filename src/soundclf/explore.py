@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 
 from .audio import load_mono, resample
-from .evaluation import recording_scores
+from .scoring import recording_scores
 from .indexing import read_classes, read_index
 from .mel import LogMel, MelParams
 

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from .evaluation import recording_metrics, recording_scores, recording_truth
+from .scoring import recording_metrics, recording_scores, recording_truth
 
 
 METRIC_LEVELS = ("recording", "window", "window_weak")

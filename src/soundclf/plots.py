@@ -4,6 +4,7 @@ each function takes data and writes one PNG."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -13,11 +14,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.metrics import confusion_matrix, precision_recall_curve  # noqa: E402
 
-from .datasets import segment_frames, window_input, window_start_frame  # noqa: E402
-from .evaluation import recording_scores, recording_truth  # noqa: E402
-from .mel import MelParams  # noqa: E402
-from .mel_cache import MelCache  # noqa: E402
-from .prediction import row_ends, row_files  # noqa: E402
+from .scoring import recording_scores, recording_truth  # noqa: E402
+from .submission import row_ends, row_files  # noqa: E402
+
+if TYPE_CHECKING:  # torch is imported only by the figure that reads the mel cache (example_inputs)
+    from .mel import MelParams
+    from .mel_cache import MelCache
 
 VALIDATION_METRICS = ("padded_cmap", "macro_roc_auc", "lwlrap")
 
@@ -195,6 +197,8 @@ def example_inputs(oof: pd.DataFrame, folds: pd.DataFrame, classes: list[str], c
     that scores highest for it (what the model finds most typical of the class), as
     example_windows takes them: the window read from the cache as the model saw it, the
     recording's labels and the three best-scoring classes."""
+    from .datasets import segment_frames, window_input, window_start_frame
+
     labels = folds.set_index("key")
     n_frames = segment_frames(params, segment_seconds)
     examples = []

@@ -17,10 +17,10 @@ from torch import nn
 from ..atomic import atomic_path
 from ..datasets import window_times
 from ..annotations import StrongLabels
-from ..evaluation import fold_metrics, window_table
+from ..scoring import fold_metrics, window_table
 from ..folds import multi_hot
 from ..model import probabilities
-from ..prediction import submission_table
+from ..submission import submission_table
 from ..training import activation_for, per_sample_loss
 from .cache import EmbeddingCache, embed_file
 from .model import EmbeddingSpec, Embedder

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..indexing import read_classes, read_index
-from ..prediction import list_audio
+from ..submission import list_audio
 
 SOURCE_COLUMNS = ["file", "path", "site", "start", "end"]  # then one score column per class
 ITEM_COLUMNS = ["item", "file", "start", "end", "label", "score", "bin", "drawn_by", "site", "path"]
