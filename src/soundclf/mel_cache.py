@@ -18,18 +18,13 @@ from . import __version__
 from .atomic import atomic_path
 from .audio import AudioDecodeError, CountedBlocks, skip_unusable, stream_mono
 from .mel import LogMel, MelParams
-from .sources import shard_of
+from .sources import shard_of, shard_path
 
 log = logging.getLogger(__name__)
 
-SHARD_PATTERN = "shard_{:03d}.h5"
 CHUNK_CACHE_BYTES = 1 << 20  # HDF5's chunk cache per open dataset (its default)
 OPEN_CACHE_BYTES = 256 << 20  # what the open datasets of one MelCache may hold in their chunk caches
 WRITE_FRAMES = 4096  # frames written to HDF5 at once (1 MB of float16 at 128 mels)
-
-
-def shard_path(mel_dir: str | Path, shard: int) -> Path:
-    return Path(mel_dir) / SHARD_PATTERN.format(shard)
 
 
 def write_shard(

@@ -31,6 +31,11 @@ class Recording:
     negative: bool = False  # a no-call recording (data.negative_folders): no label, 0 for every class
 
 
+def shard_path(cache_dir: str | Path, shard: int) -> Path:
+    """The HDF5 file of shard `shard` in a cache folder (mel and embedding caches alike)."""
+    return Path(cache_dir) / f"shard_{shard:03d}.h5"
+
+
 def shard_of(key: str, n_shards: int) -> int:
     """Stable shard number of a recording key (independent of the other recordings)."""
     digest = hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest()

@@ -15,7 +15,6 @@ from tqdm import tqdm
 from .annotations import StrongLabels, read_annotations
 from .atomic import write_csv
 from .audio import AudioDecodeError, skip_unusable
-from .metrics import classification_report
 from .sources import list_audio_files
 
 log = logging.getLogger(__name__)
@@ -193,6 +192,8 @@ def window_truth(labels: str | Path, submission: pd.DataFrame, window_seconds: f
 def prediction_metrics(submission: pd.DataFrame, labels: str | Path, nocall_threshold: float,
                        window_seconds: float = 5.0, annotations: dict | None = None) -> dict:
     """The submission's window-level metrics against its window truth (window_truth)."""
+    from .metrics import classification_report  # sklearn: imported here, not by every reader of submissions
+
     classes = list(submission.columns[1:])
     truth = window_truth(labels, submission, window_seconds, annotations)
     report = classification_report(truth, submission[classes].to_numpy(), nocall_threshold)

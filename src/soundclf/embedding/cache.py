@@ -16,8 +16,7 @@ from tqdm import tqdm
 
 from ..atomic import atomic_path
 from ..audio import AudioDecodeError, CountedBlocks, skip_unusable, stream_mono
-from ..mel_cache import shard_path
-from ..sources import shard_of
+from ..sources import shard_of, shard_path
 from .model import EmbeddingSpec, Embedder, window_starts
 
 log = logging.getLogger(__name__)
