@@ -1,7 +1,11 @@
 """Search by example (docs/search.md): example calls checked against the archive before any job,
 the archive embedded and indexed per shard, and each label's most similar windows, a few per
-recording at most, written as candidates and as a review set."""
+recording at most, written as candidates and as a review set.
+
+SOUNDCLF_SCREENSHOT=1 writes the review page of a search's first candidates to
+docs/images/search_round.png."""
 import json
+import os
 import shutil
 
 import numpy as np
@@ -36,9 +40,10 @@ def chirps(seconds: float, low: float, high: float, every: float, rng: np.random
     return wave
 
 
-def mark_in_the_browser(review_dir, items, key_of):
+def mark_in_the_browser(review_dir, items, key_of, screenshot):
     """Mark every item of a review set in the review page (Chromium), pressing key_of(item) on
-    each as the page moves on; returns the current marks. The page must show the set's items."""
+    each as the page moves on; returns the current marks. The page must show the set's items.
+    The page, its score shown, is saved to `screenshot` before the first mark."""
     from playwright.sync_api import sync_playwright
 
     server = Server(review_dir)
@@ -46,10 +51,13 @@ def mark_in_the_browser(review_dir, items, key_of):
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-            page = browser.new_page()
+            page = browser.new_page(viewport={"width": 1200, "height": 760})
             page.goto(server.page)
             page.wait_for_function("state.items.length > 0 && state.current")
             assert page.evaluate("state.items.map(i => i.item)") == items["item"].tolist()
+            page.locator("#show-score").check()
+            page.wait_for_function("document.getElementById('spec-img').complete")
+            page.screenshot(path=screenshot)
             for k in range(1, len(items) + 1):
                 page.keyboard.press(key_of(page.evaluate("state.byId[state.current]")))
                 page.wait_for_function(f"Object.keys(state.marks).length === {k}")
@@ -171,8 +179,9 @@ def test_search_finds_the_planted_call_first_and_rounds_learn_from_the_page_mark
     result = run_snakemake(tmp_path, round1, "-n", "--configfile", "c.yaml", check=False)
     assert result.returncode != 0 and "round0/marks.csv: no marks yet" in result.stdout + result.stderr
     # a person reviews round 0 in the review page: the chorus's chirps are the call, the rest is not
+    shot = REPO / "docs/images/search_round.png" if os.environ.get("SOUNDCLF_SCREENSHOT") == "1" else tmp_path / "page.png"
     marks = mark_in_the_browser(tmp_path / "results/search/chirp/round0", items,
-                                lambda item: "y" if item["file"] == "site_a/chorus.wav" else "n")
+                                lambda item: "y" if item["file"] == "site_a/chorus.wav" else "n", shot)
     assert marks["mark"].tolist() == ["yes" if f == "site_a/chorus.wav" else "no" for f in items["file"]]
     # round 1 killed mid-job with Snakemake (as when a node dies) resumes on the next run
     run = start_snakemake(tmp_path, round1, "--configfile", "c.yaml")
