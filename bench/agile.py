@@ -1,17 +1,17 @@
 """Agile modelling with an oracle reviewer: how close rounds of search and review come to a probe
 trained on every label, with how many labels.
 
-    python bench/agile.py xenocanto /work/runs/xc/results [--min-recordings 8] [--rounds 5]
+    python bench/agile.py xenocanto /work/runs/xc/results [--min-recordings 8] [--rounds 5] [--c 1]
 
 The archive: every recording of a workflow run's index (its embedding cache, BirdNET V2.4 at
 1 s hop, taken every 3rd window: the archive's 3 s hop), labels hidden. Per species with at
 least --min-recordings recordings: one example call, the 3 s window in the middle of its first
 recording (by key; no label-free choice is better informed), searched by example (search.queries
 .search_label: top 20, at most 3 per recording); then --rounds rounds of soundclf.search.rounds
-(a probe on the marks and the query, 1000 background windows at weight 0.1; 20 windows drawn:
-10 top, 6 boundary, 4 random). The oracle marks a window yes when its recording's primary label
-is the species (Xeno-canto recordings are focal: the species calls through most of them; a
-window-level truth would be stricter).
+(a probe on the marks and the query, 1000 background windows at weight 0.1, inverse L2
+strength --c (search.round.c); 20 windows drawn: 10 top, 6 boundary, 4 random). The oracle
+marks a window yes when its recording's primary label is the species (Xeno-canto recordings
+are focal: the species calls through most of them; a window-level truth would be stricter).
 
 After each round: the probe's average precision over the archive's recordings (a recording's
 score: its windows' max) for the species, and the share of the species' recordings with a
@@ -54,16 +54,17 @@ def recording_ap(scores: pd.DataFrame, positives: set[str]) -> float:
     return average_precision(per_recording.to_numpy(), per_recording.index.isin(positives))
 
 
-def full_probe_ap(x: np.ndarray, windows: pd.DataFrame, folds: pd.Series, positives: set[str]) -> tuple[float, float]:
+def full_probe_ap(x: np.ndarray, windows: pd.DataFrame, folds: pd.Series, positives: set[str],
+                  c: float) -> tuple[float, float]:
     """The reference, a probe on every window's label: (AP on the archive it was trained on, as
     the agile probe is scored; AP out of fold: per recordist fold, trained on the others)."""
     target = windows["file"].isin(positives).to_numpy(float)
-    in_sample = fit_round_probe(x, target, np.ones(len(x))).predict_proba(x)[:, 1]
+    in_sample = fit_round_probe(x, target, np.ones(len(x)), c).predict_proba(x)[:, 1]
     fold = windows["file"].map(folds).to_numpy()
     scores = np.zeros(len(windows))
     for k in np.unique(fold):
         train = fold != k
-        probe = fit_round_probe(x[train], target[train], np.ones(int(train.sum())))
+        probe = fit_round_probe(x[train], target[train], np.ones(int(train.sum())), c)
         scores[~train] = probe.predict_proba(x[~train])[:, 1]
     return (recording_ap(windows.assign(score=in_sample), positives),
             recording_ap(windows.assign(score=scores), positives))
@@ -75,7 +76,10 @@ def main() -> int:
     ap.add_argument("results", type=Path, help="a workflow run's results folder (its index, folds and embeddings)")
     ap.add_argument("--min-recordings", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--c", type=float, default=Draw.c, help="the probes' inverse L2 strength (search.round.c); "
+                    "not the default: figures under agile.<name>.c<value>.*")
     args = ap.parse_args()
+    run_name = args.name if args.c == Draw.c else f"{args.name}.c{args.c:g}"
 
     folds = read_index(args.results / "folds/folds.csv")
     [cache_dir] = [d for d in (args.results / "embeddings").iterdir() if d.is_dir()]
@@ -112,9 +116,9 @@ def main() -> int:
         rows = [{"round": 0, "labels": len(found), "precision_at_20": float((label_of[found["file"]] == name).mean()),
                  "found": len(positives & set(marked.loc[marked["target"] == 1, "file"])) / len(positives)}]
         for r in range(1, args.rounds + 1):
-            draw = Draw(seed=r)
+            draw = Draw(seed=r, c=args.c)
             xs, target, weight, n_by = training_set(marked, shards, HOP, draw)
-            probe = fit_round_probe(xs, target, weight)
+            probe = fit_round_probe(xs, target, weight, draw.c)
             scores = score_archive(probe, shards, HOP)
             rows[-1]["ap"] = recording_ap(scores, positives)  # the probe after the marks of the round before
             nxt = draw_next(scores, set(zip(marked["file"], marked["start"])), draw)
@@ -124,8 +128,8 @@ def main() -> int:
             rows.append({"round": r, "labels": rows[-1]["labels"] + len(nxt),
                          "found": len(positives & set(marked.loc[marked["target"] == 1, "file"])) / len(positives)})
         xs, target, weight, _ = training_set(marked, shards, HOP, Draw(seed=args.rounds + 1))
-        rows[-1]["ap"] = recording_ap(score_archive(fit_round_probe(xs, target, weight), shards, HOP), positives)
-        full, full_oof = full_probe_ap(x, windows, folds.set_index("key")["fold"], positives)
+        rows[-1]["ap"] = recording_ap(score_archive(fit_round_probe(xs, target, weight, args.c), shards, HOP), positives)
+        full, full_oof = full_probe_ap(x, windows, folds.set_index("key")["fold"], positives, args.c)
         per_species[name] = {"recordings": len(positives), "rounds": rows, "full_ap": full, "full_ap_oof": full_oof}
         print(name, f"full AP {full:.3f} (out of fold {full_oof:.3f})", " ".join(f"r{row['round']}: AP {row['ap']:.3f} found {row['found']:.2f}"
                                                      for row in rows), flush=True)
@@ -142,17 +146,17 @@ def main() -> int:
     precision = float(np.mean([s["rounds"][0]["precision_at_20"] for s in per_species.values()]))
     result = {"species": per_species, "rounds": summary, "full_ap": full_ap, "full_ap_out_of_fold": full_oof,
               "precision_at_20": precision, "full_labels": len(windows)}
-    (out / f"{args.name}.json").write_text(json.dumps(result, indent=1))
+    (out / f"{run_name}.json").write_text(json.dumps(result, indent=1))
     print(f"full probe AP {full_ap:.3f} on its own archive, {full_oof:.3f} out of fold ({len(windows)} window labels); "
           f"first search precision@20 {precision:.3f}")
     for row in summary:
         print(f"round {row['round']}: {row['labels']} labels, AP {row['ap']:.3f}, share of full "
               f"{row['share_of_full']:.3f} ± {row['share_std']:.3f}, recordings found {row['found']:.3f}")
-    record_figures({f"agile.{args.name}.rounds": args.rounds,
-                    f"agile.{args.name}.share_of_full_accuracy": summary[-1]["share_of_full"],
-                    f"agile.{args.name}.labels": summary[-1]["labels"],
-                    f"agile.{args.name}.full_labels": result["full_labels"],
-                    f"agile.{args.name}.precision_at_20": precision})
+    record_figures({f"agile.{run_name}.rounds": args.rounds,
+                    f"agile.{run_name}.share_of_full_accuracy": summary[-1]["share_of_full"],
+                    f"agile.{run_name}.labels": summary[-1]["labels"],
+                    f"agile.{run_name}.full_labels": result["full_labels"],
+                    f"agile.{run_name}.precision_at_20": precision})
     return 0
 
 

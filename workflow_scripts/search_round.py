@@ -27,7 +27,7 @@ x, target, weight, counts = training_set(marked, list(inp.embeddings), spec.hop_
 log.info("%s round %d: probe on %d windows marked yes (with the %d query windows), %d marked no or another species, "
          "%d random archive windows as background negatives (weight %g)", label, r, counts["yes"], len(examples),
          counts["no"], counts["background"], draw.background_weight)
-probe = fit_round_probe(x, target, weight)
+probe = fit_round_probe(x, target, weight, draw.c)
 write_json({"label": label, "round": r, "counts": counts, "coef": probe.coef_[0].tolist(),
             "intercept": float(probe.intercept_[0])}, out.probe)
 scores = score_archive(probe, list(inp.embeddings), spec.hop_seconds)

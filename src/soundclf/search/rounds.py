@@ -29,7 +29,7 @@ class RoundError(ValueError):
 
 @dataclass
 class Draw:
-    """How many windows of each kind a round's review set holds."""
+    """How many windows of each kind a round's review set holds, and what its probe learns from."""
 
     top: int = 10
     boundary: int = 6
@@ -38,6 +38,7 @@ class Draw:
     background_weight: float = 0.1
     per_recording: int = 3
     seed: int = 0
+    c: float = 1.0  # the probe's inverse L2 strength (scikit-learn's C)
 
 
 def archive_windows(shards: list[str | Path]) -> Iterator[tuple[str, np.ndarray]]:
@@ -94,11 +95,12 @@ def training_set(marked: pd.DataFrame, shards: list[str | Path], hop_seconds: fl
     return x, target, weight, counts
 
 
-def fit_round_probe(x: np.ndarray, target: np.ndarray, weight: np.ndarray):
-    """A logistic regression on the unit embeddings (its L2 at scikit-learn's default, C 1)."""
+def fit_round_probe(x: np.ndarray, target: np.ndarray, weight: np.ndarray, c: float = 1.0):
+    """A logistic regression on the unit embeddings, inverse L2 strength `c` (search.round.c;
+    scikit-learn's default, 1)."""
     from sklearn.linear_model import LogisticRegression
 
-    return LogisticRegression(C=1.0, max_iter=2000).fit(x, target, sample_weight=weight)
+    return LogisticRegression(C=c, max_iter=5000).fit(x, target, sample_weight=weight)
 
 
 def score_archive(probe, shards: list[str | Path], hop_seconds: float) -> pd.DataFrame:
