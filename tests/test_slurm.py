@@ -124,9 +124,9 @@ def test_deleting_one_fold_resubmits_only_that_fold_and_what_follows(cluster, sl
     workdir, _ = slurm_run
     shutil.rmtree(workdir / f"{BASE}/models/fold1")
     shutil.rmtree(workdir / f"{BASE}/oof/fold1")
-    # the CV metrics as the target (the prediction after a new model: test_workflow.py)
-    jobs = submitted(run_on_slurm(cluster, workdir, f"{BASE}/oof/cv_metrics.json"))
-    assert {rule: len(ids) for rule, ids in jobs.items()} == {"train_fold": 1, "evaluate_fold": 1, "aggregate_oof": 1}
+    jobs = submitted(run_on_slurm(cluster, workdir))
+    assert {rule: len(ids) for rule, ids in jobs.items()} == {
+        "train_fold": 1, "evaluate_fold": 1, "aggregate_oof": 1, "predict_shard": 2, "predict_recordings": 1}
     assert (workdir / f"{BASE}/models/fold1/model.pt").is_file()
 
 
