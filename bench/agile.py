@@ -116,9 +116,9 @@ def main() -> int:
         rows = [{"round": 0, "labels": len(found), "precision_at_20": float((label_of[found["file"]] == name).mean()),
                  "found": len(positives & set(marked.loc[marked["target"] == 1, "file"])) / len(positives)}]
         for r in range(1, args.rounds + 1):
-            draw = Draw(seed=r, c=args.c)
+            draw = Draw(seed=r)
             xs, target, weight, n_by = training_set(marked, shards, HOP, draw)
-            probe = fit_round_probe(xs, target, weight, draw.c)
+            probe = fit_round_probe(xs, target, weight, args.c)
             scores = score_archive(probe, shards, HOP)
             rows[-1]["ap"] = recording_ap(scores, positives)  # the probe after the marks of the round before
             nxt = draw_next(scores, set(zip(marked["file"], marked["start"])), draw)
