@@ -222,6 +222,10 @@ def test_search_finds_the_planted_call_first_and_rounds_learn_from_the_page_mark
     # the probe's L2 strength: round 1 again (probe, scores, next draw), nothing before it
     (tmp_path / "l2.yaml").write_text(yaml.safe_dump({"search": {"round": {"c": 10.0}}}))
     assert planned_jobs(run_snakemake(tmp_path, round1, "-n", "--configfile", "c.yaml", "l2.yaml")) == {"search_round": 1}
+    # the lists a query scans: the searches again, no embedding or index job
+    (tmp_path / "probes.yaml").write_text(yaml.safe_dump({"search": {"probes": 8}}))
+    jobs = planned_jobs(run_snakemake(tmp_path, *targets, "-n", "--configfile", "c.yaml", "probes.yaml"))
+    assert jobs == {"search_by_example": 2}
     write(tmp_path / "archive/site_b/new.wav", chirps(6.0, 3000, 6000, 1.0, rng), SR)
     jobs = planned_jobs(run_snakemake(tmp_path, *targets, round1, "-n", "--configfile", "c.yaml"))
     assert jobs["archive_embed_shard"] == 1 and jobs["archive_index_shard"] == 1

@@ -20,7 +20,7 @@ vectors = np.stack([query_vector(cache.embeddings(q["key"]), spec.hop_seconds, s
                     for q in p.queries])
 index = ArchiveIndex.load(inp.index)
 candidates = search_label(index, label_vector(vectors), label, s["top_k"], s["per_recording"], spec.hop_seconds,
-                          spec.window_seconds, p.paths)
+                          spec.window_seconds, p.paths, s["probes"])
 log.info("%s: %d queries searched in %d windows of the archive -> %d candidates from %d recordings (at most %d each)",
          label, len(p.queries), index.offsets[-1], len(candidates), candidates["file"].nunique(), s["per_recording"])
 write_csv(candidates, out.candidates)

@@ -22,7 +22,8 @@ from ..embedding.cache import shard_embeddings
 EXACT_MAX_ROWS = 100_000
 # Above it, an inverted file: k-means lists (about 4 sqrt(rows), FAISS's rule of thumb, at most
 # MAX_LISTS and at least TRAIN_ROWS_PER_LIST training rows each), trained on up to TRAIN_ROWS
-# rows spread over the shard; rows stored as int8; a query scans its PROBES nearest lists. Against
+# rows spread over the shard; rows stored as int8; a query scans its PROBES nearest lists (the
+# default of search.probes). Against
 # the HNSW graph it replaced (perch-hoplite's USearch settings) at 100 000 synthetic windows: a 9x
 # faster build and half the bytes, at recall@100 0.73 against 0.81; 0.995 on real BirdNET
 # embeddings and at 10 M windows, which fit this machine's memory (10 GB) and build in 13 min (§15).
@@ -123,9 +124,10 @@ class ShardIndex:
                                  "workflow again, which rebuilds it as an inverted file")
             return cls(npz["keys"], npz["counts"], inverted=inverted)
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int, probes: int = PROBES) -> tuple[np.ndarray, np.ndarray]:
         """(scores, rows), each (q, k), best first; where the shard has fewer than k rows (or the
-        lists searched hold fewer), the tail is score -inf, row -1."""
+        lists searched hold fewer), the tail is score -inf, row -1. An inverted file scans the
+        `probes` lists nearest each query (more: closer to exact search, slower)."""
         queries = unit_rows(np.atleast_2d(queries))
         scores = np.full((len(queries), k), -np.inf, np.float32)
         rows = np.full((len(queries), k), -1, np.int64)
@@ -141,7 +143,7 @@ class ShardIndex:
             return scores, rows
         import faiss
 
-        dots, found = self.inverted.search(queries, n, params=faiss.SearchParametersIVF(nprobe=PROBES))
+        dots, found = self.inverted.search(queries, n, params=faiss.SearchParametersIVF(nprobe=probes))
         scores[:, :n] = np.where(found >= 0, dots, -np.inf)  # row -1: the lists searched hold fewer than n
         rows[:, :n] = found
         return scores, rows
@@ -164,11 +166,11 @@ class ArchiveIndex:
     def load(cls, paths: Iterable[str | Path]) -> ArchiveIndex:
         return cls([ShardIndex.load(p) for p in paths])
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int, probes: int = PROBES) -> tuple[np.ndarray, np.ndarray]:
         """(scores, ids), each (q, k), best first: every shard's top k, merged. Where the
         archive has fewer than k windows, the tail is score -inf, id -1."""
         queries = np.atleast_2d(queries)
-        parts = [shard.search(queries, k) for shard in self.shards]
+        parts = [shard.search(queries, k, probes) for shard in self.shards]
         if not parts:
             return np.full((len(queries), k), -np.inf, np.float32), np.full((len(queries), k), -1, np.int64)
         scores = np.concatenate([s for s, _ in parts], axis=1)

@@ -14,7 +14,7 @@ from ..audio import AudioDecodeError, probe
 from ..experiments import NAME
 from ..review.sampling import ITEM_COLUMNS, site_of
 from ..sources import relative_key
-from .index import ArchiveIndex, unit_rows
+from .index import PROBES, ArchiveIndex, unit_rows
 
 QUERY_COLUMNS = ["query", "file", "start", "end"]  # and an optional label (default: the query's name)
 CANDIDATE_COLUMNS = ["label", "rank", "file", "start", "end", "score", "path"]
@@ -127,14 +127,16 @@ def capped_top(scores: np.ndarray, ids: np.ndarray, recording_of: np.ndarray, k:
 
 
 def search_label(index: ArchiveIndex, vector: np.ndarray, label: str, top_k: int, per_recording: int,
-                 hop_seconds: float, window_seconds: float, paths: dict[str, str]) -> pd.DataFrame:
+                 hop_seconds: float, window_seconds: float, paths: dict[str, str], probes: int = PROBES
+                 ) -> pd.DataFrame:
     """The label's candidates (CANDIDATE_COLUMNS): the archive's windows most similar to its
-    vector, at most `per_recording` per recording, `top_k` in all (fewer in a small archive).
+    vector, at most `per_recording` per recording, `top_k` in all (fewer in a small archive);
+    `probes`: the lists an inverted-file shard scans (search.probes).
     Asks the index for more hits than it keeps, growing the request until the cap leaves
     `top_k` or the archive is exhausted."""
     fetch = top_k * per_recording
     while True:
-        scores, ids = (a[0] for a in index.search(vector[None], min(fetch, index.offsets[-1])))
+        scores, ids = (a[0] for a in index.search(vector[None], min(fetch, index.offsets[-1]), probes))
         located = index.locate(ids[ids >= 0])
         recording_of = np.array([key for key, _ in located] + [""] * int((ids < 0).sum()), dtype=object)
         keep = capped_top(scores, ids, recording_of, top_k, per_recording)
