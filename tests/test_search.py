@@ -7,6 +7,8 @@ docs/images/search_round.png."""
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -226,6 +228,15 @@ def test_search_finds_the_planted_call_first_and_rounds_learn_from_the_page_mark
     (tmp_path / "probes.yaml").write_text(yaml.safe_dump({"search": {"probes": 8}}))
     jobs = planned_jobs(run_snakemake(tmp_path, *targets, "-n", "--configfile", "c.yaml", "probes.yaml"))
     assert jobs == {"search_by_example": 2}
+    # the loop as one command: round 1 is marked, so it runs round 2; then round 2 waits for marks
+    loop = [sys.executable, "-m", "soundclf.cli", "search", "chirp", "--no-review", "--", "-s", str(REPO / "Snakefile"),
+            "--cores", "2", "--configfile", "c.yaml"]
+    step = subprocess.run(loop, cwd=tmp_path, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO / "src")))
+    assert step.returncode == 0, step.stderr[-3000:]
+    assert "round 1 marked" in step.stdout and (tmp_path / "results/search/chirp/round2/items.csv").is_file()
+    step = subprocess.run(loop, cwd=tmp_path, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO / "src")))
+    assert "round 2 has no marks yet" in step.stdout and "soundclf review results/search/chirp/round2" in step.stdout
+    assert "-m snakemake" not in step.stdout  # nothing to run
     write(tmp_path / "archive/site_b/new.wav", chirps(6.0, 3000, 6000, 1.0, rng), SR)
     jobs = planned_jobs(run_snakemake(tmp_path, *targets, round1, "-n", "--configfile", "c.yaml"))
     assert jobs["archive_embed_shard"] == 1 and jobs["archive_index_shard"] == 1
