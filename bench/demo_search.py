@@ -6,7 +6,8 @@ the last reviewed round's detections are scored against the truth.
     python bench/demo_search.py --workdir . --rounds 3
 
 Prints, per round, the precision of its review set's top windows and the share of the
-archive's hooter windows found so far; then the detections' window precision and recall.
+archive's hooter windows found so far; then the detections' window precision and recall (and
+the recall of the hooter windows nobody marked: the probe's own part).
 Writes marks.csv into each round folder it reviews (a real reviewer's marks are kept: a
 round that has marks is not marked again)."""
 from __future__ import annotations
@@ -76,9 +77,13 @@ def main() -> None:
     detections = pd.read_csv(root / f"round{args.rounds}/detections.csv")
     detected = pd.Series([any(f == d.file and d.start <= s < d.end for d in detections.itertuples())
                           for f, s in zip(scores["file"], scores["start"])])
+    marked = pd.Series([(f, s) in found for f, s in zip(scores["file"], scores["start"])])
     report |= {"archive_windows": len(scores), "hooter_windows": int(truth.sum()),
                "detection_precision": float(truth[detected].mean()) if detected.any() else float("nan"),
                "detection_recall": float(detected[truth].mean()),
+               # the probe's own share: hooter windows nobody marked (every marked-yes window is detected)
+               "unmarked_hooter_windows": int((truth & ~marked).sum()),
+               "detection_recall_unmarked": float(detected[truth & ~marked].mean()) if (truth & ~marked).any() else float("nan"),
                "threshold": float(detections["threshold"].iloc[0]) if len(detections) else float("nan")}
     for row in report["rounds"]:
         row["share_found"] = row["windows_found"] / report["hooter_windows"]

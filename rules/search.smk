@@ -123,13 +123,18 @@ rule search_by_example:
         "../workflow_scripts/search_by_example.py"
 
 
+def marks_files(label, rounds):
+    """The marks.csv files of the label's `rounds` that exist."""
+    folder = Path(SEARCH_DIR) / label
+    return [str(folder / f"round{r}" / "marks.csv") for r in rounds if (folder / f"round{r}" / "marks.csv").is_file()]
+
+
 def earlier_marks(wildcards):
     """The marks.csv of every earlier round of the label; round r-1's must exist (the person
     reviewed it), or the plan stops with what to do."""
     folder = Path(SEARCH_DIR) / wildcards.label
     reviewed_marks(folder / f"round{int(wildcards.sround) - 1}", "Review that round first", "docs/search.md")
-    return [str(folder / f"round{r}" / "marks.csv") for r in range(int(wildcards.sround))
-            if (folder / f"round{r}" / "marks.csv").is_file()]
+    return marks_files(wildcards.label, range(int(wildcards.sround)))
 
 
 rule search_round:
@@ -177,6 +182,8 @@ rule search_detections:
         scores=f"{SEARCH_DIR}/{{label}}/round{{sround}}/scores.parquet",
         review_items=f"{SEARCH_DIR}/{{label}}/round{{sround}}/items.csv",
         marks=round_marks,
+        # every window marked so far: yes is a detection, no never is
+        all_marks=lambda wc: marks_files(wc.label, range(int(wc.sround) + 1)),
     output:
         detections=f"{SEARCH_DIR}/{{label}}/round{{sround}}/detections.csv",
         calibration=f"{SEARCH_DIR}/{{label}}/round{{sround}}/calibration.csv",

@@ -1,21 +1,32 @@
 """A round's probe as a detector over the whole archive: its window scores (scores.parquet)
 turned into detections with the prediction stage's machinery (runs of windows over a
 threshold merged into events, Raven tables and Audacity labels), the threshold calibrated on
-the marks of that round's own review set.
+the marks of that round's own review set; what the person heard overrides the probe.
 
 Why the round's own marks: the probe trained on every earlier mark, so its scores of those
 windows are in-sample and too sure; the round's review set was drawn after it was fitted
 (top, boundary and random windows, chosen by its score alone), so P(right | score) fitted on
-those marks is not biased by how they were drawn."""
+those marks is not biased by how they were drawn.
 
+Why the marks override: a window marked yes in any round is a call whatever the probe scores
+(its event's probability is 1), and one marked no is never detected. A late round whose review
+set holds no call (everything the probe ranks high was already found) has no fit; its set
+still says that nothing scoring like the windows it rejected is the call, so the threshold
+goes above the highest of them, and the found calls are the marked ones."""
 from __future__ import annotations
 
+import logging
+
+import numpy as np
 import pandas as pd
 
 from ..detections import calibrated_thresholds, detect, with_probability
 from ..review.calibration import calibration_table
+from .rounds import NEGATIVE, POSITIVE
 
 UNCALIBRATED_THRESHOLD = 0.5  # the probe's own probability, where the marks give no fit
+
+log = logging.getLogger(__name__)
 
 
 def archive_window_frame(scores: pd.DataFrame, label: str, window_seconds: float) -> pd.DataFrame:
@@ -26,13 +37,42 @@ def archive_window_frame(scores: pd.DataFrame, label: str, window_seconds: float
 
 
 def round_detections(scores: pd.DataFrame, marked: pd.DataFrame, label: str, window_seconds: float,
-                     targets: list[float], target: float, min_marks: int, bootstrap: int
-                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(detections with their probability of being right, calibration.csv's rows) of a round:
-    `marked` are its review items joined to their current marks (label, score, mark)."""
+                     targets: list[float], target: float, min_marks: int, bootstrap: int,
+                     known: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(detections with their probability of being right and `marked_yes`, the windows of each
+    event a person marked yes; calibration.csv's rows) of a round: `marked` are its review items
+    joined to their current marks (label, score, mark); `known` (file, start, target: 1 yes,
+    0 no) the latest mark of every window marked in any round so far."""
     calibration = calibration_table(marked, {label: scores["score"].to_numpy(float)},
                                     sorted(set(targets) | {target}), min_marks, bootstrap)
     thresholds, fits = calibrated_thresholds(calibration, {label: UNCALIBRATED_THRESHOLD}, target)
-    events = detect(archive_window_frame(scores, label, window_seconds), thresholds)
-    events = with_probability(events, fits)
+    rejected = marked.loc[(marked["label"] == label) & marked["mark"].isin(NEGATIVE), "score"]
+    if not fits and len(rejected) and not marked["mark"].isin(POSITIVE).any():
+        thresholds[label] = float(np.nextafter(rejected.max(), np.inf))
+        log.info("%s: the round's %d marks hold no call: the threshold goes above the highest score marked not "
+                 "the call (%.4g), and the windows marked yes in earlier rounds are the detections", label,
+                 len(rejected), rejected.max())
+    windows = archive_window_frame(scores, label, window_seconds)
+    verdict = np.zeros(len(windows))  # 1 marked yes, -1 marked no, 0 unmarked
+    if known is not None and len(known):
+        latest = known.assign(start=known["start"].round(3)).drop_duplicates(["file", "start"], keep="last")
+        mark = windows[["file"]].assign(start=windows["start"].round(3)).merge(latest, on=["file", "start"], how="left")
+        verdict = np.select([mark["target"] == 1, mark["target"] == 0], [1.0, -1.0], 0.0)
+    # the person's word decides a marked window: above every threshold, or below
+    decided = windows.assign(**{label: np.where(verdict > 0, np.inf, np.where(verdict < 0, -np.inf, windows[label]))})
+    events = detect(decided, thresholds)
+    events = with_probability(events.assign(**event_windows(events, windows.assign(verdict=verdict), label)), fits)
+    events.loc[events["marked_yes"] > 0, "probability"] = 1.0
     return events, calibration
+
+
+def event_windows(events: pd.DataFrame, windows: pd.DataFrame, label: str) -> dict[str, np.ndarray]:
+    """Per event: `score`, its windows' highest probe score, and `marked_yes`, how many of its
+    windows a person marked yes (windows: file, start, end, the label's score, verdict)."""
+    by_file = dict(tuple(windows.groupby("file", sort=False)))
+    score, marked_yes = np.zeros(len(events)), np.zeros(len(events), dtype=int)
+    for i, (file, start, end) in enumerate(zip(events["file"], events["start"], events["end"])):
+        rows = by_file[file]
+        inside = rows[(rows["start"] >= start - 1e-6) & (rows["end"] <= end + 1e-6)]
+        score[i], marked_yes[i] = inside[label].max(), int((inside["verdict"] > 0).sum())
+    return {"score": score, "marked_yes": marked_yes}
