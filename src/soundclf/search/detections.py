@@ -45,13 +45,14 @@ def round_detections(scores: pd.DataFrame, marked: pd.DataFrame, label: str, win
     0 no) the latest mark of every window marked in any round so far."""
     calibration = calibration_table(marked, {label: scores["score"].to_numpy(float)},
                                     sorted(set(targets) | {target}), min_marks, bootstrap)
-    thresholds, fits = calibrated_thresholds(calibration, {label: UNCALIBRATED_THRESHOLD}, target)
     rejected = marked.loc[(marked["label"] == label) & marked["mark"].isin(NEGATIVE), "score"]
-    if not fits and len(rejected) and not marked["mark"].isin(POSITIVE).any():
-        thresholds[label] = float(np.nextafter(rejected.max(), np.inf))
-        log.info("%s: the round's %d marks hold no call: the threshold goes above the highest score marked not "
-                 "the call (%.4g), and the windows marked yes in earlier rounds are the detections", label,
+    fallback = UNCALIBRATED_THRESHOLD
+    if len(rejected) and not marked["mark"].isin(POSITIVE).any():
+        fallback = float(np.nextafter(rejected.max(), np.inf))
+        log.info("%s: the round's %d marks hold no call: without a fit, the threshold goes just above the highest "
+                 "score marked not the call (%.4g); the windows marked yes in earlier rounds are detections", label,
                  len(rejected), rejected.max())
+    thresholds, fits = calibrated_thresholds(calibration, {label: fallback}, target)
     windows = archive_window_frame(scores, label, window_seconds)
     verdict = np.zeros(len(windows))  # 1 marked yes, -1 marked no, 0 unmarked
     if known is not None and len(known):
