@@ -13,6 +13,7 @@ Why the marks override: a window marked yes in any round is a call whatever the 
 set holds no call (everything the probe ranks high was already found) has no fit; its set
 still says that nothing scoring like the windows it rejected is the call, so the threshold
 goes above the highest of them, and the found calls are the marked ones."""
+
 from __future__ import annotations
 
 import logging
