@@ -22,7 +22,7 @@ import pandas as pd
 
 from soundclf.annotations import RAVEN_BEGIN, RAVEN_END
 from soundclf.review.items import read_items
-from soundclf.review.store import append_mark
+from soundclf.review.store import append_mark, current_marks
 
 LABEL, MIN_OVERLAP = "hooter", 0.1
 REPO = Path(__file__).resolve().parents[1]
@@ -77,7 +77,9 @@ def main() -> None:
     detections = pd.read_csv(root / f"round{args.rounds}/detections.csv")
     detected = pd.Series([any(f == d.file and d.start <= s < d.end for d in detections.itertuples())
                           for f, s in zip(scores["file"], scores["start"])])
-    marked = pd.Series([(f, s) in found for f, s in zip(scores["file"], scores["start"])])
+    yes = pd.concat([current_marks(root / f"round{r}/marks.csv") for r in range(args.rounds + 1)]).query("mark == 'yes'")
+    marked_yes = set(zip(yes["file"], yes["start"].round(3)))  # the marks, a real reviewer's where kept
+    marked = pd.Series([(f, round(s, 3)) in marked_yes for f, s in zip(scores["file"], scores["start"])])
     report |= {"archive_windows": len(scores), "hooter_windows": int(truth.sum()),
                "detection_precision": float(truth[detected].mean()) if detected.any() else float("nan"),
                "detection_recall": float(detected[truth].mean()),

@@ -26,7 +26,7 @@ Rows (recording-level top-1 accuracy, mean ± std over folds, wall time):
 - CNN baseline (bench/cnn_baseline.py): timm resnet18 on 64-mel log-mels of a fixed-length
   clip, softmax CE, mixup 0.2, light SpecAugment, AdamW + one-cycle, 10 epochs. It runs on
   the features this script writes (`--features-only`), here or on a GPU machine.
-Writes results/bench/quality/<name>/quality.json."""
+Writes results/bench/quality/<name>/quality.json and its figures in bench/results.json (flat())."""
 from __future__ import annotations
 
 import argparse
@@ -41,7 +41,7 @@ import pandas as pd
 import yaml
 
 sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).resolve().parents[1] / "src")]
-from common import REPO, WORK  # noqa: E402
+from common import REPO, WORK, record_figures  # noqa: E402
 
 DATASETS = {  # how each set is laid out and folded (its published folds where it has them)
     "esc10": {"data": {"layout": "metadata", "audio_dir": "audio", "metadata_csv": "metadata.csv",
@@ -271,6 +271,7 @@ def main() -> None:
     elif args.cnn_baseline:
         result["cnn_baseline"] = json.loads(args.cnn_baseline.read_text())
     (work / "quality.json").write_text(json.dumps(result, indent=2))
+    record_figures(flat(result))
     print(table(result))
 
 

@@ -47,6 +47,17 @@ def test_a_round_whose_set_holds_no_call_detects_nothing_scoring_like_what_it_re
     assert events[["file", "start"]].values.tolist() == [["a.wav", 9.0], ["b.wav", 3.0]]  # above 0.8, then the found call
     assert events["threshold"].iloc[0] == pytest.approx(0.8) and events["threshold"].iloc[0] > 0.8
     assert events["marked_yes"].tolist() == [0, 1]
+    # the round's own marks are among the known ones too; 'other' (another species) is not the call
+    # and raises the bar above its 0.85; 'unsure' and another label's yes say nothing
+    own = marked.assign(target=0.0)[["file", "start", "target"]]
+    assert detections(scores, pd.concat([marked, review(scores, [("a.wav", 5, "unsure")]),
+                                         review(scores, [("b.wav", 1, "yes")]).assign(label="chirp"),
+                                         review(scores, [("a.wav", 3, "other")])]),
+                      pd.concat([own, known]))[["file", "start"]].values.tolist() == [["b.wav", 3.0]]
+    # rejected windows all under 0.5: the threshold stays the probe's own
+    low = archive_scores({"a.wav": [0.1, 0.2, 0.3, 0.7]})
+    events = detections(low, review(low, [("a.wav", w, "no") for w in range(3)]))
+    assert events["threshold"].eq(UNCALIBRATED_THRESHOLD).all() and events["start"].tolist() == [9.0]
     # a set with a call but too few marks to fit keeps the probe's 0.5
     marked.loc[3, "mark"] = "yes"
     assert detections(scores, marked)["threshold"].eq(UNCALIBRATED_THRESHOLD).all()

@@ -51,6 +51,10 @@ def test_each_step_of_the_loop_follows_from_the_folders(tmp_path):
     drawn(results, "chirp", 0)
     (results / "search/hooter/round7").mkdir()
     assert next_step(results, "hooter", go_on=True).target == str(results / "search/hooter/round2/items.csv")
+    # round 2 drawn and left unmarked: the detections are still round 1's, the one with marks
+    drawn(results, "hooter", 2)
+    assert next_step(results, "hooter", detections=True).target == str(results / "search/hooter/round1/detections.csv")
+    assert next_step(results, "hooter").review == results / "search/hooter/round2"
 
 
 def test_the_command_says_what_to_do_and_runs_nothing_while_a_round_waits_for_marks(tmp_path, monkeypatch, capsys):

@@ -49,15 +49,15 @@ def _parser() -> argparse.ArgumentParser:
         description="One step of the agile-modelling loop (docs/search.md), read from results/search/LABEL/: "
                     "the search by example when there is no round yet; the review page on the latest round while "
                     "any of its windows is unmarked; otherwise the next round, then its review page. Run it in the "
-                    "workflow's folder, again after each review. Arguments after '--' go to Snakemake (default: "
-                    f"{' '.join(DEFAULT_SNAKEMAKE_ARGS)}), e.g. -- --profile slurm --configfile my_config.yaml.")
+                    "workflow's folder, again after each review. Arguments after '--' go to Snakemake and replace the "
+                    f"default, {' '.join(DEFAULT_SNAKEMAKE_ARGS)}: e.g. -- --profile slurm --configfile my_config.yaml.")
     search.add_argument("label", metavar="LABEL", help="a label of search.queries")
     search.add_argument("--results", type=Path, default=Path("results"),
-                        help="the workflow's results_dir (default: results)")
+                        help="the config's results_dir, as written there (default: results)")
     search.add_argument("--next", action="store_true", dest="go_on",
                         help="run the next round although some windows of the latest are unmarked")
     search.add_argument("--detections", action="store_true",
-                        help="the latest marked round's detections over the archive instead of a new round")
+                        help="the detections over the archive of the latest round that has marks, instead of a new round")
     search.add_argument("--no-review", action="store_true", help="run the step, do not serve the review page")
     return parser
 
@@ -95,7 +95,7 @@ def _search(parser: argparse.ArgumentParser, args: argparse.Namespace, snakemake
         print("$", shlex.join(command), flush=True)
         if (code := subprocess.call(command)) != 0:
             print(f"soundclf search: Snakemake failed (exit {code}); its messages above say why", file=sys.stderr)
-            sys.exit(code)
+            sys.exit(code if code > 0 else 1)  # killed by a signal: negative
     if step.review is None:
         print(f"made {step.target}", flush=True)
     elif args.no_review:
@@ -107,8 +107,8 @@ def _search(parser: argparse.ArgumentParser, args: argparse.Namespace, snakemake
 def main(argv: list[str] | None = None) -> None:
     parser = _parser()
     argv = sys.argv[1:] if argv is None else list(argv)
-    extra = argv[argv.index("--") + 1:] if "--" in argv else []
-    args = parser.parse_args(argv[: len(argv) - len(extra) - (1 if "--" in argv else 0)])
+    split = argv.index("--") if "--" in argv else len(argv)
+    args, extra = parser.parse_args(argv[:split]), argv[split + 1:]
     if args.command == "review":
         if extra:
             parser.error("soundclf review takes no arguments after '--'")

@@ -9,10 +9,11 @@ windows are in-sample and too sure; the round's review set was drawn after it wa
 those marks is not biased by how they were drawn.
 
 Why the marks override: a window marked yes in any round is a call whatever the probe scores
-(its event's probability is 1), and one marked no is never detected. A late round whose review
-set holds no call (everything the probe ranks high was already found) has no fit; its set
-still says that nothing scoring like the windows it rejected is the call, so the threshold
-goes above the highest of them, and the found calls are the marked ones."""
+(its event's probability is 1), and one marked no (or another species) is never detected. A
+late round whose review set holds no call (everything the probe ranks high was already found)
+has no fit; its set still says that nothing scoring like the windows it rejected is the call,
+so the threshold goes above the highest of them (never below the probe's 0.5), and the found
+calls are the marked ones."""
 
 from __future__ import annotations
 
@@ -46,13 +47,15 @@ def round_detections(scores: pd.DataFrame, marked: pd.DataFrame, label: str, win
     0 no) the latest mark of every window marked in any round so far."""
     calibration = calibration_table(marked, {label: scores["score"].to_numpy(float)},
                                     sorted(set(targets) | {target}), min_marks, bootstrap)
-    rejected = marked.loc[(marked["label"] == label) & marked["mark"].isin(NEGATIVE), "score"]
+    own = marked[marked["label"] == label]
+    rejected = own.loc[own["mark"].isin(NEGATIVE), "score"]
     fallback = UNCALIBRATED_THRESHOLD
-    if len(rejected) and not marked["mark"].isin(POSITIVE).any():
-        fallback = float(np.nextafter(rejected.max(), np.inf))
-        log.info("%s: the round's %d marks hold no call: without a fit, the threshold goes just above the highest "
-                 "score marked not the call (%.4g); the windows marked yes in earlier rounds are detections", label,
-                 len(rejected), rejected.max())
+    if len(rejected) and not own["mark"].isin(POSITIVE).any():
+        # never below the probe's own 0.5: the marks say nothing of the windows under it
+        fallback = max(UNCALIBRATED_THRESHOLD, float(np.nextafter(rejected.max(), np.inf)))
+        log.info("%s: the round's %d marks hold no call (highest score marked not the call: %.4g): without a fit, "
+                 "the threshold is %.4g; the windows marked yes in earlier rounds are detections", label,
+                 len(rejected), rejected.max(), fallback)
     thresholds, fits = calibrated_thresholds(calibration, {label: fallback}, target)
     windows = archive_window_frame(scores, label, window_seconds)
     verdict = np.zeros(len(windows))  # 1 marked yes, -1 marked no, 0 unmarked

@@ -37,10 +37,16 @@ def drawn_rounds(results_dir: str | Path, label: str) -> list[int]:
     return sorted(found)
 
 
+def round_progress(folder: Path) -> tuple[int, int]:
+    """(windows in the round's review set, how many of them have a current mark)."""
+    items = read_items(folder)
+    return len(items), len(set(current_marks(folder / MARKS_FILE)["item"]) & set(items["item"]))
+
+
 def next_step(results_dir: str | Path, label: str, go_on: bool = False, detections: bool = False) -> Step:
     """The label's next step (see the module's docstring). `go_on`: run the next round although
-    some windows of the latest are unmarked; `detections`: the latest round's detections
-    instead of a new round (once it has marks)."""
+    some windows of the latest are unmarked; `detections`: the detections of the latest round
+    that has marks (round 0 is a search and has none: then round 1)."""
     rounds = drawn_rounds(results_dir, label)
     folder = label_dir(results_dir, label)
     if not rounds:
@@ -49,23 +55,27 @@ def next_step(results_dir: str | Path, label: str, go_on: bool = False, detectio
                              f"run 'soundclf search {label}' first")
         target = folder / "round0" / ITEMS_FILE
         return Step(str(target), target.parent, f"{label}: no search yet; searching by example (round 0)")
+    progress = {r: round_progress(folder / f"round{r}") for r in rounds}
+    if detections:
+        marked = [r for r in rounds if progress[r][1]]
+        if marked and marked[-1] >= 1:
+            r = marked[-1]
+            return Step(str(folder / f"round{r}" / "detections.csv"), None,
+                        f"{label}: round {r}'s detections over the archive ({progress[r][1]} of {progress[r][0]} "
+                        "windows marked)")
+        if marked == [0] and rounds == [0]:
+            target = folder / "round1" / ITEMS_FILE
+            return Step(str(target), target.parent,
+                        f"{label}: round 0 is a search, not a probe, so it has no detections; running round 1 (its "
+                        "probe learns the marks of round 0); review it, then ask for its detections")
     r = rounds[-1]
     latest = folder / f"round{r}"
-    items = read_items(latest)
-    marked = set(current_marks(latest / MARKS_FILE)["item"]) & set(items["item"])
-    unmarked = len(items) - len(marked)
-    if not marked:
+    n_items, n_marked = progress[r]
+    if not n_marked:
         return Step(None, latest, f"{label}: round {r} has no marks yet; review it")
-    if detections:
-        if r == 0:
-            return Step(str(folder / "round1" / ITEMS_FILE), folder / "round1",
-                        f"{label}: round 0 is a search, not a probe, so it has no detections; running round 1 (its "
-                        f"probe learns the marks of round 0); review it, then ask for its detections")
-        return Step(str(latest / "detections.csv"), None,
-                    f"{label}: round {r}'s detections over the archive ({len(marked)} of {len(items)} windows marked)")
-    if unmarked and not go_on:
-        return Step(None, latest, f"{label}: {unmarked} of round {r}'s {len(items)} windows are unmarked; review them "
-                                  f"(or --next to run round {r + 1} on the marks so far)")
+    if n_marked < n_items and not go_on:
+        return Step(None, latest, f"{label}: {n_items - n_marked} of round {r}'s {n_items} windows are unmarked; "
+                                  f"review them (or --next to run round {r + 1} on the marks so far)")
     target = folder / f"round{r + 1}" / ITEMS_FILE
-    return Step(str(target), target.parent, f"{label}: round {r} marked ({len(marked)} of {len(items)} windows); "
+    return Step(str(target), target.parent, f"{label}: round {r} marked ({n_marked} of {n_items} windows); "
                                             f"running round {r + 1}")
