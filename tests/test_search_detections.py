@@ -54,6 +54,10 @@ def test_a_round_whose_set_holds_no_call_detects_nothing_scoring_like_what_it_re
                                          review(scores, [("b.wav", 1, "yes")]).assign(label="chirp"),
                                          review(scores, [("a.wav", 3, "other")])]),
                       pd.concat([own, known]))[["file", "start"]].values.tolist() == [["b.wav", 3.0]]
+    # nothing over the threshold and nothing marked yes: no detection, the columns all there
+    quiet = archive_scores({"a.wav": [0.1, 0.2]})
+    none = detections(quiet, review(quiet, []), pd.DataFrame({"file": ["a.wav"], "start": [0.0], "target": [0.0]}))
+    assert none.empty and {"marked_yes", "probability", "score"} <= set(none.columns)
     # rejected windows all under 0.5: the threshold stays the probe's own
     low = archive_scores({"a.wav": [0.1, 0.2, 0.3, 0.7]})
     events = detections(low, review(low, [("a.wav", w, "no") for w in range(3)]))

@@ -73,11 +73,14 @@ def round_detections(scores: pd.DataFrame, marked: pd.DataFrame, label: str, win
 
 def event_windows(events: pd.DataFrame, windows: pd.DataFrame, label: str) -> dict[str, np.ndarray]:
     """Per event: `score`, its windows' highest probe score, and `marked_yes`, how many of its
-    windows a person marked yes (windows: file, start, end, the label's score, verdict)."""
-    by_file = dict(tuple(windows.groupby("file", sort=False)))
-    score, marked_yes = np.zeros(len(events)), np.zeros(len(events), dtype=int)
-    for i, (file, start, end) in enumerate(zip(events["file"], events["start"], events["end"])):
-        rows = by_file[file]
-        inside = rows[(rows["start"] >= start - 1e-6) & (rows["end"] <= end + 1e-6)]
-        score[i], marked_yes[i] = inside[label].max(), int((inside["verdict"] > 0).sum())
-    return {"score": score, "marked_yes": marked_yes}
+    windows a person marked yes (windows: file, start, end, the label's score, verdict). Each
+    window joins the event of its file that starts last at or before it, if it ends inside it
+    (one join, not a pass over the file per event: an archive has many events)."""
+    spans = events[["file", "start", "end"]].rename(columns={"start": "event_start", "end": "event_end"}).astype(
+        {"file": windows["file"].dtype, "event_start": float, "event_end": float})  # an empty table's are objects
+    joined = pd.merge_asof(windows.assign(yes=windows["verdict"] > 0).sort_values("start"),
+                           spans.rename_axis("event").reset_index().sort_values("event_start"),
+                           left_on="start", right_on="event_start", by="file", direction="backward")
+    inside = joined[joined["end"] <= joined["event_end"] + 1e-6].groupby("event")
+    return {"score": inside[label].max().reindex(events.index).to_numpy(float),
+            "marked_yes": inside["yes"].sum().reindex(events.index, fill_value=0).to_numpy(int)}
