@@ -231,10 +231,11 @@ def test_search_finds_the_planted_call_first_and_rounds_learn_from_the_page_mark
     # the loop as one command: round 1 is marked, so it runs round 2; then round 2 waits for marks
     loop = [sys.executable, "-m", "soundclf.cli", "search", "chirp", "--no-review", "--", "-s", str(REPO / "Snakefile"),
             "--cores", "2", "--configfile", "c.yaml"]
-    step = subprocess.run(loop, cwd=tmp_path, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO / "src")))
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    step = subprocess.run(loop, cwd=tmp_path, capture_output=True, text=True, env=env)
     assert step.returncode == 0, step.stderr[-3000:]
     assert "round 1 marked" in step.stdout and (tmp_path / "results/search/chirp/round2/items.csv").is_file()
-    step = subprocess.run(loop, cwd=tmp_path, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO / "src")))
+    step = subprocess.run(loop, cwd=tmp_path, capture_output=True, text=True, env=env)
     assert "round 2 has no marks yet" in step.stdout and "soundclf review results/search/chirp/round2" in step.stdout
     assert "-m snakemake" not in step.stdout  # nothing to run
     write(tmp_path / "archive/site_b/new.wav", chirps(6.0, 3000, 6000, 1.0, rng), SR)

@@ -55,22 +55,20 @@ def next_step(results_dir: str | Path, label: str, go_on: bool = False, detectio
                              f"run 'soundclf search {label}' first")
         target = folder / "round0" / ITEMS_FILE
         return Step(str(target), target.parent, f"{label}: no search yet; searching by example (round 0)")
-    progress = {r: round_progress(folder / f"round{r}") for r in rounds}
-    if detections:
-        marked = [r for r in rounds if progress[r][1]]
-        if marked and marked[-1] >= 1:
-            r = marked[-1]
+    if detections:  # the newest round with marks; earlier ones are read only if it has none
+        marked = next(((r, n) for r in reversed(rounds) if (n := round_progress(folder / f"round{r}"))[1]), None)
+        if marked and marked[0] >= 1:
+            r, (n_items, n_marked) = marked
             return Step(str(folder / f"round{r}" / "detections.csv"), None,
-                        f"{label}: round {r}'s detections over the archive ({progress[r][1]} of {progress[r][0]} "
-                        "windows marked)")
-        if marked == [0] and rounds == [0]:
+                        f"{label}: round {r}'s detections over the archive ({n_marked} of {n_items} windows marked)")
+        if marked and rounds == [0]:
             target = folder / "round1" / ITEMS_FILE
             return Step(str(target), target.parent,
                         f"{label}: round 0 is a search, not a probe, so it has no detections; running round 1 (its "
                         "probe learns the marks of round 0); review it, then ask for its detections")
     r = rounds[-1]
     latest = folder / f"round{r}"
-    n_items, n_marked = progress[r]
+    n_items, n_marked = round_progress(latest)
     if not n_marked:
         return Step(None, latest, f"{label}: round {r} has no marks yet; review it")
     if n_marked < n_items and not go_on:
