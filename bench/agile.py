@@ -1,12 +1,14 @@
 """Agile modelling with an oracle reviewer: how close rounds of search and review come to a probe
 trained on every label, with how many labels.
 
-    python bench/agile.py xenocanto /work/runs/xc/results [--min-recordings 8] [--rounds 5] [--c 1]
+    python bench/agile.py xenocanto /work/runs/xc/results [--min-recordings 8] [--rounds 5] [--c 1] [--examples 1] [--example-seed S]
 
 The archive: every recording of a workflow run's index (its embedding cache, BirdNET V2.4 at
 1 s hop, taken every 3rd window: the archive's 3 s hop), labels hidden. Per species with at
 least --min-recordings recordings: one example call, the 3 s window in the middle of its first
-recording (by key; no label-free choice is better informed), searched by example (search.queries
+recording (by key; no label-free choice is better informed; --examples N: the middle windows of
+its first N recordings, searched as their mean direction, as search.queries does with several
+queries of one label; --example-seed S: of N recordings drawn at random, seed S), searched by example (search.queries
 .search_label: top 20, at most 3 per recording); then --rounds rounds of soundclf.search.rounds
 (a probe on the marks and the query, 1000 background windows at weight 0.1, inverse L2
 strength --c (search.round.c); 20 windows drawn: 10 top, 6 boundary, 4 random). The oracle
@@ -78,15 +80,21 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--c", type=float, default=Draw.c, help="the probes' inverse L2 strength (search.round.c); "
                     "not the default: figures under agile.<name>.c<value>.*")
+    ap.add_argument("--examples", type=int, default=1, help="example calls per species (the middle window of each "
+                    "of its first N recordings); not 1: figures under agile.<name>.examples<N>.*")
+    ap.add_argument("--example-seed", type=int, help="draw the example recordings at random with this seed instead "
+                    "of the first by key; figures under agile.<name>[.examples<N>].seed<S>.*")
     args = ap.parse_args()
-    run_name = args.name if args.c == Draw.c else f"{args.name}.c{args.c:g}"
+    run_name = args.name + (f".c{args.c:g}" if args.c != Draw.c else "") + (
+        f".examples{args.examples}" if args.examples != 1 else "") + (
+        f".seed{args.example_seed}" if args.example_seed is not None else "")
 
     folds = read_index(args.results / "folds/folds.csv")
     [cache_dir] = [d for d in (args.results / "embeddings").iterdir() if d.is_dir()]
     cache = EmbeddingCache(cache_dir, len(list(cache_dir.glob("shard_*.h5"))))
     out = WORK / "agile"
     out.mkdir(parents=True, exist_ok=True)
-    archive = out / f"{args.name}_archive.h5"  # the archive at its own hop, as archive_embed_shard writes it
+    archive = out / f"{run_name}_archive.h5"  # the archive at its own hop, as archive_embed_shard writes it
     with h5py.File(archive, "w") as h5:
         for key in folds["key"]:
             h5.create_dataset(key, data=cache.embeddings(key)[::EVERY].astype(np.float16))
@@ -105,13 +113,15 @@ def main() -> int:
     per_species = {}
     for name in species:
         positives = set(folds.loc[folds["primary_label"] == name, "key"])
-        first = sorted(positives)[0]
-        n = int((windows["file"] == first).sum())
-        query = (first, (n // 2) * HOP)
-        vector = label_vector(x[(windows["file"] == first).to_numpy()][[n // 2]])
+        keys = sorted(positives)
+        if args.example_seed is not None:
+            keys = list(np.random.default_rng(args.example_seed).permutation(keys))
+        queries = [(key, int((windows["file"] == key).sum()) // 2) for key in keys[:args.examples]]
+        vector = label_vector(np.stack([x[(windows["file"] == key).to_numpy()][w] for key, w in queries]))
         found = search_label(index, vector, name, FIRST["top_k"], FIRST["per_recording"], HOP, WINDOW, paths)
-        marked = pd.DataFrame({"file": [query[0], *found["file"]], "start": [query[1], *found["start"]],
-                               "target": [1.0] + [float(label_of[f] == name) for f in found["file"]]})
+        marked = pd.DataFrame({"file": [key for key, _ in queries] + list(found["file"]),
+                               "start": [w * HOP for _, w in queries] + list(found["start"]),
+                               "target": [1.0] * len(queries) + [float(label_of[f] == name) for f in found["file"]]})
         marked = marked.drop_duplicates(["file", "start"], keep="last")
         rows = [{"round": 0, "labels": len(found), "precision_at_20": float((label_of[found["file"]] == name).mean()),
                  "found": len(positives & set(marked.loc[marked["target"] == 1, "file"])) / len(positives)}]
@@ -134,6 +144,7 @@ def main() -> int:
         print(name, f"full AP {full:.3f} (out of fold {full_oof:.3f})", " ".join(f"r{row['round']}: AP {row['ap']:.3f} found {row['found']:.2f}"
                                                      for row in rows), flush=True)
 
+    archive.unlink()  # scratch: the cache holds the embeddings
     summary = []
     for r in range(args.rounds + 1):
         share = [s["rounds"][r]["ap"] / s["full_ap"] for s in per_species.values()]
@@ -145,7 +156,8 @@ def main() -> int:
     full_oof = float(np.mean([s["full_ap_oof"] for s in per_species.values()]))
     precision = float(np.mean([s["rounds"][0]["precision_at_20"] for s in per_species.values()]))
     result = {"species": per_species, "rounds": summary, "full_ap": full_ap, "full_ap_out_of_fold": full_oof,
-              "precision_at_20": precision, "full_labels": len(windows)}
+              "precision_at_20": precision, "full_labels": len(windows), "examples": args.examples,
+              "example_seed": args.example_seed}
     (out / f"{run_name}.json").write_text(json.dumps(result, indent=1))
     print(f"full probe AP {full_ap:.3f} on its own archive, {full_oof:.3f} out of fold ({len(windows)} window labels); "
           f"first search precision@20 {precision:.3f}")
