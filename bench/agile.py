@@ -2,18 +2,22 @@
 trained on every label, with how many labels.
 
     python bench/agile.py xenocanto /work/runs/xc/results [--min-recordings 8] [--rounds 5] [--c 1] [--examples 1] [--example-seed S]
+        [--silence-db DB]
 
 The archive: every recording of a workflow run's index (its embedding cache, BirdNET V2.4 at
 1 s hop, taken every 3rd window: the archive's 3 s hop), labels hidden. Per species with at
 least --min-recordings recordings: one example call, the 3 s window in the middle of its first
 recording (by key; no label-free choice is better informed; --examples N: the middle windows of
 its first N recordings, searched as their mean direction, as search.queries does with several
-queries of one label; --example-seed S: of N recordings drawn at random, seed S), searched by example (search.queries
-.search_label: top 20, at most 3 per recording); then --rounds rounds of soundclf.search.rounds
+queries of one label; --example-seed S: of N recordings drawn at random, seed S), searched by
+example (search.queries.search_label: top 20, at most 3 per recording); then --rounds rounds of soundclf.search.rounds
 (a probe on the marks and the query, 1000 background windows at weight 0.1, inverse L2
 strength --c (search.round.c); 20 windows drawn: 10 top, 6 boundary, 4 random). The oracle
 marks a window yes when its recording's primary label is the species (Xeno-canto recordings
 are focal: the species calls through most of them; a window-level truth would be stricter).
+--silence-db DB makes it stricter where a dataset pads its clips with digital silence (ESC-50):
+a window whose level is below DB dBFS holds no call, so the oracle marks it no and the reference
+learns it as a negative.
 
 After each round: the probe's average precision over the archive's recordings (a recording's
 score: its windows' max) for the species, and the share of the species' recordings with a
@@ -56,11 +60,35 @@ def recording_ap(scores: pd.DataFrame, positives: set[str]) -> float:
     return average_precision(per_recording.to_numpy(), per_recording.index.isin(positives))
 
 
+def window_levels(windows: pd.DataFrame, paths: pd.Series) -> np.ndarray:
+    """Each archive window's level in dBFS (its channels' mean, WINDOW seconds from its start)."""
+    import soundfile as sf
+
+    levels = np.empty(len(windows))
+    for key, rows in windows.groupby("file").groups.items():
+        audio, rate = sf.read(paths[key], always_2d=True)
+        audio = audio.mean(1)
+        for i in rows:
+            start = int(windows.at[i, "start"] * rate)
+            part = audio[start:start + int(WINDOW * rate)]
+            levels[i] = 10 * np.log10(np.mean(part ** 2) + 1e-12) if len(part) else -120.0
+    return levels
+
+
+def example_window(windows: pd.DataFrame, key: str) -> int:
+    """The row of a recording's example call: its middle window (of those not silent)."""
+    rows = windows.index[(windows["file"] == key) & windows["sound"]]
+    if not len(rows):
+        rows = windows.index[windows["file"] == key]
+    return int(rows[len(rows) // 2])
+
+
 def full_probe_ap(x: np.ndarray, windows: pd.DataFrame, folds: pd.Series, positives: set[str],
                   c: float) -> tuple[float, float]:
-    """The reference, a probe on every window's label: (AP on the archive it was trained on, as
-    the agile probe is scored; AP out of fold: per recordist fold, trained on the others)."""
-    target = windows["file"].isin(positives).to_numpy(float)
+    """The reference, a probe on every window's label (its recording's, windows of silence
+    negative): (AP on the archive it was trained on, as the agile probe is scored; AP out of
+    fold: per recordist fold, trained on the others)."""
+    target = (windows["file"].isin(positives) & windows["sound"]).to_numpy(float)
     in_sample = fit_round_probe(x, target, np.ones(len(x)), c).predict_proba(x)[:, 1]
     fold = windows["file"].map(folds).to_numpy()
     scores = np.zeros(len(windows))
@@ -82,12 +110,15 @@ def main() -> int:
                     "not the default: figures under agile.<name>.c<value>.*")
     ap.add_argument("--examples", type=int, default=1, help="example calls per species (the middle window of each "
                     "of its first N recordings); not 1: figures under agile.<name>.examples<N>.*")
+    ap.add_argument("--silence-db", type=float, help="windows below this level (dBFS) hold no call: the oracle "
+                    "marks them no (for datasets padded with digital silence); figures under .silence<-DB>")
     ap.add_argument("--example-seed", type=int, help="draw the example recordings at random with this seed instead "
                     "of the first by key; figures under agile.<name>[.examples<N>].seed<S>.*")
     args = ap.parse_args()
     run_name = args.name + (f".c{args.c:g}" if args.c != Draw.c else "") + (
         f".examples{args.examples}" if args.examples != 1 else "") + (
-        f".seed{args.example_seed}" if args.example_seed is not None else "")
+        f".seed{args.example_seed}" if args.example_seed is not None else "") + (
+        f".silence{-args.silence_db:g}" if args.silence_db is not None else "")
 
     folds = read_index(args.results / "folds/folds.csv")
     [cache_dir] = [d for d in (args.results / "embeddings").iterdir() if d.is_dir()]
@@ -103,7 +134,18 @@ def main() -> int:
     windows = pd.DataFrame([(k, w * HOP) for k, n in zip(index.shards[0].keys, index.shards[0].counts) for w in range(n)],
                            columns=["file", "start"])
     x = index.shards[0].vectors
+    windows["sound"] = True
+    if args.silence_db is not None:
+        windows["sound"] = window_levels(windows, folds.set_index("key")["path"]) >= args.silence_db
+        print(f"{int((~windows['sound']).sum())} windows below {args.silence_db:g} dBFS hold no call", flush=True)
+    sound = set(zip(windows.loc[windows["sound"], "file"], windows.loc[windows["sound"], "start"], strict=True))
     label_of = folds.set_index("key")["primary_label"]
+
+    def oracle(files, starts, name) -> list[float]:
+        """The reviewer's marks: yes where the window's recording is of the species and the
+        window is not silent."""
+        return [float(label_of[f] == name and (f, s) in sound) for f, s in zip(files, starts)]
+
     counts = folds["primary_label"].value_counts()
     species = sorted(counts[counts >= args.min_recordings].index)
     paths = dict(zip(folds["key"], folds["key"]))
@@ -116,14 +158,14 @@ def main() -> int:
         keys = sorted(positives)
         if args.example_seed is not None:
             keys = list(np.random.default_rng(args.example_seed).permutation(keys))
-        queries = [(key, int((windows["file"] == key).sum()) // 2) for key in keys[:args.examples]]
-        vector = label_vector(np.stack([x[(windows["file"] == key).to_numpy()][w] for key, w in queries]))
+        queries = [example_window(windows, key) for key in keys[:args.examples]]
+        vector = label_vector(x[queries])
         found = search_label(index, vector, name, FIRST["top_k"], FIRST["per_recording"], HOP, WINDOW, paths)
-        marked = pd.DataFrame({"file": [key for key, _ in queries] + list(found["file"]),
-                               "start": [w * HOP for _, w in queries] + list(found["start"]),
-                               "target": [1.0] * len(queries) + [float(label_of[f] == name) for f in found["file"]]})
+        marked = pd.DataFrame({"file": list(windows.loc[queries, "file"]) + list(found["file"]),
+                               "start": list(windows.loc[queries, "start"]) + list(found["start"]),
+                               "target": [1.0] * len(queries) + oracle(found["file"], found["start"], name)})
         marked = marked.drop_duplicates(["file", "start"], keep="last")
-        rows = [{"round": 0, "labels": len(found), "precision_at_20": float((label_of[found["file"]] == name).mean()),
+        rows = [{"round": 0, "labels": len(found), "precision_at_20": float(np.mean(oracle(found["file"], found["start"], name))),
                  "found": len(positives & set(marked.loc[marked["target"] == 1, "file"])) / len(positives)}]
         for r in range(1, args.rounds + 1):
             draw = Draw(seed=r)
@@ -133,7 +175,7 @@ def main() -> int:
             rows[-1]["ap"] = recording_ap(scores, positives)  # the probe after the marks of the round before
             nxt = draw_next(scores, set(zip(marked["file"], marked["start"])), draw)
             new = pd.DataFrame({"file": nxt["file"], "start": nxt["start"],
-                                "target": [float(label_of[f] == name) for f in nxt["file"]]})
+                                "target": oracle(nxt["file"], nxt["start"], name)})
             marked = pd.concat([marked, new], ignore_index=True)
             rows.append({"round": r, "labels": rows[-1]["labels"] + len(nxt),
                          "found": len(positives & set(marked.loc[marked["target"] == 1, "file"])) / len(positives)})
