@@ -362,6 +362,18 @@ def exp_teacher_windows(wildcards):
     return [f"{EXP_DIR}/{teacher}/teacher_windows/fold{wildcards.fold}.csv"] if teacher else []
 
 
+def distilled_on_unlabeled(exp):
+    """Whether a distilled student also learns its teacher's scores of the unlabeled recordings
+    (train.teacher with self_training.audio_dir)."""
+    return bool(EXPERIMENTS[exp]["train"]["teacher"] and SELF_TRAINING["audio_dir"])
+
+
+def exp_teacher_unlabeled(wildcards):
+    """A distilled student's fold: [its teacher's fold-k scores of the unlabeled recordings] or []."""
+    teacher = EXPERIMENTS[wildcards.exp]["train"]["teacher"]
+    return [f"{EXP_DIR}/{teacher}/unlabeled/fold{wildcards.fold}.csv"] if distilled_on_unlabeled(wildcards.exp) else []
+
+
 def reviewed_marks(folder, what_first, doc):
     """`folder`/marks.csv, the file a person writes in the review page; none yet stops the plan
     with what to do first (`what_first`) and the page's command."""

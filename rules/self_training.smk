@@ -42,8 +42,18 @@ def student_pseudo_labels(wildcards):
     return [f"{RESULTS}/pseudo/round{student['round']}/fold{wildcards.fold}.csv"] if student else []
 
 
+def uses_unlabeled(exp):
+    """Whether an experiment trains on windows of the unlabeled recordings: a self-training
+    student, or a student distilled with self_training.audio_dir given."""
+    return exp in STUDENTS or distilled_on_unlabeled(exp)
+
+
 def student_unlabeled_mels(wildcards):
-    return unlabeled_mels(wildcards.exp) if wildcards.exp in STUDENTS else []
+    return unlabeled_mels(wildcards.exp) if uses_unlabeled(wildcards.exp) else []
+
+
+def unlabeled_embeddings(exp):
+    return [f"{RESULTS}/embeddings/{EMBED_DIGESTS[exp]}/unlabeled/shard_{s:03d}.h5" for s in range(N_SHARDS)]
 
 
 use rule mel_shard as unlabeled_mel_shard with:
@@ -63,7 +73,26 @@ use rule mel_shard as unlabeled_mel_shard with:
         f"{BENCHMARKS}/unlabeled_mel_shard/{{digest}}/{{shard}}.tsv"
 
 
+use rule embed_shard as unlabeled_embed_shard with:
+    input:
+        manifest=lambda wc: audio_manifest(f"unlabeled/shard_{wc.shard}", unlabeled_shard(wc.shard)),
+    output:
+        f"{RESULTS}/embeddings/{{edigest}}/unlabeled/shard_{{shard}}.h5",
+    params:
+        recordings=lambda wc: unlabeled_shard(wc.shard),
+        embedding=lambda wc: EMBED_CACHES[wc.edigest],
+        on_bad_audio=DATA["on_bad_audio"],
+    log:
+        f"{LOGS}/unlabeled_embed_shard/{{edigest}}/{{shard}}.log",
+    benchmark:
+        f"{BENCHMARKS}/unlabeled_embed_shard/{{edigest}}/{{shard}}.tsv"
+
+
+# A CNN teacher scores the unlabeled recordings' log-mels, an embedding-probe teacher (of a
+# distilled student) their embeddings.
 rule teacher_scores:
+    wildcard_constraints:
+        exp="|".join(re.escape(name) for name in EXPERIMENTS if name not in PROBES) or "none",
     input:
         model=f"{MODEL_DIR}/fold{{fold}}/model.pt",
         unlabeled=lambda wc: unlabeled_mels(wc.exp),
@@ -84,6 +113,21 @@ rule teacher_scores:
         f"{BENCHMARKS}/teacher_scores/{{exp}}/fold{{fold}}.tsv"
     script:
         "../workflow_scripts/teacher_scores.py"
+
+
+use rule teacher_scores as probe_teacher_scores with:
+    wildcard_constraints:
+        exp="|".join(re.escape(name) for name in PROBES) or "none",
+    input:
+        model=f"{MODEL_DIR}/fold{{fold}}/model.pt",
+        unlabeled=lambda wc: unlabeled_embeddings(wc.exp),
+    params:
+        unlabeled_dir=lambda wc: f"{RESULTS}/embeddings/{EMBED_DIGESTS[wc.exp]}/unlabeled",
+        n_shards=N_SHARDS,
+    log:
+        f"{LOGS}/probe_teacher_scores/{{exp}}/fold{{fold}}.log",
+    benchmark:
+        f"{BENCHMARKS}/probe_teacher_scores/{{exp}}/fold{{fold}}.tsv"
 
 
 # Seconds of work: on a cluster it runs where Snakemake runs.

@@ -16,6 +16,7 @@ rule train_fold:
         pseudo_labels=student_pseudo_labels,
         unlabeled=student_unlabeled_mels,
         teacher_windows=exp_teacher_windows,  # train.teacher: fold k's windows scored by the teacher's fold k
+        teacher_unlabeled=exp_teacher_unlabeled,  # ... and the unlabeled recordings' (self_training.audio_dir)
     output:
         model=f"{MODEL_DIR}/fold{{fold}}/model.pt",
         history=f"{MODEL_DIR}/fold{{fold}}/history.csv",
@@ -29,7 +30,7 @@ rule train_fold:
         features_dir=lambda wc: features_dir(wc.exp),
         n_shards=N_SHARDS,
         pseudo_share=lambda wc: SELF_TRAINING["pseudo_share"] if wc.exp in STUDENTS else None,
-        unlabeled_dir=lambda wc: unlabeled_dir(MEL_DIGESTS[wc.exp]) if wc.exp in STUDENTS else None,
+        unlabeled_dir=lambda wc: unlabeled_dir(MEL_DIGESTS[wc.exp]) if uses_unlabeled(wc.exp) else None,
         # the resumable checkpoint: not an output, so a killed job's checkpoint survives
         work_dir=lambda wc: f"{EXP_DIR}/{wc.exp}/models/fold{wc.fold}/work",
     threads: config["threads"]["train"]

@@ -236,6 +236,23 @@ def test_a_probe_and_a_cnn_experiment_in_one_comparison(tmp_path, tiny_dataset):
         jobs = planned_jobs(run_snakemake(tmp_path, "-n", "--configfile", "c.yaml", "k.yaml"))
         assert jobs["train_fold"] == kind_runs * n_folds, section  # probe and zero, or cnn alone
 
+    # a CNN distilled from the probe, on its training recordings and the unlabeled ones: the probe
+    # scores the unlabeled recordings' embeddings, the student reads their log-mels
+    distil = {"experiments": {"probe": {"model": {"kind": "embedding_probe"}}, "distilled": {"train": {"teacher": "probe",
+              "epochs": 1}}}, "self_training": {"audio_dir": "data/unlabeled_soundscapes", "rounds": 0}}
+    (tmp_path / "d.yaml").write_text(yaml.safe_dump(distil))
+    target = "results/experiments/distilled/models/fold0/model.pt"
+    jobs = planned_jobs(run_snakemake(tmp_path, "-n", target, "--configfile", "c.yaml", "d.yaml"))
+    assert {job: jobs[job] for job in ("probe_teacher_scores", "teacher_windows", "train_fold")} == {
+        "probe_teacher_scores": 1, "teacher_windows": 1, "train_fold": 1}  # fold 0's, the probe not retrained
+    assert jobs["unlabeled_embed_shard"] == jobs["unlabeled_mel_shard"] and "embed_shard" not in jobs
+    run_snakemake(tmp_path, target, "--configfile", "c.yaml", "d.yaml")
+    scores = pd.read_csv(tmp_path / "results/experiments/probe/unlabeled/fold0.csv")
+    assert set(scores["fold"]) == {0} and scores["key"].nunique() == 3 and len(scores) == 6  # 3 soundscapes of 10 s
+    windows = pd.read_csv(tmp_path / "results/experiments/probe/teacher_windows/fold0.csv")
+    log = (tmp_path / "results/logs/train_fold/distilled/fold0.log").read_text()
+    assert f"distillation from probe: {len(windows) + len(scores)} soft-labelled windows" in log
+
     meta = pd.read_csv(tmp_path / "data/train_metadata.csv")
     first = meta.iloc[0]
     new_name = first["filename"].rsplit("/", 1)[0] + "/XC_new.ogg"

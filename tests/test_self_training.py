@@ -295,20 +295,26 @@ def test_an_ensemble_teacher_plans_without_a_cycle(tmp_path, tiny_dataset):
 @pytest.mark.workflow
 @pytest.mark.slow
 def test_a_distilled_students_fold_k_learns_from_fold_k_teacher_windows_of_its_training_recordings(round_workdir, tmp_path):
+    """With self_training.audio_dir (and no self-training round) also from fold k's teacher
+    scores of the unlabeled recordings."""
     workdir = tmp_path / "w"
     shutil.copytree(round_workdir, workdir, symlinks=True)
     from test_workflow import write_config
 
-    config = write_config(workdir, {"experiments": {"base": {}, "distilled": {"train": {"teacher": "base", "epochs": 1}}}},
-                          "config.distil.yaml")
+    config = write_config(workdir, {"experiments": {"base": {}, "distilled": {"train": {"teacher": "base", "epochs": 1}}},
+                                    "self_training": ROUND | {"rounds": 0}}, "config.distil.yaml")
     target = "results/experiments/distilled/models/fold0/model.pt"
-    assert planned(workdir, config, target) == {"teacher_windows": 1, "train_fold": 1}  # the teacher is not retrained
+    # the teacher is not retrained, nor are its scores of the unlabeled recordings (the round's) made again
+    assert planned(workdir, config, target) == {"teacher_windows": 1, "train_fold": 1}
     run_snakemake(workdir, target, "--configfile", config)
     windows = pd.read_csv(workdir / "results/experiments/base/teacher_windows/fold0.csv", dtype={"key": str})
     folds = pd.read_csv(workdir / "results/folds/folds.csv", dtype={"key": str})
     assert set(windows["fold"]) == {0} and set(windows["key"]) == set(folds.loc[folds["fold"] != 0, "key"])
+    unlabeled = pd.read_csv(workdir / "results/experiments/base/unlabeled/fold0.csv")
+    assert set(unlabeled["fold"]) == {0} and len(unlabeled) == 6  # 3 soundscapes of 10 s
     log = (workdir / "results/logs/train_fold/distilled/fold0.log").read_text()
-    assert f"distillation from base: {len(windows)} soft-labelled windows" in log
+    assert f"distillation from base: {len(windows) + len(unlabeled)} soft-labelled windows" in log
     made_from = upstream_files(workdir, config, target)
     assert {f for f in made_from if f.endswith("model.pt")} == {"results/experiments/base/models/fold0/model.pt"}
-    assert {f for f in made_from if "teacher_windows" in f} == {"results/experiments/base/teacher_windows/fold0.csv"}
+    assert {f for f in made_from if "teacher_windows" in f or "/unlabeled/fold" in f} == {
+        "results/experiments/base/teacher_windows/fold0.csv", "results/experiments/base/unlabeled/fold0.csv"}

@@ -31,14 +31,18 @@ else:
     from soundclf.mel import MelParams
     from soundclf.mel_cache import MelCache
 
+    def windows(path):
+        return pd.read_csv(path, dtype={"key": str})
+
     pseudo = None
     if snakemake.input.pseudo_labels:  # a self-training student
-        pseudo = PseudoLabels(pd.read_csv(snakemake.input.pseudo_labels[0], dtype={"key": str}),
-                              MelCache(p.unlabeled_dir, p.n_shards), p.pseudo_share, "self-training")
+        pseudo = PseudoLabels(((windows(snakemake.input.pseudo_labels[0]), MelCache(p.unlabeled_dir, p.n_shards)),),
+                              p.pseudo_share, "self-training")
     elif snakemake.input.teacher_windows:  # a distilled student: the teacher scored its training recordings
-        pseudo = PseudoLabels(pd.read_csv(snakemake.input.teacher_windows[0], dtype={"key": str}),
-                              MelCache(p.features_dir, p.n_shards), p.train["teacher_share"],
-                              f"distillation from {p.train['teacher']}")
+        parts = [(windows(snakemake.input.teacher_windows[0]), MelCache(p.features_dir, p.n_shards))]
+        if snakemake.input.teacher_unlabeled:  # and the unlabeled ones (self_training.audio_dir)
+            parts.append((windows(snakemake.input.teacher_unlabeled[0]), MelCache(p.unlabeled_dir, p.n_shards)))
+        pseudo = PseudoLabels(tuple(parts), p.train["teacher_share"], f"distillation from {p.train['teacher']}")
 
     train_fold(folds, classes, fold, MelCache(p.features_dir, p.n_shards),
                MelParams.from_config({"sample_rate": p.sample_rate}, p.mel), p.model, p.train,

@@ -52,18 +52,19 @@ def data_digest(train_table: pd.DataFrame, fold: int, model_cfg: dict, train_cfg
 
 @dataclass(frozen=True)
 class PseudoLabels:
-    """A student's soft-labelled windows and the mel cache of the recordings they are windows
-    of: a self-training student's pseudo-labels of unlabeled recordings
+    """A student's soft-labelled windows, each table with the mel cache of the recordings it
+    holds windows of: a self-training student's pseudo-labels of unlabeled recordings
     (self_training.pseudo_labels), or a distilled student's teacher scores of its training
-    recordings (train.teacher)."""
-    table: pd.DataFrame
-    cache: MelCache
+    recordings (train.teacher) and, where self_training.audio_dir is given, of the unlabeled
+    ones."""
+    parts: tuple[tuple[pd.DataFrame, MelCache], ...]
     share: float  # of every batch
     source: str = "self-training"  # what the log calls them
 
     @property
     def fingerprint(self) -> str:
-        return f"{self.share}:{pd.util.hash_pandas_object(self.table, index=False).sum()}"
+        return ":".join([str(self.share)] + [str(pd.util.hash_pandas_object(table, index=False).sum())
+                                             for table, _ in self.parts])
 
 
 def train_fold(folds: pd.DataFrame, classes: list[str], fold: int, cache: MelCache, params: MelParams,
@@ -107,10 +108,12 @@ def train_fold(folds: pd.DataFrame, classes: list[str], fold: int, cache: MelCac
     if pseudo is None:
         loader = DataLoader(crops, batch_size=batch_size, shuffle=True, drop_last=True, **loading)
     else:
-        check_fold(pseudo.table, fold, f"{pseudo.source} targets")
-        pseudo_crops = PseudoCrops(pseudo.table, classes, pseudo.cache, seg_frames, cfg.n_segments, params.frames_per_second,
-                              top_db=params.top_db, short_clip=train_cfg["short_clip"],
-                              crop_augment=crops.crop_augment, augment=spec_augment)
+        for table, _ in pseudo.parts:
+            check_fold(table, fold, f"{pseudo.source} targets")
+        pseudo_crops = ConcatDataset([
+            PseudoCrops(table, classes, cache, seg_frames, cfg.n_segments, params.frames_per_second, top_db=params.top_db,
+                        short_clip=train_cfg["short_clip"], crop_augment=crops.crop_augment, augment=spec_augment)
+            for table, cache in pseudo.parts])
         batches = MixedBatches(len(crops), len(pseudo_crops), batch_size, pseudo.share)
         log.info("%s: %d soft-labelled windows, %d of every %d crops per batch", pseudo.source, len(pseudo_crops),
                  batches.per_batch_pseudo, batch_size)

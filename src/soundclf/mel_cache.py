@@ -108,6 +108,17 @@ def as_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return values.astype(dtype)
 
 
+def cached_recordings(cache_dir: str | Path, n_shards: int) -> pd.DataFrame:
+    """key and duration (s) of every recording in a cache's shards (mel and embedding caches
+    alike: each recording a dataset with a duration attribute), in shard then key order."""
+    rows = []
+    for shard in range(n_shards):
+        with h5py.File(shard_path(cache_dir, shard), "r") as h5:
+            h5.visititems(lambda name, obj: rows.append((name, float(obj.attrs["duration"])))
+                          if isinstance(obj, h5py.Dataset) else None)
+    return pd.DataFrame(rows, columns=["key", "duration"])
+
+
 class MelCache:
     """Reads frame windows from the shards; each process opens its own file handles
     (h5py handles must not cross a fork, e.g. into DataLoader workers)."""
@@ -153,12 +164,7 @@ class MelCache:
 
     def recordings(self) -> pd.DataFrame:
         """key and duration (s) of every recording in the shards, in shard then key order."""
-        rows = []
-        for shard in range(self.n_shards):
-            with h5py.File(shard_path(self.mel_dir, shard), "r") as h5:
-                h5.visititems(lambda name, obj: rows.append((name, float(obj.attrs["duration"])))
-                              if isinstance(obj, h5py.Dataset) else None)
-        return pd.DataFrame(rows, columns=["key", "duration"])
+        return cached_recordings(self.mel_dir, self.n_shards)
 
     def mel_params(self, key: str) -> dict:
         return json.loads(self._dataset(key).file.attrs["mel_params"])
