@@ -161,11 +161,12 @@ def main() -> int:
         queries = [example_window(windows, key) for key in keys[:args.examples]]
         vector = label_vector(x[queries])
         found = search_label(index, vector, name, FIRST["top_k"], FIRST["per_recording"], HOP, WINDOW, paths)
+        verdicts = oracle(found["file"], found["start"], name)
         marked = pd.DataFrame({"file": list(windows.loc[queries, "file"]) + list(found["file"]),
                                "start": list(windows.loc[queries, "start"]) + list(found["start"]),
-                               "target": [1.0] * len(queries) + oracle(found["file"], found["start"], name)})
+                               "target": [1.0] * len(queries) + verdicts})
         marked = marked.drop_duplicates(["file", "start"], keep="last")
-        rows = [{"round": 0, "labels": len(found), "precision_at_20": float(np.mean(oracle(found["file"], found["start"], name))),
+        rows = [{"round": 0, "labels": len(found), "precision_at_20": float(np.mean(verdicts)),
                  "found": len(positives & set(marked.loc[marked["target"] == 1, "file"])) / len(positives)}]
         for r in range(1, args.rounds + 1):
             draw = Draw(seed=r)

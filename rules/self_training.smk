@@ -52,8 +52,12 @@ def student_unlabeled_mels(wildcards):
     return unlabeled_mels(wildcards.exp) if uses_unlabeled(wildcards.exp) else []
 
 
+def unlabeled_embedding_dir(exp):
+    return f"{RESULTS}/embeddings/{EMBED_DIGESTS[exp]}/unlabeled"
+
+
 def unlabeled_embeddings(exp):
-    return [f"{RESULTS}/embeddings/{EMBED_DIGESTS[exp]}/unlabeled/shard_{s:03d}.h5" for s in range(N_SHARDS)]
+    return [f"{unlabeled_embedding_dir(exp)}/shard_{s:03d}.h5" for s in range(N_SHARDS)]
 
 
 use rule mel_shard as unlabeled_mel_shard with:
@@ -122,8 +126,9 @@ use rule teacher_scores as probe_teacher_scores with:
         model=f"{MODEL_DIR}/fold{{fold}}/model.pt",
         unlabeled=lambda wc: unlabeled_embeddings(wc.exp),
     params:
-        unlabeled_dir=lambda wc: f"{RESULTS}/embeddings/{EMBED_DIGESTS[wc.exp]}/unlabeled",
+        unlabeled_dir=lambda wc: unlabeled_embedding_dir(wc.exp),
         n_shards=N_SHARDS,
+        batch_size=lambda wc: EXPERIMENTS[wc.exp]["evaluate"]["batch_size"],
     log:
         f"{LOGS}/probe_teacher_scores/{{exp}}/fold{{fold}}.log",
     benchmark:

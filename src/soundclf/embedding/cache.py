@@ -12,12 +12,10 @@ from typing import Iterable, Iterator
 
 import h5py
 import numpy as np
-import pandas as pd
 from tqdm import tqdm
 
 from ..atomic import atomic_path
 from ..audio import AudioDecodeError, CountedBlocks, skip_unusable, stream_mono
-from ..mel_cache import cached_recordings
 from ..sources import shard_of, shard_path
 from .model import EmbeddingSpec, Embedder, window_starts
 
@@ -128,10 +126,6 @@ class EmbeddingCache:
         self.cache_dir, self.n_shards = Path(cache_dir), n_shards
         self._files: dict[int, h5py.File] = {}
         self._pid = os.getpid()
-
-    def recordings(self) -> pd.DataFrame:
-        """key and duration (s) of every recording in the shards, in shard then key order."""
-        return cached_recordings(self.cache_dir, self.n_shards)
 
     def embeddings(self, key: str) -> np.ndarray:
         if os.getpid() != self._pid:
