@@ -96,11 +96,13 @@ def test_playing_moves_the_cursor_over_the_spectrogram(browser, server):
     page = open_page(browser, server)
     box = page.evaluate("[document.getElementById('window-box').style.left, document.getElementById('window-box').style.width]")
     assert [float(v.rstrip("%")) for v in box] == pytest.approx([100 / 3, 100 / 3], abs=0.01)  # 1 s window in a 3 s clip
-    assert page.locator("#spec-img").evaluate("img => img.complete && img.naturalWidth > 0")
+    # the server renders the spectrogram on the first request: wait for it, as a person would
+    page.wait_for_function("(img => img.complete && img.naturalWidth > 0)(document.getElementById('spec-img'))",
+                           timeout=15000)
     page.keyboard.press(" ")
-    page.wait_for_function("document.getElementById('player').currentTime > 0.4", timeout=5000)
+    page.wait_for_function("document.getElementById('player').currentTime > 0.4", timeout=15000)
     first = float(page.evaluate("document.getElementById('cursor').style.left").rstrip("%"))
-    page.wait_for_function(f"parseFloat(document.getElementById('cursor').style.left) > {first + 5}", timeout=5000)
+    page.wait_for_function(f"parseFloat(document.getElementById('cursor').style.left) > {first + 5}", timeout=15000)
     page.keyboard.press(" ")
     assert page.evaluate("document.getElementById('player').paused")
     page.context.close()
@@ -150,9 +152,9 @@ def test_marks_by_keyboard_survive_reload_kill_9_and_restart(browser, server, tm
     assert page.locator("#status").get_attribute("class") == "error"
     assert "NOT saved" in page.locator("#status").inner_text() and marked(page) == 5
     assert current(page) == failing and "not marked" in page.locator("#mark-state").inner_text()
-    page.wait_for_function("!document.getElementById('banner').hidden", timeout=5000)  # the poll tells too
+    page.wait_for_function("!document.getElementById('banner').hidden", timeout=15000)  # the poll tells too
     server.start()
-    page.wait_for_function("document.getElementById('banner').hidden", timeout=5000)
+    page.wait_for_function("document.getElementById('banner').hidden", timeout=15000)
     page.reload()
     page.wait_for_function("state.items.length > 0")
     assert marked(page) == 5 and sorted(page.evaluate("Object.keys(state.marks)")) == sorted(done)
@@ -189,7 +191,7 @@ def test_two_tabs_see_each_others_marks(browser, server):
     first.keyboard.press("y")
     second.keyboard.press("n")
     for page in (first, second):  # each sees the other's after a poll
-        page.wait_for_function(f"Object.keys(state.marks).length === {base + 2}", timeout=5000)
+        page.wait_for_function(f"Object.keys(state.marks).length === {base + 2}", timeout=15000)
         assert page.evaluate(f"[state.marks['{a}'].mark, state.marks['{b}'].mark]") == ["yes", "no"]
     assert read_marks(server.review_dir / "marks.csv")["item"].tolist()[-2:] in ([a, b], [b, a])
     first.context.close()
