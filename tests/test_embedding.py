@@ -149,6 +149,8 @@ def test_zero_shot_scores_are_the_models_own_output_for_mapped_classes():
     np.testing.assert_allclose(logits[[0, 2]], output[rows], rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="zero_shot_label_map"):
         zero_shot_probe(["a", "b"], spec, 1024, {})
+    with pytest.raises(ValueError, match=r"model.probe anchored: none of the 2 classes .* use model.probe: linear"):
+        zero_shot_probe(["baby_cry", "chainsaw"], spec, 1024, {"probe": "anchored"})  # ESC-10 as a new user tried it
 
 
 @needs_model

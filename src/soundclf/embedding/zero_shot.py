@@ -92,9 +92,11 @@ def zero_shot_probe(classes: list[str], spec: EmbeddingSpec, dim: int, model_cfg
         raise EmbeddingModelError(f"model.zero_shot_labels: {len(labels)} labels for a classifier of {len(weight)} outputs")
     rows = match_classes(classes, labels, model_cfg.get("zero_shot_label_map"))
     if all(row is None for row in rows):
-        raise ValueError(f"model.probe zero_shot: none of the {len(classes)} classes ({', '.join(classes[:3])}, …) "
-                         f"is a label of the model ({labels[0]}, …); map them in a CSV of columns class, label "
-                         "and set model.zero_shot_label_map")
+        # anchored and zero_shot both read the model's classifier: with nothing mapped there is nothing to read
+        raise ValueError(f"model.probe {model_cfg.get('probe', 'zero_shot')}: none of the {len(classes)} classes "
+                         f"({', '.join(classes[:3])}, …) is a label of the model ({labels[0]}, …); map them in a "
+                         "CSV of columns class, label and set model.zero_shot_label_map, or, for classes the model "
+                         "does not know (other taxa, sounds that are not species), use model.probe: linear")
     probe = Probe(dim, len(classes))
     with torch.no_grad():
         probe.body.weight.zero_()
