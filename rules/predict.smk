@@ -36,8 +36,6 @@ rule predict_shard:
         # each file's rows, committed as they finish: not an output, so a killed job's survive
         parts_dir=lambda wc: f"{EXP_DIR}/{wc.exp}/predictions/shards/shard_{wc.pshard}.parts",
     threads: config["threads"]["predict"]
-    resources:
-        gpu=GPU_REQUEST,
     conda:
         CONDA_ENV
     log:

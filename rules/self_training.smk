@@ -107,8 +107,6 @@ rule teacher_scores:
         n_shards=N_SHARDS,
         batch_size=lambda wc: EXPERIMENTS[wc.exp]["evaluate"]["batch_size"],
     threads: config["threads"]["evaluate"]
-    resources:
-        gpu=GPU_REQUEST,
     conda:
         CONDA_ENV
     log:

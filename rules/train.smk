@@ -34,8 +34,6 @@ rule train_fold:
         # the resumable checkpoint: not an output, so a killed job's checkpoint survives
         work_dir=lambda wc: f"{EXP_DIR}/{wc.exp}/models/fold{wc.fold}/work",
     threads: config["threads"]["train"]
-    resources:
-        gpu=GPU_REQUEST,
     conda:
         CONDA_ENV
     log:
@@ -62,8 +60,6 @@ rule teacher_windows:
         n_shards=N_SHARDS,
         batch_size=lambda wc: EXPERIMENTS[wc.exp]["evaluate"]["batch_size"],
     threads: config["threads"]["evaluate"]
-    resources:
-        gpu=GPU_REQUEST,
     conda:
         CONDA_ENV
     log:
