@@ -1,5 +1,6 @@
-"""The review page in a real browser (Debian's Chromium through Playwright): play, mark by
-keyboard, reload, kill -9 the server mid-review, restart, export; a second tab converges.
+"""The review page in a real browser (Debian's Chromium through Playwright): the name asked on
+first use, play, mark by keyboard, reload, kill -9 the server mid-review, restart (a new token),
+export; a second reviewer's tab converges and is recorded apart.
 
 SOUNDCLF_SCREENSHOT=1 writes the page's screenshot to docs/images/review_page.png."""
 import os
@@ -15,7 +16,9 @@ import pandas as pd
 import pytest
 
 from conftest import REPO, write_review_set
+from soundclf.review.server import TOKEN_HEADER
 from soundclf.review.store import export_marks, read_marks
+from test_review_server import printed_token
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -27,7 +30,8 @@ pytestmark = [pytest.mark.slow,
 
 
 class Server:
-    """`python -m soundclf.cli review DIR --port P --no-browser`, as a person runs it."""
+    """`python -m soundclf.cli review DIR --port P --no-browser --reviewer ana`, as a person runs
+    it; its addresses carry the token it printed at its last start."""
 
     def __init__(self, review_dir: Path):
         self.review_dir = review_dir
@@ -35,18 +39,30 @@ class Server:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}/"
-        self.page = self.url + "?poll=300"  # the page polls every 0.3 s instead of 3
+        self.token = ""
         self.proc = None
+
+    @property
+    def asking(self) -> str:
+        """The printed address (the page polls every 0.3 s instead of 3): the page asks who marks."""
+        return f"{self.url}?token={self.token}&poll=300"
+
+    @property
+    def page(self) -> str:
+        """The address as a link made for ana: the page marks as ana at once."""
+        return self.asking + "&reviewer=ana"
 
     def start(self):
         self.proc = subprocess.Popen([sys.executable, "-m", "soundclf.cli", "review", str(self.review_dir), "--port",
                                       str(self.port), "--no-browser", "--reviewer", "ana"],
                                      env=dict(os.environ, PYTHONPATH=str(REPO / "src")),
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.token = printed_token(self.proc)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
-                urllib.request.urlopen(self.url + "api/marks", timeout=1)
+                urllib.request.urlopen(urllib.request.Request(self.url + "api/marks",
+                                                              headers={TOKEN_HEADER: self.token}), timeout=1)
                 return
             except OSError:
                 assert self.proc.poll() is None, f"the server stopped: {self.proc.stderr.read()}"
@@ -85,10 +101,20 @@ def current(page) -> str:
     return page.evaluate("state.current")
 
 
-def open_page(browser, server):
+def open_page(browser, server, name=None):
+    """A new browser (no name kept yet) on the printed address, `name` answering who is marking;
+    without a name, on the link made for ana, which asks nothing."""
     page = browser.new_context(viewport={"width": 1200, "height": 760}).new_page()
-    page.goto(server.page)
+    page.goto(server.asking if name else server.page)
     page.wait_for_function("state.items.length > 0 && state.current")
+    if name is None:
+        assert page.locator("#name-form").is_hidden() and page.evaluate("state.name") == "ana"
+        return page
+    assert page.locator("#name-input").is_visible() and page.locator("#name-input").input_value() == "ana"  # offered
+    page.locator("#name-input").fill(name)
+    page.keyboard.press("Enter")
+    page.wait_for_function(f"state.name === {name!r}")
+    assert page.locator("#name-form").is_hidden() and page.locator("#reviewer").inner_text() == f"marking as {name}"
     return page
 
 
@@ -108,8 +134,24 @@ def test_playing_moves_the_cursor_over_the_spectrogram(browser, server):
     page.context.close()
 
 
+def test_no_mark_is_made_before_the_page_knows_who_marks(browser, server):
+    page = browser.new_context().new_page()
+    page.goto(server.asking)
+    page.wait_for_function("state.items.length > 0 && state.current")
+    assert not (server.review_dir / "marks.csv").exists()  # the first test marked nothing
+    page.locator("#name-input").fill("  ")
+    page.keyboard.press("Enter")
+    assert "say who is marking" in page.locator("#name-problem").inner_text()
+    page.keyboard.press("Escape")
+    page.keyboard.press("y")
+    page.wait_for_function("document.getElementById('status').textContent.includes('say who is marking first')")
+    assert page.locator("#name-input").is_visible() and marked(page) == 0
+    assert not (server.review_dir / "marks.csv").exists()
+    page.context.close()
+
+
 def test_marks_by_keyboard_survive_reload_kill_9_and_restart(browser, server, tmp_path):
-    page = open_page(browser, server)
+    page = open_page(browser, server, "ana")
     assert not page.locator("#item-score").is_visible()  # the score is hidden until switched on
     done = []
     for k, key in enumerate(["y", "n", "u", "o", "y"], start=1):
@@ -140,6 +182,7 @@ def test_marks_by_keyboard_survive_reload_kill_9_and_restart(browser, server, tm
     page.reload()
     page.wait_for_function("state.items.length > 0")
     assert marked(page) == 5 and sorted(page.evaluate("Object.keys(state.marks)")) == sorted(done)
+    assert page.locator("#name-form").is_hidden() and page.evaluate("state.name") == "ana"  # kept in the browser
     page.keyboard.press("k")
     assert "saved" in page.locator("#mark-state").inner_text()
 
@@ -153,14 +196,16 @@ def test_marks_by_keyboard_survive_reload_kill_9_and_restart(browser, server, tm
     assert "NOT saved" in page.locator("#status").inner_text() and marked(page) == 5
     assert current(page) == failing and "not marked" in page.locator("#mark-state").inner_text()
     page.wait_for_function("!document.getElementById('banner').hidden", timeout=15000)  # the poll tells too
-    server.start()
-    page.wait_for_function("document.getElementById('banner').hidden", timeout=15000)
-    page.reload()
+    server.start()  # with a new token: the open page says to open the new address
+    page.wait_for_function("document.getElementById('banner').textContent.includes('?token=')", timeout=15000)
+    page.goto(server.asking)
     page.wait_for_function("state.items.length > 0")
+    page.wait_for_function("document.getElementById('banner').hidden", timeout=15000)
     assert marked(page) == 5 and sorted(page.evaluate("Object.keys(state.marks)")) == sorted(done)
+    assert page.locator("#name-form").is_hidden()  # the same origin: the name is still known
 
     page.locator("#show-score").check()
-    page.goto(server.page + "#item=" + done[3])
+    page.goto(server.asking + "#item=" + done[3])
     page.reload()  # the page opens at the item its address names
     page.wait_for_function(f"state.current === '{done[3]}'")
     page.wait_for_function("document.getElementById('spec-img').complete")
@@ -180,8 +225,8 @@ def test_marks_by_keyboard_survive_reload_kill_9_and_restart(browser, server, tm
     assert [["other", "lark", "ana"]] == raven.loc[raven["Item"] == done[3], ["Mark", "Other Species", "Reviewer"]].values.tolist()
 
 
-def test_two_tabs_see_each_others_marks(browser, server):
-    first, second = open_page(browser, server), open_page(browser, server)
+def test_two_reviewers_see_each_others_marks_and_are_recorded_apart(browser, server):
+    first, second = open_page(browser, server, "ana"), open_page(browser, server, "ben")
     first.locator("#filter-unmarked").check()
     second.locator("#filter-unmarked").check()
     second.keyboard.press("j")  # the two tabs mark different items
@@ -193,6 +238,10 @@ def test_two_tabs_see_each_others_marks(browser, server):
     for page in (first, second):  # each sees the other's after a poll
         page.wait_for_function(f"Object.keys(state.marks).length === {base + 2}", timeout=15000)
         assert page.evaluate(f"[state.marks['{a}'].mark, state.marks['{b}'].mark]") == ["yes", "no"]
-    assert read_marks(server.review_dir / "marks.csv")["item"].tolist()[-2:] in ([a, b], [b, a])
+    events = read_marks(server.review_dir / "marks.csv").set_index("item")
+    assert sorted(events.index[-2:]) == sorted([a, b])
+    assert [events.loc[a, "reviewer"], events.loc[b, "reviewer"]] == ["ana", "ben"]
+    assert [first.evaluate(f"state.marks['{b}'].reviewer"), second.evaluate(f"state.marks['{a}'].reviewer")] == \
+        ["ben", "ana"]
     first.context.close()
     second.context.close()

@@ -26,9 +26,12 @@ def _reviewer() -> str:
 def _page_options() -> argparse.ArgumentParser:
     """The review page's options, shared by `review` and `search`."""
     page = argparse.ArgumentParser(add_help=False)
-    page.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    page.add_argument("--host", default="127.0.0.1",
+                      help="address to listen on (default 127.0.0.1: this machine only); the page answers only "
+                           "requests addressed to it, to localhost or to 127.0.0.1")
     page.add_argument("--port", type=int, default=8765, help="port to listen on (default 8765)")
-    page.add_argument("--reviewer", default=_reviewer(), help="your name in marks.csv (default: your login name)")
+    page.add_argument("--reviewer", default=_reviewer(),
+                      help="the name the page offers when it asks who is marking (default: your login name)")
     page.add_argument("--no-browser", action="store_true", help="do not open the page in a browser")
     return page
 
@@ -41,7 +44,8 @@ def _parser() -> argparse.ArgumentParser:
         "review", parents=[page], help="mark a review set's windows in the browser",
         description="Serve the review page over one review set folder (results/review/<name>/): listen to each "
                     "drawn window, mark it yes / no / unsure / other species; every mark is appended to the "
-                    "folder's marks.csv before the page shows it as saved.")
+                    "folder's marks.csv, under the name the page asked its reviewer, before the page shows it as "
+                    "saved. Open the address it prints: its token is what lets the page read and write.")
     review.add_argument("review_dir", metavar="DIR", type=Path, help="the review set folder, holding items.csv")
     search = commands.add_parser(
         "search", parents=[page], help="the next step of a label's search by example, then its review page",
@@ -64,13 +68,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace, review_dir: Path) -> None:
     from .review.items import ReviewError
-    from .review.server import serve
+    from .review.server import reviewer_problem, serve
     from .review.store import MarksFileError
 
     if not 0 < args.port < 65536:
         parser.error(f"--port {args.port} is not a port number (1-65535)")
-    if not args.reviewer.strip():
-        parser.error("--reviewer must not be empty")
+    if problem := reviewer_problem(args.reviewer):
+        parser.error(f"--reviewer: {problem}")
     try:
         serve(review_dir, args.host, args.port, args.reviewer.strip(), open_browser=not args.no_browser)
     except (ReviewError, MarksFileError) as e:

@@ -1,15 +1,22 @@
 // The review page: one item at a time, its spectrogram, clip and mark buttons.
 // A mark counts as saved only once POST /api/marks has answered (the server has written
-// it to marks.csv by then); GET /api/marks is polled so that two tabs converge.
+// it to marks.csv by then); GET /api/marks is polled so that two tabs converge. Every mark
+// carries the name of who is marking, asked on first use and kept in this browser.
 "use strict";
 
+const PARAMS = new URLSearchParams(location.search);
 // every 3 s; ?poll=MS changes it (the browser test polls faster)
-const POLL_MS = Math.max(200, Number(new URLSearchParams(location.search).get("poll")) || 3000);
+const POLL_MS = Math.max(200, Number(PARAMS.get("poll")) || 3000);
+// the token of the address `soundclf review` printed: the server answers nothing of the set without it
+const TOKEN = PARAMS.get("token") || "";
 const SCORE_KEY = "soundclf.review.showScore";
+const NAME_KEY = "soundclf.review.reviewer";
 const $ = (id) => document.getElementById(id);
 
 const state = {
-  review: {}, reviewer: "", items: [], byId: {}, marks: {},
+  review: {}, items: [], byId: {}, marks: {},
+  offered: "",     // the name the server offers (--reviewer)
+  name: "",        // who is marking in this browser; none yet: the page asks
   current: null,   // the item shown
   saving: null,    // {item, mark} while a POST is in flight
   history: [],     // items marked in this tab, latest last (for undo)
@@ -18,10 +25,10 @@ const state = {
 
 // ---- data -----------------------------------------------------------------------------
 
-async function api(path, options) {
+async function api(path, options = {}) {
   let response;
   try {
-    response = await fetch(path, options);
+    response = await fetch(path, { ...options, headers: { ...options.headers, "X-Review-Token": TOKEN } });
   } catch (e) {
     throw new Error("the review server is not reachable (stopped?); start it again, then redo this mark");
   }
@@ -34,12 +41,14 @@ async function api(path, options) {
 async function load() {
   const data = await api("/api/items");
   state.review = data.review;
-  state.reviewer = data.reviewer;
+  state.offered = data.reviewer;
   state.items = data.items.map((item, idx) => ({ ...item, idx }));
   state.byId = Object.fromEntries(state.items.map((item) => [item.item, item]));
   state.marks = data.marks;
   $("set-name").textContent = data.review.name || "review";
-  $("reviewer").textContent = `marking as ${data.reviewer}`;
+  // ?reviewer=NAME answers the question (a link made for one person); else this browser's last answer
+  const known = (PARAMS.get("reviewer") || localStorage.getItem(NAME_KEY) || "").trim();
+  if (known && !nameProblem(known)) setName(known); else askName();
   document.title = `review ${data.review.name || ""}`;
   const classes = data.review.classes && data.review.classes.length
     ? data.review.classes : [...new Set(state.items.map((i) => i.label))].sort();
@@ -53,6 +62,42 @@ async function load() {
   const first = state.byId[fromHash] || state.items.find((i) => !state.marks[i.item]) || state.items[0];
   renderProgress();
   if (first) show(first.item); else setStatus("this review set has no items", "error");
+}
+
+// ---- who is marking -------------------------------------------------------------------
+
+// why the server would refuse this name (server.py's reviewer_problem), or ""
+function nameProblem(name) {
+  if (!name) return "say who is marking";
+  if (name.length > $("name-input").maxLength) return `a name is at most ${$("name-input").maxLength} characters`;
+  if (/[\p{Cc}\p{Cs}\u2028\u2029]/u.test(name)) return "a name is one line of text";
+  return "";
+}
+
+function setName(name) {
+  state.name = name;
+  localStorage.setItem(NAME_KEY, name);
+  $("reviewer").textContent = `marking as ${name}`;
+  $("change-name").hidden = false;
+  $("name-form").hidden = true;
+}
+
+function askName() {
+  $("name-form").hidden = false;
+  $("name-input").value = state.name || state.offered;
+  $("name-input").focus();
+  $("name-input").select();
+}
+
+function answerName(e) {
+  e.preventDefault();
+  const name = $("name-input").value.trim();
+  const problem = nameProblem(name);
+  $("name-problem").textContent = problem;
+  if (problem) return;
+  setName(name);
+  $("name-input").blur();
+  setStatus(`marking as ${name}`, "ok");
 }
 
 // ---- which items are shown ------------------------------------------------------------
@@ -97,8 +142,8 @@ function show(id) {
   if (player.dataset.item !== id) {
     player.pause();
     player.dataset.item = id;
-    player.src = `/clips/${encodeURIComponent(id)}.wav`;
-    $("spec-img").src = `/clips/${encodeURIComponent(id)}.png`;
+    player.src = clipUrl(id, "wav");
+    $("spec-img").src = clipUrl(id, "png");
   }
   const span = clipSeconds(item);
   const box = $("window-box");
@@ -115,6 +160,11 @@ function show(id) {
 }
 
 function fmt(seconds) { return Number(seconds).toFixed(1); }
+
+// an <audio> or <img> cannot send a header: the token goes in the query
+function clipUrl(id, kind) {
+  return `/clips/${encodeURIComponent(id)}.${kind}?token=${encodeURIComponent(TOKEN)}`;
+}
 
 function renderItem() {
   const id = state.current;
@@ -190,7 +240,8 @@ function applyScoreSwitch() {
 async function mark(value, { advance = true, item = state.current } = {}) {
   if (!item) return;
   if (state.saving) { setStatus("still saving the last mark…", "info"); return; }
-  const body = { item, mark: value, note: $("note").value };
+  if (!state.name) { askName(); setStatus("say who is marking first, then mark again", "info"); return; }
+  const body = { reviewer: state.name, item, mark: value, note: $("note").value };
   if (value === "other") body.other_label = $("other-label").value.trim();
   state.saving = { item, mark: value };
   renderItem();
@@ -318,6 +369,8 @@ function init() {
   $("next").addEventListener("click", () => go(1));
   $("play").addEventListener("click", togglePlay);
   $("undo").addEventListener("click", undo);
+  $("name-form").addEventListener("submit", answerName);
+  $("change-name").addEventListener("click", askName);
   for (const id of ["filter-class", "filter-mark", "filter-unmarked"]) {
     $(id).addEventListener("change", () => { $(id).blur(); renderItem(); });
   }
