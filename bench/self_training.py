@@ -22,7 +22,8 @@ sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).resolve().parents
 from common import WORK, record_figures, run_workflow  # noqa: E402
 from soundclf.experiments import load_config, self_training_students  # noqa: E402
 from soundclf.prediction import predict_folder  # noqa: E402
-from soundclf.submission import list_audio, prediction_metrics  # noqa: E402
+from soundclf.sources import list_audio_files  # noqa: E402
+from soundclf.submission import prediction_metrics, submission_form  # noqa: E402
 
 METRICS = ("recording.accuracy", "recording.padded_cmap", "window.padded_cmap", "soundscape.macro_roc_auc",
            "soundscape.padded_cmap")
@@ -37,7 +38,7 @@ def fold_scores(workdir: Path, exp: str, folds: list[int], soundscapes: list[Pat
             level, name = m.split(".")
             out[m].append(cv[level][name])
         table = predict_folder(soundscapes, [workdir / f"results/experiments/{exp}/models/fold{k}/model.pt"], 64)
-        scored = prediction_metrics(table, labels, 0.5)
+        scored = prediction_metrics(submission_form(table), labels, 0.5)
         out["soundscape.macro_roc_auc"].append(scored["macro_roc_auc"])
         out["soundscape.padded_cmap"].append(scored["padded_cmap"])
     return out
@@ -57,7 +58,7 @@ def run(name: str, configfiles: list[str], start_from: str | None, transform: di
     students = self_training_students(config)
     teacher = next(iter(students.values()))["first_teacher"]
     folds = list(range(config["folds"]["n_folds"]))
-    soundscapes = list_audio(workdir / "results/demo/soundscapes", ["ogg"])
+    soundscapes = list_audio_files(workdir / "results/demo/soundscapes", ["ogg"])
     labels = workdir / "results/demo/soundscape_labels.csv"
     rows = {exp: fold_scores(workdir, exp, folds, soundscapes, labels) for exp in [teacher, *students]}
     result = {"name": name, "configfiles": configfiles, "folds": folds, "teacher": teacher,

@@ -156,11 +156,6 @@ def shard_recordings(shard):
     return _listing["by_shard"][int(shard)]
 
 
-# GPU jobs ask for one GPU where this machine has one, so that the local profile's `gpu`
-# budget keeps two folds off one GPU; on a CPU-only machine they ask for none and folds run
-# side by side. SLURM profiles set the request themselves (set-resources).
-GPU_REQUEST = 1 if any(Path("/dev").glob("nvidia[0-9]*")) else 0
-
 # folds given by a metadata column (folds.column), in fold order; None: computed
 GIVEN_FOLD_VALUES = sources.given_fold_values(DATA, config["folds"])
 FOLDS = list(range(len(GIVEN_FOLD_VALUES) if GIVEN_FOLD_VALUES else config["folds"]["n_folds"]))
@@ -197,7 +192,7 @@ PREDICTION_OUTPUTS = [f for exp in PREDICTING for f in prediction_files(exp)]
 REPORT_OUTPUTS = (
     for_experiments(f"{REPORT_DIR}/{{name}}", name=["training_curves.png", "cv_metrics.csv"]
                     + [f"{n}.png" for n in OOF_FIGURES])
-    + [f"{EXP_DIR}/{exp}/report/prediction_timeline.png" for exp in PREDICTING]
+    + [f"{EXP_DIR}/{exp}/report/{name}.png" for exp in PREDICTING for name in ("prediction_timeline", "detection_activity")]
     + [f"{RESULTS}/report/input_data.png"]
 )
 COMPARISON = f"{EXP_DIR}/comparison.csv"
@@ -238,7 +233,7 @@ def predicted_files(exp):
 # predict keys a prediction shard does not read (detections, window truth): changing one
 # predicts nothing again
 PREDICTION_ONLY_ELSEWHERE = ("threshold", "target_precision", "min_score", "labels_csv", "annotations_dir",
-                             "neighbour_weight", "parquet_dtype", "review_set", "target_probability")
+                             "neighbour_weight", "parquet_dtype", "review_set", "target_probability", "site_level")
 
 
 def prediction_shards(exp, files):
@@ -252,9 +247,24 @@ def prediction_shard_audio(wildcards):
     return prediction_shards(wildcards.exp, predicted_files(wildcards.exp))[int(wildcards.pshard)]
 
 
+def prediction_manifest_path(exp, shard):
+    return f"{MANIFESTS}/predict/{exp}/shard_{shard}.tsv"
+
+
+def prediction_recordings(exp, files):
+    """(key, path) of recordings of an experiment's predict.audio_dir (key: the path under it)."""
+    return [(sources.relative_key(f, PREDICT[exp]["audio_dir"]), f) for f in files]
+
+
 def prediction_manifest(wildcards):
+    """A prediction shard's manifest: the list its job reads (soundclf.manifests.read_manifest).
+    A job process (on a cluster: Snakemake re-parsing this file) takes it as the plan wrote it,
+    without walking the archive again."""
+    path = prediction_manifest_path(wildcards.exp, wildcards.pshard)
+    if not workflow.is_main_process:
+        return path
     files = prediction_shard_audio(wildcards)
-    return audio_manifest(f"predict/{wildcards.exp}/shard_{wildcards.pshard}", [(f, f) for f in files])
+    return manifests.write_manifest(path, prediction_recordings(wildcards.exp, files))
 
 
 def write_manifests_before_planning():
@@ -277,7 +287,7 @@ def write_manifests_before_planning():
             if not made_by_demo(audio_dir):
                 _listing[prediction_listing(exp)] = files
             for s, shard in prediction_shards(exp, files).items():
-                audio_manifest(f"predict/{exp}/shard_{s}", [(f, f) for f in shard])
+                manifests.write_manifest(prediction_manifest_path(exp, s), prediction_recordings(exp, shard))
     if STUDENTS and Path(SELF_TRAINING["audio_dir"]).is_dir():
         grouped = by_shard(list_unlabeled(), N_SHARDS, key=lambda item: item[0])
         if not made_by_demo(SELF_TRAINING["audio_dir"]):

@@ -24,13 +24,12 @@ rule predict_shard:
         # predict.backend onnx: the fold models as ONNX, run with onnxruntime
         onnx=lambda wc: ([f"{EXP_DIR}/{wc.exp}/models/fold{k}/model.onnx" for k in FOLDS]
                          if PREDICT[wc.exp]["backend"] == "onnx" and EXPERIMENTS[wc.exp]["model"]["kind"] == "cnn" else []),
-        manifest=prediction_manifest,  # its recordings' paths, sizes, mtimes (soundclf.manifests)
+        manifest=prediction_manifest,  # its recordings' keys, paths, sizes, mtimes: the list the job reads
     output:
         f"{PREDICTIONS_DIR}/shards/shard_{{pshard}}.csv",
     params:
         # the detection and truth keys are other rules': changing one predicts nothing again
         predict=lambda wc: {k: v for k, v in PREDICT[wc.exp].items() if k not in PREDICTION_ONLY_ELSEWHERE},
-        files=prediction_shard_audio,
         kind=lambda wc: EXPERIMENTS[wc.exp]["model"]["kind"],
         on_bad_audio=DATA["on_bad_audio"],
         # each file's rows, committed as they finish: not an output, so a killed job's survive
@@ -57,8 +56,7 @@ rule predict_recordings:
         metrics=f"{PREDICTIONS_DIR}/metrics.json",
     params:
         parquet_dtype=lambda wc: PREDICT[wc.exp]["parquet_dtype"],
-        audio_dir=lambda wc: PREDICT[wc.exp]["audio_dir"],
-        extensions=lambda wc: PREDICT[wc.exp]["extensions"],
+        site_level=lambda wc: PREDICT[wc.exp]["site_level"],
         neighbour_weight=lambda wc: PREDICT[wc.exp]["neighbour_weight"],
         nocall_threshold=lambda wc: EXPERIMENTS[wc.exp]["evaluate"]["nocall_threshold"],
         truth=lambda wc: truth_of(wc.exp),
@@ -84,7 +82,7 @@ localrules:
 rule detect_events:
     input:
         unpack(detection_thresholds),
-        submission=f"{PREDICTIONS_DIR}/submission.csv",
+        windows=f"{PREDICTIONS_DIR}/windows.parquet",
     output:
         detections=f"{PREDICTIONS_DIR}/detections.csv",
         detections_parquet=f"{PREDICTIONS_DIR}/detections.parquet",
@@ -94,7 +92,7 @@ rule detect_events:
         threshold=lambda wc: PREDICT[wc.exp]["threshold"],
         target_probability=lambda wc: PREDICT[wc.exp]["target_probability"],
         min_score=lambda wc: PREDICT[wc.exp]["min_score"],
-        window_seconds=lambda wc: EXPERIMENTS[wc.exp]["train"]["segment_seconds"],
+        site_level=lambda wc: PREDICT[wc.exp]["site_level"],
     conda:
         CONDA_ENV
     log:

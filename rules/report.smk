@@ -95,3 +95,19 @@ rule plot_predictions:
         f"{BENCHMARKS}/plot_predictions/{{exp}}.tsv"
     script:
         "../workflow_scripts/plot_predictions.py"
+
+
+rule plot_detections:
+    input:
+        detections=f"{PREDICTIONS_DIR}/detections.parquet",
+    output:
+        report(f"{REPORT_DIR}/detection_activity.png", caption="../report/detection_activity.rst",
+               category="4. Prediction", subcategory="{exp}"),
+    conda:
+        CONDA_ENV
+    log:
+        f"{LOGS}/plot_detections/{{exp}}.log",
+    benchmark:
+        f"{BENCHMARKS}/plot_detections/{{exp}}.tsv"
+    script:
+        "../workflow_scripts/plot_detections.py"

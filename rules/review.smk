@@ -40,7 +40,6 @@ rule review_set:
         audio=lambda wc: EXPERIMENTS[REVIEW_SETS[wc.review]["experiment"]]["audio"],
         mel=lambda wc: EXPERIMENTS[REVIEW_SETS[wc.review]["experiment"]]["mel"],
         audio_dir=lambda wc: PREDICT[REVIEW_SETS[wc.review]["experiment"]]["audio_dir"],
-        extensions=lambda wc: PREDICT[REVIEW_SETS[wc.review]["experiment"]]["extensions"],
     conda:
         CONDA_ENV
     log:

@@ -136,31 +136,71 @@ def test_killed_training_resumes_from_its_checkpoint_and_matches_an_uninterrupte
     assert metrics[0] == metrics[1]
 
 
-def test_killed_prediction_shard_resumes_and_matches_an_uninterrupted_run(tmp_path, tiny_dataset):
-    base = tmp_path / "base"
+@pytest.fixture(scope="module")
+def prediction_base(tmp_path_factory, tiny_dataset):
+    """Trained fold models and an archive of 40 files in four folders, predicted one after another."""
+    base = tmp_path_factory.mktemp("killpredict")
     shutil.copytree(tiny_dataset, base / "data")
     soundscape = next((base / "data/soundscapes").glob("*.ogg"))
-    for i in range(40):  # an archive of 40 files, predicted one after another
+    for i in range(40):
         (base / "archive" / f"site_{i % 4}").mkdir(parents=True, exist_ok=True)
         shutil.copy(soundscape, base / "archive" / f"site_{i % 4}" / f"rec_{i:02d}.ogg")
     config = write_config(base, {"predict": {"audio_dir": "archive", "labels_csv": None},
                                  "train": SMALL["train"] | {"epochs": 1}})
     run_snakemake(base, *(f"{BASE}/models/fold{k}/model.pt" for k in (0, 1)), "--configfile", config)
+    return base
+
+
+PREDICTED = f"{BASE}/predictions/submission.csv"
+PARTS = f"{BASE}/predictions/shards/shard_0.parts"
+
+
+def committed(parts):
+    """A condition for kill_when: recordings committed to a shard's journal (0 before the first)."""
+    def count():
+        try:
+            return len((parts / "done.jsonl").read_text().splitlines())
+        except FileNotFoundError:
+            return 0
+
+    return count
+
+
+def kill_prediction(workdir, *configs):
+    """Start predicting, SIGKILL it once at least 3 of the 40 recordings are committed; how many were."""
+    args = [a for c in configs for a in ("--configfile", c)]
+    done_at_kill = kill_when(start_snakemake(workdir, PREDICTED, *args), lambda: committed(workdir / PARTS)() >= 3
+                             and committed(workdir / PARTS)())
+    assert 3 <= done_at_kill < 40 and not (workdir / f"{BASE}/predictions/shards/shard_0.csv").exists()
+    run_snakemake(workdir, "--unlock", PREDICTED, *args)
+    return done_at_kill
+
+
+def test_killed_prediction_shard_resumes_and_matches_an_uninterrupted_run(prediction_base, tmp_path):
     uninterrupted, killed = tmp_path / "uninterrupted", tmp_path / "killed"
     for workdir in (uninterrupted, killed):
-        shutil.copytree(base, workdir, symlinks=True)
-    target = [f"{BASE}/predictions/submission.csv", "--configfile", config]
-    run_snakemake(uninterrupted, *target)
+        shutil.copytree(prediction_base, workdir, symlinks=True)
+    run_snakemake(uninterrupted, PREDICTED, "--configfile", "config.test.yaml")
 
-    parts = killed / f"{BASE}/predictions/shards/shard_0.parts"
-    done_at_kill = kill_when(start_snakemake(killed, *target), lambda: len(list(parts.glob("*.csv"))) >= 3 and
-                             len(list(parts.glob("*.csv"))))
-    assert 3 <= done_at_kill < 40 and not (killed / f"{BASE}/predictions/shards/shard_0.csv").exists()
-    run_snakemake(killed, "--unlock", *target)
-    run_snakemake(killed, *target, "--rerun-incomplete")
+    done_at_kill = kill_prediction(killed, "config.test.yaml")
+    run_snakemake(killed, PREDICTED, "--configfile", "config.test.yaml", "--rerun-incomplete")
     log = (killed / "results/logs/predict_shard/base/shard_0.log").read_text()
     resumed = int(log.split("resumed: ")[1].split()[0])
     assert resumed >= done_at_kill  # every committed file was kept, none predicted twice
-    assert not parts.exists()
+    assert not (killed / PARTS).exists()
     for name in ("shards/shard_0.csv", "submission.csv"):
         assert (killed / f"{BASE}/predictions/{name}").read_bytes() == (uninterrupted / f"{BASE}/predictions/{name}").read_bytes()
+
+
+def test_a_killed_prediction_rerun_after_retraining_keeps_no_window_of_the_old_models(prediction_base, tmp_path):
+    workdir = tmp_path / "w"
+    shutil.copytree(prediction_base, workdir, symlinks=True)
+    done_at_kill = kill_prediction(workdir, "config.test.yaml")
+    (workdir / "lr.yaml").write_text(yaml.safe_dump({"train": SMALL["train"] | {"epochs": 1, "lr": 0.01}}))
+    run_snakemake(workdir, PREDICTED, "--configfile", "config.test.yaml", "lr.yaml", "--rerun-incomplete")
+    log = (workdir / "results/logs/predict_shard/base/shard_0.log").read_text()
+    assert f"discarded {done_at_kill} recording(s)" in log and "resumed:" not in log
+    after_kill = (workdir / PREDICTED).read_bytes()
+    shutil.rmtree(workdir / f"{BASE}/predictions")  # a clean prediction with the retrained models
+    run_snakemake(workdir, PREDICTED, "--configfile", "config.test.yaml", "lr.yaml")
+    assert (workdir / PREDICTED).read_bytes() == after_kill

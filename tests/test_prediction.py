@@ -16,11 +16,17 @@ from soundclf.model import SoundClassifier, load_model, save_model
 from soundclf.oof import cv_metrics, per_class_table
 from soundclf.prediction import predict_folder
 from soundclf.scoring import recording_scores, window_table
-from soundclf.submission import PredictionError, list_audio, prediction_metrics
+from soundclf.prediction_parts import ShardParts
+from soundclf.sources import list_audio_files
+from soundclf.submission import PredictionError, prediction_metrics, submission_form, submission_row_ids
 
 PARAMS = MelParams(sample_rate=16000, n_fft=512, hop_length=256, n_mels=16, fmin=50, fmax=7000)
 CLASSES = ["owl", "tit", "wren"]
 CPU = torch.device("cpu")
+
+
+def list_audio(folder, extensions):
+    return [Path(p) for p in list_audio_files(folder, extensions)]
 
 
 def saved_model(path, seed):
@@ -44,8 +50,11 @@ def recordings(tmp_path):
 
 def test_one_row_per_five_second_window_with_file_and_end_second_ids(tmp_path, recordings):
     models = [saved_model(tmp_path / "m0.pt", 0)]
-    submission = predict_folder(list_audio(tmp_path / "scapes", ["wav", "flac"]), models, batch_size=2, device=CPU)
-    assert submission["row_id"].tolist() == ["scape_a_5", "scape_a_10", "scape_a_12", "site b_5", "site b_10"]  # 12 s: the last window is 7-12 s
+    table = predict_folder(list_audio(tmp_path / "scapes", ["wav", "flac"]), models, batch_size=2, device=CPU)
+    assert table["row_id"].tolist() == ["scape_a.wav_5", "scape_a.wav_10", "scape_a.wav_12", "site b.flac_5",
+                                        "site b.flac_10"]  # 12 s: the last window is 7-12 s; keys: the file names
+    submission = submission_form(table)
+    assert submission["row_id"].tolist() == ["scape_a_5", "scape_a_10", "scape_a_12", "site b_5", "site b_10"]
     assert list(submission.columns) == ["row_id", *CLASSES]
     probabilities = submission[CLASSES].to_numpy()
     assert ((probabilities > 0) & (probabilities < 1)).all()
@@ -67,11 +76,12 @@ def test_decoding_workers_give_the_same_rows_in_file_order_and_skip_a_broken_fil
     files = list_audio(tmp_path / "scapes", ["wav", "flac"])
     paths = [saved_model(tmp_path / "m0.pt", 0)]
     alone = predict_folder(files, paths, batch_size=3, device=CPU)
-    workers = predict_folder(files, paths, batch_size=3, device=CPU, num_workers=2, parts_dir=tmp_path / "parts")
+    parts = ShardParts(tmp_path / "parts", "models")
+    workers = predict_folder(files, paths, batch_size=3, device=CPU, num_workers=2, parts=parts)
     assert not alone["row_id"].str.startswith("broken").any()
-    assert workers["row_id"].tolist() == alone["row_id"].tolist()
+    workers = workers.set_index("row_id").loc[alone["row_id"]].reset_index()  # committed as each file finishes
     np.testing.assert_allclose(workers[CLASSES].to_numpy(), alone[CLASSES].to_numpy(), atol=1e-6)
-    assert sorted(p.stem for p in (tmp_path / "parts").iterdir()) == sorted(f.stem for f in files if f.stem != "broken")
+    assert parts.keys == {f.name for f in files if f.stem != "broken"}
     with pytest.raises(Exception, match="broken.wav"):  # on_bad_audio 'fail' stops at it, naming it
         predict_folder(files, paths, batch_size=3, device=CPU, num_workers=2, on_bad_audio="fail")
 
@@ -90,11 +100,13 @@ def test_prediction_sees_the_same_windows_as_evaluation_from_the_cache(tmp_path,
     assert np.allclose(from_cache, submission[CLASSES].to_numpy(), atol=1e-4)
 
 
-def test_duplicate_file_names_are_refused_because_row_ids_would_clash(tmp_path):
-    for sub in ("x", "y"):
-        write(tmp_path / "scapes" / sub / "same.wav", tone(1.0, 8000), 8000)
-    with pytest.raises(PredictionError, match="same"):
-        list_audio(tmp_path / "scapes", ["wav"])
+def test_recordings_of_several_recorders_with_the_same_names_keep_their_own_rows(tmp_path):
+    keys = pd.Series(["site_A/20240501_060000.WAV", "site_B/20240501_060000.WAV", "site_B/20240501_070000.WAV"])
+    ids, named_by = submission_row_ids(keys, pd.Series([5.0, 5.0, 10.0]))
+    assert named_by == "path" and ids.tolist() == ["site_A/20240501_060000_5", "site_B/20240501_060000_5",
+                                                   "site_B/20240501_070000_10"]
+    ids, named_by = submission_row_ids(keys.iloc[1:], pd.Series([5.0, 10.0]))  # stems unique: BirdCLEF's form
+    assert named_by == "stem" and ids.tolist() == ["20240501_060000_5", "20240501_070000_10"]
 
 
 def test_prediction_metrics_against_window_labels(tmp_path):
@@ -168,15 +180,22 @@ def test_a_prediction_resumes_at_the_first_file_without_a_committed_part(tmp_pat
         called.append(Path(path).stem)
         return [5.0, 10.0], np.full((2, 2), {"a": 0.1, "b": 0.2, "c": 0.3}[Path(path).stem], dtype=np.float32)
 
-    whole = submission_table(files, predict_one, ["x", "y"], parts_dir=tmp_path / "whole")
-    assert called == ["a", "b", "c"] and sorted(p.name for p in (tmp_path / "whole").iterdir()) == ["a.csv", "b.csv", "c.csv"]
-    (tmp_path / "whole/c.csv").unlink()  # killed while predicting c
+    whole = submission_table(files, predict_one, ["x", "y"], parts=ShardParts(tmp_path / "whole", "models 1"))
+    assert called == ["a", "b", "c"]
+    done = tmp_path / "whole/done.jsonl"
+    lines = done.read_text().splitlines(keepends=True)
+    done.write_text("".join(lines[:2]) + lines[2][:-5])  # killed while committing c: its line cut short
     called.clear()
-    resumed = submission_table(files, predict_one, ["x", "y"], parts_dir=tmp_path / "whole")
-    assert called == ["c"]  # a and b were not predicted again
+    resumed = submission_table(files, predict_one, ["x", "y"], parts=ShardParts(tmp_path / "whole", "models 1"))
+    assert called == ["c"]  # a and b were not predicted again, and c's first rows are not there twice
     pd.testing.assert_frame_equal(resumed, whole)
-    merged = merge_shards([whole.iloc[4:], whole.iloc[:4]], files)  # shards in any order: files sorted
-    assert merged["row_id"].tolist() == ["a_5", "a_10", "b_5", "b_10", "c_5", "c_10"]
+    called.clear()
+    retrained = ShardParts(tmp_path / "whole", "models 2")  # other models: nothing of the old ones kept
+    assert retrained.keys == set()
+    submission_table(files, predict_one, ["x", "y"], parts=retrained)
+    assert called == ["a", "b", "c"]
+    merged = merge_shards([whole.iloc[4:], whole.iloc[:4]])  # shards in any order: recordings sorted
+    assert merged["row_id"].tolist() == ["a.wav_5", "a.wav_10", "b.wav_5", "b.wav_10", "c.wav_5", "c.wav_10"]
 
 
 def test_neighbour_smoothing_mixes_windows_of_one_file_only():

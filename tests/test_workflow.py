@@ -37,7 +37,7 @@ def after_training(n_experiments=2, nested_folds=2):
     whose training folds were retrained (`nested_folds`)."""
     n = n_experiments
     return {"aggregate_oof": n, "choose_thresholds": n, "predict_shard": n, "predict_recordings": n, "detect_events": n,
-            "plot_training": n, "plot_oof": n, "plot_predictions": n, "compare_experiments": 1, "select_ensemble": 1,
+            "plot_detections": n, "plot_training": n, "plot_oof": n, "plot_predictions": n, "compare_experiments": 1, "select_ensemble": 1,
             "ensemble_predictions": 1, "nested_ensemble_fold": nested_folds, "nested_ensemble": 1, "all": 1}
 
 
@@ -291,14 +291,14 @@ def test_changing_thread_counts_reruns_nothing(workdir):
 def test_changing_a_prediction_key_retrains_nothing(workdir):
     config = built_config(workdir, {"predict": {"audio_dir": "data/soundscapes",
                                                 "labels_csv": "data/soundscape_labels.csv", "batch_size": 8}}, "config.predict.yaml")
-    assert dry_run(workdir, config) == {"predict_shard": 2, "predict_recordings": 2, "detect_events": 2,
+    assert dry_run(workdir, config) == {"predict_shard": 2, "predict_recordings": 2, "detect_events": 2, "plot_detections": 2,
                                         "plot_predictions": 2, "ensemble_predictions": 1, "all": 1}
     config = built_config(workdir, {"predict": {"audio_dir": "data/soundscapes", "labels_csv": "data/soundscape_labels.csv",
                                                 "min_score": 0.3}}, "config.min_score.yaml")
-    assert dry_run(workdir, config) == {"detect_events": 2, "all": 1}  # a detection key: detections only
+    assert dry_run(workdir, config) == {"detect_events": 2, "plot_detections": 2, "all": 1}  # a detection key: detections only
     config = built_config(workdir, {"predict": {"audio_dir": "data/soundscapes", "labels_csv": "data/soundscape_labels.csv",
                                                 "neighbour_weight": 0.1}}, "config.smooth.yaml")
-    assert dry_run(workdir, config) == {"predict_recordings": 2, "detect_events": 2, "plot_predictions": 2,
+    assert dry_run(workdir, config) == {"predict_recordings": 2, "detect_events": 2, "plot_detections": 2, "plot_predictions": 2,
                                         "ensemble_predictions": 1, "all": 1}  # post-processing: no shard predicts again
 
 
@@ -317,17 +317,56 @@ def test_prediction_in_shards_reruns_only_the_shard_a_new_file_falls_in(workdir)
     assert not list((workdir / f"{RECIPE}/predictions/shards").glob("*.parts"))  # complete shards keep no parts
     shutil.copy(soundscape, workdir / "data/soundscapes/site_new.ogg")
     jobs = dry_run(workdir, sharded)  # one shard of each experiment, and what follows from it
-    assert jobs == {"predict_shard": 2, "predict_recordings": 2, "detect_events": 2, "plot_predictions": 2,
+    assert jobs == {"predict_shard": 2, "predict_recordings": 2, "detect_events": 2, "plot_detections": 2, "plot_predictions": 2,
                     "ensemble_predictions": 1, "all": 1}
     planned = run_snakemake(workdir, "-n", "--configfile", sharded).stdout
     assert f"shard_{shard_of('site_new.ogg', 3)}.csv" in planned
+
+
+def test_an_archive_of_three_recorders_with_the_same_file_names_is_predicted_whole(workdir):
+    """AudioMoth cards name files by start time, so every recorder's folder holds the same names."""
+    names = ["20240501_060000.WAV", "20240501_070000.WAV"]
+    for site in ("site_A", "site_B", "site_C"):
+        for i, name in enumerate(names):
+            write(workdir / "data/recorders" / site / name, tone(12.0, 16000, 600.0 + 300 * i), 16000)
+    write(workdir / "data/recorders/site_C/notes.WAV", tone(6.0, 16000), 16000)  # no time stamp
+    write(workdir / "data/recorders/site_B/20241301_060000.WAV", tone(6.0, 16000), 16000)  # month 13
+    config = built_config(workdir, {"predict": {"audio_dir": "data/recorders", "n_shards": 2, "min_score": 0.0}},
+                          "config.recorders.yaml")
+    out = f"{RECIPE}/predictions"
+    run_snakemake(workdir, f"{out}/detections.csv", f"{RECIPE}/report/detection_activity.png", "--configfile", config)
+    windows = pd.read_parquet(workdir / f"{out}/windows.parquet")
+    keys = sorted(f"{site}/{name}" for site in ("site_A", "site_B", "site_C") for name in names)
+    keys = sorted(keys + ["site_C/notes.WAV", "site_B/20241301_060000.WAV"])
+    assert sorted(windows["file"].unique()) == keys
+    assert windows.groupby("file").size().to_dict() == {k: 2 if k.endswith(("notes.WAV", "20241301_060000.WAV")) else 3
+                                                        for k in keys}  # 12 s: 0-5, 5-10, 7-12
+    assert (windows["site"] == windows["file"].str.split("/").str[0]).all()
+    dated = windows[windows["file"] == "site_B/20240501_070000.WAV"]
+    assert dated["datetime"].tolist() == [pd.Timestamp("2024-05-01 07:00:00") + pd.Timedelta(seconds=s)
+                                          for s in dated["start"]]
+    undated = windows["file"].isin(["site_C/notes.WAV", "site_B/20241301_060000.WAV"])
+    assert windows.loc[undated, "datetime"].isna().all() and windows.loc[~undated, "datetime"].notna().all()
+    log = (workdir / "results/logs/predict_recordings/recipe.log").read_text()
+    assert log.count("20241301_060000") == 1 and "site_B: 1 file name(s) carry a time stamp that is no date-time" in log
+    submission = pd.read_csv(workdir / f"{out}/submission.csv")  # stems repeat: row ids name the path
+    assert submission["row_id"].str.rsplit("_", n=1).str[0].unique().tolist() == [k.rsplit(".", 1)[0] for k in keys]
+    detections = pd.read_csv(workdir / f"{out}/detections.csv")
+    assert sorted(detections["file"].unique()) == keys and set(detections["site"]) == {"site_A", "site_B", "site_C"}
+    for key in keys:
+        stem = key.rsplit(".", 1)[0]
+        assert (workdir / f"{out}/raven/{stem}.Table.1.selections.txt").is_file()
+        assert (workdir / f"{out}/audacity/{stem}.txt").read_text()
+    first = detections[detections["file"] == "site_A/20240501_060000.WAV"].iloc[0]
+    assert pd.Timestamp(first["datetime"]) == pd.Timestamp("2024-05-01 06:00:00") + pd.Timedelta(seconds=first["start"])
+    assert (workdir / f"{RECIPE}/report/detection_activity.png").stat().st_size > 10_000
 
 
 def test_prediction_with_onnxruntime_matches_torch(workdir):
     by_torch = pd.read_csv(workdir / f"{RECIPE}/predictions/submission.csv")
     onnx = built_config(workdir, {"predict": {"audio_dir": "data/soundscapes", "labels_csv": "data/soundscape_labels.csv",
                                               "backend": "onnx"}}, "config.onnx.yaml")
-    assert dry_run(workdir, onnx) == {"export_onnx": 4, "predict_shard": 2, "predict_recordings": 2, "detect_events": 2,
+    assert dry_run(workdir, onnx) == {"export_onnx": 4, "predict_shard": 2, "predict_recordings": 2, "detect_events": 2, "plot_detections": 2,
                                       "plot_predictions": 2, "ensemble_predictions": 1, "all": 1}
     run_snakemake(workdir, "--configfile", onnx)
     assert (workdir / f"{RECIPE}/models/fold1/model.onnx").is_file()
@@ -344,7 +383,8 @@ REPORT_SECTIONS = {  # category: (files under results/, a phrase of the caption)
                             "Precision-recall on OOF 5 s windows"),
     "3. Examples": ([f"experiments/{e}/report/examples.png" for e in EXPERIMENTS],
                     "Example log-mel windows as the model sees them"),
-    "4. Prediction": ([f"experiments/{e}/report/prediction_timeline.png" for e in EXPERIMENTS], "Prediction timeline"),
+    "4. Prediction": ([f"experiments/{e}/report/{n}.png" for e in EXPERIMENTS for n in
+                       ("prediction_timeline", "detection_activity")], "Prediction timeline"),
     "5. Experiments": (["experiments/comparison.png"], "Experiments compared on the same folds"),
 }
 
@@ -502,7 +542,7 @@ def test_review_sets_are_drawn_and_calibrated_from_their_marks(workdir):
     calibrated = built_config(workdir, review16 | {"experiments": EXPERIMENTS | {"recipe": {"predict": {
         "threshold": "calibrated", "review_set": "heard"}}}}, "config.calibrated.yaml")
     run_snakemake(workdir, "--configfile", bigger)
-    assert dry_run(workdir, calibrated) == {"detect_events": 1, "all": 1}
+    assert dry_run(workdir, calibrated) == {"detect_events": 1, "plot_detections": 1, "all": 1}
     run_snakemake(workdir, "--configfile", calibrated)
     assert "probability" in pd.read_csv(workdir / f"{RECIPE}/predictions/detections.csv").columns
     assert "calibrated, probability 0.95" in (workdir / "results/logs/detect_events/recipe.log").read_text()

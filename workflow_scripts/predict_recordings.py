@@ -1,23 +1,25 @@
-"""Rule predict_recordings: the prediction shards merged into one submission (files in sorted
-order), and its metrics against the window truth when there is any."""
+"""Rule predict_recordings: the prediction shards merged into one table of window scores
+(windows.parquet: recording key, site, date-time, start, end, classes), its BirdCLEF
+submission form, and its metrics against the window truth when there is any."""
 import json
 
 import pandas as pd
 
 from soundclf.atomic import write_csv, write_json, write_parquet
 from soundclf.logs import setup_logging
-from soundclf.submission import list_audio, merge_shards, prediction_metrics, smooth_neighbours, window_frame
+from soundclf.submission import merge_shards, prediction_metrics, smooth_neighbours, submission_form, windows_table
 
 log = setup_logging(snakemake.log[0])
 p, out = snakemake.params, snakemake.output
-files = list_audio(p.audio_dir, p.extensions)
-submission = merge_shards([pd.read_csv(f, dtype={"row_id": str}) for f in snakemake.input.shards], files)
-submission = smooth_neighbours(submission, p.neighbour_weight)
+table = merge_shards([pd.read_csv(f, dtype={"row_id": str}) for f in snakemake.input.shards])
+table = smooth_neighbours(table, p.neighbour_weight)
+windows = windows_table(table, p.window_seconds, p.site_level)
+write_parquet(windows.astype({c: p.parquet_dtype for c in table.columns[1:]}), out.windows)
+submission = submission_form(table)
 write_csv(submission, out.submission)
-write_parquet(window_frame(submission, p.window_seconds).astype({c: p.parquet_dtype for c in submission.columns[1:]}),
-              out.windows)
-log.info("%d windows of %d recordings from %d shard(s) -> %s", len(submission), len(files), len(snakemake.input.shards),
-         out.submission)
+log.info("%d windows of %d recordings (%d with a start time in their name) from %d shard(s) -> %s, %s",
+         len(windows), windows["file"].nunique(), windows.loc[windows["datetime"].notna(), "file"].nunique(),
+         len(snakemake.input.shards), out.windows, out.submission)
 labels = p.truth
 metrics = prediction_metrics(submission, labels, p.nocall_threshold, p.window_seconds, p.annotations) if labels else {}
 write_json({"labels": str(labels) if labels else None, **metrics}, out.metrics)

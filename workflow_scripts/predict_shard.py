@@ -1,5 +1,6 @@
-"""Rule predict_shard: fold-mean probabilities on every 5 s window of one shard's recordings,
-each file's rows committed as it finishes (a killed job, rerun, continues where it stopped)."""
+"""Rule predict_shard: fold-mean probabilities on every 5 s window of the recordings its
+manifest lists, each file's rows committed as it finishes (a killed job, rerun, continues
+where it stopped, if the models and prediction keys are still those that made the rows)."""
 import logging
 import shutil
 
@@ -7,25 +8,26 @@ import torch
 
 from soundclf.atomic import write_csv
 from soundclf.logs import setup_logging
+from soundclf.manifests import read_manifest
 from soundclf.prediction import predict_folder
-from soundclf.submission import list_audio
+from soundclf.prediction_parts import ShardParts, parts_digest
 
 log = setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 logging.getLogger("soundclf").info("%d torch threads", torch.get_num_threads())
-p = snakemake.params
-list_audio(p.predict["audio_dir"], p.predict["extensions"])  # stops when two files share a name (row ids, parts)
-files = sorted(p.files)
+p, inp = snakemake.params, snakemake.input
+recordings = read_manifest(inp.manifest)
+keys, files = [k for k, _ in recordings], [f for _, f in recordings]
+models = list(inp.models)
+parts = ShardParts(p.parts_dir, parts_digest(models + list(inp.onnx), {"predict": p.predict, "kind": p.kind}))
 if p.kind == "embedding_probe":
     from soundclf.embedding.probe import predict_probe_folder
 
-    table = predict_probe_folder(files, list(snakemake.input.models), p.on_bad_audio, threads=snakemake.threads,
-                                 parts_dir=p.parts_dir)
+    table = predict_probe_folder(files, models, p.on_bad_audio, threads=snakemake.threads, parts=parts, keys=keys)
 else:
-    table = predict_folder(files, list(snakemake.input.models), p.predict["batch_size"], p.on_bad_audio,
-                           parts_dir=p.parts_dir, num_workers=p.predict["num_workers"],
-                           onnx_paths=list(snakemake.input.onnx) or None,
-                           tta_shift_seconds=p.predict["tta_shift_seconds"])
+    table = predict_folder(files, models, p.predict["batch_size"], p.on_bad_audio, parts=parts,
+                           num_workers=p.predict["num_workers"], onnx_paths=list(inp.onnx) or None,
+                           tta_shift_seconds=p.predict["tta_shift_seconds"], keys=keys)
 write_csv(table, snakemake.output[0])
 shutil.rmtree(p.parts_dir, ignore_errors=True)  # the shard is complete: nothing left to resume
 log.info("shard %s: %d windows of %d recordings", snakemake.wildcards.pshard, len(table), len(files))

@@ -9,7 +9,7 @@ from soundclf.review.sampling import draw_review_set, read_source
 log = setup_logging(snakemake.log[0])
 p, inp, out = snakemake.params, snakemake.input, snakemake.output
 s = p.settings
-source, classes = read_source(s["source"], inp.windows, inp.get("index"), inp.get("classes"), p.audio_dir, p.extensions)
+source, classes = read_source(s["source"], inp.windows, inp.get("index"), inp.get("classes"), p.audio_dir)
 reviewed = s["classes"] or classes
 items, bins, site_bins = draw_review_set(source, reviewed, s["per_class"], s["bins"], s["top_n"], s["seed"])
 log.info("%d items of %d classes drawn from %d windows (%s of experiment %s)", len(items), len(reviewed), len(source),

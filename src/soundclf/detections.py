@@ -5,7 +5,7 @@ event, written as Raven selection tables, Audacity labels and one table."""
 from __future__ import annotations
 
 import logging
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
@@ -117,15 +117,19 @@ def detect(windows: pd.DataFrame, thresholds: dict[str, float]) -> pd.DataFrame:
 def write_detections(events: pd.DataFrame, files: list[str], raven_dir: str | Path, audacity_dir: str | Path,
                      table_csv: str | Path) -> None:
     """One Raven selection table (with a Score column) and one Audacity label file per
-    predicted file, empty where nothing was detected, and the table of all detections."""
+    predicted file (its key without the extension: the archive's sub-folders kept), empty
+    where nothing was detected, and the table of all detections."""
     by_file = dict(tuple(events.groupby("file", sort=False)))
     for folder in (raven_dir, audacity_dir):
         Path(folder).mkdir(parents=True, exist_ok=True)
     for file in files:
         rows = by_file.get(file, events.iloc[:0])
         triples = list(zip(rows["label"], rows["start"], rows["end"]))
-        write_raven_table(Path(raven_dir) / f"{file}.Table.1.selections.txt", triples, scores=rows["score"].tolist())
-        with atomic_path(Path(audacity_dir) / f"{file}.txt") as tmp:
+        name = PurePosixPath(file).with_suffix("").as_posix()  # site_A/20240501_060000.WAV: site_A/20240501_060000
+        for folder in (raven_dir, audacity_dir):
+            (Path(folder) / name).parent.mkdir(parents=True, exist_ok=True)
+        write_raven_table(Path(raven_dir) / f"{name}.Table.1.selections.txt", triples, scores=rows["score"].tolist())
+        with atomic_path(Path(audacity_dir) / f"{name}.txt") as tmp:
             Path(tmp).write_text("".join(f"{s:.3f}\t{e:.3f}\t{label} {score:.3f}\n" for label, s, e, score
                                          in zip(rows["label"], rows["start"], rows["end"], rows["score"])))
     write_csv(events, table_csv)

@@ -213,3 +213,36 @@ def example_inputs(oof: pd.DataFrame, folds: pd.DataFrame, classes: list[str], c
         top = sorted(((c, float(row[c])) for c in classes), key=lambda t: -t[1])[:3]
         examples.append((row["key"], row["start"], window_input(mel, n_frames, params.top_db), truth, top))
     return examples
+
+
+def detection_activity(detections: pd.DataFrame, path: str | Path, n_classes: int = 8, max_sites: int = 12) -> None:
+    """Detections per species by date (left) and by hour of day (right), one row per site, for
+    the detections whose recording's name carries a start time; a note where none does."""
+    dated = detections[detections["datetime"].notna()]
+    if not len(dated):
+        fig, ax = plt.subplots(figsize=(7, 1.6))
+        ax.axis("off")
+        ax.text(0.5, 0.5, f"{len(detections)} detections; no recording's file name carries a start time "
+                "(YYYYMMDD_HHMMSS), so there is no activity by date and hour", ha="center", va="center", wrap=True)
+        save_figure(fig, path)
+        return
+    shown = dated["label"].value_counts().index[:n_classes]
+    sites = dated["site"].value_counts().index[:max_sites]
+    fig, axes = plt.subplots(len(sites), 2, figsize=(12, 2.6 * len(sites)), squeeze=False)
+    when = pd.to_datetime(dated["datetime"])
+    for row, site in zip(axes, sites):
+        here = (dated["site"] == site).to_numpy()
+        for label in shown:
+            mine = here & (dated["label"] == label).to_numpy()
+            per_day = when[mine].dt.normalize().value_counts().sort_index()
+            row[0].plot(per_day.index, per_day.to_numpy(), marker="o", ms=3, lw=1, label=label)
+            per_hour = when[mine].dt.hour.value_counts().reindex(range(24), fill_value=0)
+            row[1].plot(per_hour.index, per_hour.to_numpy(), drawstyle="steps-mid", lw=1, label=label)
+        title = site or "(top folder)"
+        row[0].set(ylabel="detections", title=f"{title}: per day")
+        row[1].set(xlabel="hour of day", xlim=(-0.5, 23.5), xticks=range(0, 24, 3), title=f"{title}: per hour of day")
+        row[0].tick_params(axis="x", labelrotation=30, labelsize=7)
+    axes[0][1].legend(fontsize=7, ncol=2, loc="upper right")
+    note = f" ({len(dated['site'].unique()) - len(sites)} more sites not shown)" if dated["site"].nunique() > len(sites) else ""
+    fig.suptitle(f"{len(dated)} of {len(detections)} detections with a start time{note}", fontsize=9)
+    save_figure(fig, path)

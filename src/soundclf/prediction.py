@@ -1,7 +1,6 @@
 """Prediction on unlabelled long recordings: decode, log-mel with the training parameters,
-consecutive 5 s windows, the mean of the fold models' probabilities, in the BirdCLEF
-submission layout (row_id = <file>_<end-second>, one column per class; soundclf.submission
-handles that table)."""
+consecutive 5 s windows, the mean of the fold models' probabilities (row_id = <recording
+key>_<end-second>, one column per class; soundclf.submission handles that table)."""
 
 from __future__ import annotations
 
@@ -19,7 +18,8 @@ from .audio import AudioDecodeError, CountedBlocks, skip_unusable, stream_mono
 from .datasets import window_input, window_plan, window_start_frame
 from .mel import LogMel, MelParams
 from .model import load_model
-from .submission import PredictionError, commit_part, part_path, read_part, row_id
+from .prediction_parts import ShardParts
+from .submission import PredictionError, log_resumed, row_id
 from .training import pick_device
 
 log = logging.getLogger(__name__)
@@ -132,18 +132,18 @@ def time_shift_tta(score: Callable[[torch.Tensor], np.ndarray], shift_frames: in
 
 
 def predict_files(files: list[Path], scorers: list[Callable[[torch.Tensor], np.ndarray]], meta: dict, batch_size: int,
-                  num_workers: int = 0, on_bad_audio: str = "skip", parts_dir: str | Path | None = None) -> pd.DataFrame:
-    """Submission table of many files, the mean of the fold `scorers` (torch_scorer,
-    onnx_model.OnnxScorer): decoding and log-mels in `num_workers` DataLoader workers (0: in
-    this process), the models on batches that cross file boundaries; each file's rows
-    committed to `parts_dir` once its last window is scored, and a file already committed
-    there not predicted again (a killed job, rerun, continues)."""
+                  num_workers: int = 0, on_bad_audio: str = "skip", parts: ShardParts | None = None,
+                  keys: list[str] | None = None) -> pd.DataFrame:
+    """Prediction table of many files (row ids by `keys`, the file names when None), the mean
+    of the fold `scorers` (torch_scorer, onnx_model.OnnxScorer): decoding and log-mels in
+    `num_workers` DataLoader workers (0: in this process), the models on batches that cross
+    file boundaries; each file's rows committed to `parts` once its last window is scored, and
+    a file already committed there not predicted again (a killed job, rerun, continues)."""
     classes = meta["classes"]
-    committed = {i for i, path in enumerate(files) if parts_dir and part_path(parts_dir, path).is_file()}
-    todo = [i for i in range(len(files)) if i not in committed]
-    if committed:
-        log.info("resumed: %d of %d files were predicted by an earlier, interrupted run (%s)", len(committed),
-                 len(files), parts_dir)
+    keys = keys or [Path(f).name for f in files]
+    todo = [i for i in range(len(files)) if parts is None or keys[i] not in parts.keys]
+    if parts is not None:
+        log_resumed(len(files) - len(todo), len(files), parts)
     dataset = WindowBatches([files[i] for i in todo], MelParams(**meta["mel_params"]), meta["segment_seconds"],
                             meta["segment_frames"], meta["short_clip"], batch_size)
     loader = DataLoader(dataset, batch_size=None, num_workers=num_workers)
@@ -158,14 +158,16 @@ def predict_files(files: list[Path], scorers: list[Callable[[torch.Tensor], np.n
             scored.pop(i, None)
             skip_unusable(files[todo[i]], AudioDecodeError(files[todo[i]], reason, fix), on_bad_audio)
         for i in batch["done"]:
-            path = files[todo[i]]
+            key = keys[todo[i]]
             ends, rows = zip(*scored.pop(i))
             frame = pd.DataFrame(np.stack(rows), columns=classes)
-            frame.insert(0, "row_id", [row_id(path, e) for e in ends])
-            log.info("%s: %d windows", path, len(frame))
-            frames[todo[i]] = commit_part(frame, parts_dir, path, classes) if parts_dir else frame
-    for i in committed:
-        frames[i] = read_part(part_path(parts_dir, files[i]), classes)
+            frame.insert(0, "row_id", [row_id(key, e) for e in ends])
+            log.info("%s: %d windows", key, len(frame))
+            if parts is not None:
+                parts.commit(key, frame)
+            frames[todo[i]] = frame
+    if parts is not None:
+        return parts.read(classes)
     if not frames:
         return pd.DataFrame(columns=["row_id", *classes])
     return pd.concat([frames[i] for i in sorted(frames)], ignore_index=True)
@@ -173,9 +175,10 @@ def predict_files(files: list[Path], scorers: list[Callable[[torch.Tensor], np.n
 
 def predict_folder(files: list[Path], model_paths: list[str | Path], batch_size: int,
                    on_bad_audio: str = "skip", device: torch.device | None = None,
-                   parts_dir: str | Path | None = None, num_workers: int = 0,
-                   onnx_paths: list[str | Path] | None = None, tta_shift_seconds: float = 0.0) -> pd.DataFrame:
-    """Submission table: row_id, then one probability column per class (the fold mean), with
+                   parts: ShardParts | None = None, num_workers: int = 0,
+                   onnx_paths: list[str | Path] | None = None, tta_shift_seconds: float = 0.0,
+                   keys: list[str] | None = None) -> pd.DataFrame:
+    """Prediction table: row_id, then one probability column per class (the fold mean), with
     torch, or with onnxruntime on the fold models' ONNX exports (`onnx_paths`), optionally
     averaged over time-shifted copies of each window (time_shift_tta)."""
     models, meta = load_ensemble(model_paths, device or pick_device())
@@ -187,4 +190,4 @@ def predict_folder(files: list[Path], model_paths: list[str | Path], batch_size:
         scorers = [torch_scorer(model) for model in models]
     shift = int(round(tta_shift_seconds * MelParams(**meta["mel_params"]).frames_per_second))
     scorers = [time_shift_tta(score, shift) for score in scorers]
-    return predict_files(files, scorers, meta, batch_size, num_workers, on_bad_audio, parts_dir)
+    return predict_files(files, scorers, meta, batch_size, num_workers, on_bad_audio, parts, keys)

@@ -1,42 +1,46 @@
-"""The prediction table in the BirdCLEF submission layout (row_id = <file>_<end-second>, one
-probability column per class): the files it covers, its rows and per-file parts, merging and
-smoothing, and its truth and metrics against labels. No model and no torch here (that is
+"""The prediction table (row_id = <recording key>_<end-second>, one probability column per
+class) and its BirdCLEF submission form: its rows, merging and smoothing, and its truth and
+metrics against labels. No model and no torch here (that is
 soundclf.prediction), so that the stages that only read predictions start quickly."""
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
 from .annotations import StrongLabels, read_annotations
-from .atomic import write_csv
 from .audio import AudioDecodeError, skip_unusable
-from .sources import list_audio_files
+from .deployment import deployment_columns
+from .prediction_parts import ShardParts
 
 log = logging.getLogger(__name__)
+
+
+WINDOW_COLUMNS = ("file", "site", "datetime", "start", "end")  # windows.parquet's columns before the classes
 
 
 class PredictionError(ValueError):
     pass
 
 
-def list_audio(audio_dir: str | Path, extensions: list[str]) -> list[Path]:
-    """Audio files under `audio_dir` (recursively), sorted; names must be unique by stem
-    because the stem becomes the row id."""
-    files = [Path(p) for p in list_audio_files(audio_dir, extensions)]
-    stems = pd.Series([p.stem for p in files], dtype=str)
-    if stems.duplicated().any():
-        raise PredictionError(f"{audio_dir}: several files share the name(s) {sorted(set(stems[stems.duplicated()]))}; "
-                              "row ids are <file name>_<end second>, so rename them")
-    return files
+def row_id(key: str, end: float) -> str:
+    """A window's id while predicting: its recording's key (its path under predict.audio_dir)
+    and end second; submission_row_ids gives the BirdCLEF form."""
+    return f"{key}_{end:g}"
 
 
-def row_id(path: str | Path, end: float) -> str:
-    return f"{Path(path).stem}_{end:g}"
+def submission_row_ids(files: pd.Series, ends: pd.Series) -> tuple[pd.Series, str]:
+    """BirdCLEF row ids of windows (recording key, end second) and what they name the file by:
+    <stem>_<end> where no two recordings share a stem, else <key without extension>_<end>
+    for every row (an archive of several recorders, each naming files by start time)."""
+    unique = files.drop_duplicates().map(lambda key: PurePosixPath(key).stem).is_unique
+    names = files.map(lambda key: PurePosixPath(key).stem if unique else str(PurePosixPath(key).with_suffix("")))
+    ids = [row_id(name, end) for name, end in zip(names, ends)]
+    return pd.Series(ids, index=files.index, dtype=str), "stem" if unique else "path"
 
 
 def row_files(row_ids: pd.Series) -> pd.Series:
@@ -59,35 +63,39 @@ def window_frame(submission: pd.DataFrame, window_seconds: float) -> pd.DataFram
     return frame
 
 
-def part_path(parts_dir: str | Path, path: str | Path) -> Path:
-    return Path(parts_dir) / f"{Path(path).stem}.csv"
+def windows_table(table: pd.DataFrame, window_seconds: float, site_level: int = 1) -> pd.DataFrame:
+    """A prediction table as the table of window scores every writer reads: file (the
+    recording's key), site, datetime (deployment.deployment_columns), start, end, classes."""
+    frame = window_frame(table, window_seconds)
+    where = deployment_columns(frame["file"], frame["start"], site_level)
+    frame.insert(1, "site", where["site"])
+    frame.insert(2, "datetime", where["datetime"])
+    return frame
 
 
-def read_part(part: Path, classes: list[str]) -> pd.DataFrame:
-    return pd.read_csv(part, dtype={"row_id": str}).set_axis(["row_id", *classes], axis=1)
-
-
-def commit_part(frame: pd.DataFrame, parts_dir: str | Path, path: str | Path, classes: list[str]) -> pd.DataFrame:
-    """Write a file's rows to its part (atomically) and return them as read back, so that a
-    resumed run's rows are the very same."""
-    part = part_path(parts_dir, path)
-    write_csv(frame, part)
-    return read_part(part, classes)
+def submission_form(table: pd.DataFrame) -> pd.DataFrame:
+    """A prediction table with BirdCLEF row ids (submission_row_ids; logged when the stems
+    are not unique and the file is named by its path)."""
+    ids, named_by = submission_row_ids(row_files(table["row_id"]), row_ends(table["row_id"]))
+    if named_by == "path":
+        log.warning("several recordings share a file name (e.g. one per recorder): submission.csv's row ids are "
+                    "<path under predict.audio_dir without extension>_<end second>, not <file name>_<end second>")
+    return table.assign(row_id=ids.to_numpy())
 
 
 def submission_table(files: list[Path], predict_one, classes: list[str], on_bad_audio: str = "skip",
-                     parts_dir: str | Path | None = None) -> pd.DataFrame:
-    """row_id and one probability column per class for every window of every file, from
-    predict_one(path) -> (window end seconds, probabilities); unusable files are skipped
-    (or stop the run under on_bad_audio 'fail'). With `parts_dir` each file's rows are
-    committed there (atomically) as soon as they exist, and a file whose part is there is not
-    predicted again: a killed job, rerun, continues at the first unfinished file."""
-    parts, resumed = [], 0
-    for path in tqdm(files, desc="predict", unit="file"):
-        part = part_path(parts_dir, path) if parts_dir else None
-        if part is not None and part.is_file():
+                     parts: ShardParts | None = None, keys: list[str] | None = None) -> pd.DataFrame:
+    """row_id (recording key and end second) and one probability column per class for every
+    window of every file, from predict_one(path) -> (window end seconds, probabilities);
+    unusable files are skipped (or stop the run under on_bad_audio 'fail'). A file's key is its
+    entry of `keys` (its name when None). With `parts` each file's rows are committed there as
+    soon as they exist, and a file already committed is not predicted again: a killed job,
+    rerun, continues at the first unfinished file."""
+    keys = keys or [Path(f).name for f in files]
+    frames, resumed = [], 0
+    for path, key in tqdm(list(zip(files, keys)), desc="predict", unit="file"):
+        if parts is not None and key in parts.keys:
             resumed += 1
-            parts.append(read_part(part, classes))
             continue
         try:
             ends, probabilities = predict_one(path)
@@ -95,14 +103,21 @@ def submission_table(files: list[Path], predict_one, classes: list[str], on_bad_
             skip_unusable(path, err, on_bad_audio)
             continue
         frame = pd.DataFrame(probabilities, columns=classes)
-        frame.insert(0, "row_id", [row_id(path, e) for e in ends])
-        log.info("%s: %d windows", path, len(frame))
-        parts.append(commit_part(frame, parts_dir, path, classes) if part is not None else frame)
+        frame.insert(0, "row_id", [row_id(key, e) for e in ends])
+        log.info("%s: %d windows", key, len(frame))
+        if parts is not None:
+            parts.commit(key, frame)
+        frames.append(frame)
+    if parts is not None:
+        log_resumed(resumed, len(files), parts)
+        return parts.read(classes)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["row_id", *classes])
+
+
+def log_resumed(resumed: int, total: int, parts: ShardParts) -> None:
     if resumed:
-        log.info("resumed: %d of %d files were predicted by an earlier, interrupted run (%s)", resumed, len(files), parts_dir)
-    if not parts:
-        return pd.DataFrame(columns=["row_id", *classes])
-    return pd.concat(parts, ignore_index=True)
+        log.info("resumed: %d of %d files were predicted by an earlier, interrupted run (%s)", resumed, total,
+                 parts.folder)
 
 
 def smooth_neighbours(submission: pd.DataFrame, weight: float) -> pd.DataFrame:
@@ -124,13 +139,11 @@ def smooth_neighbours(submission: pd.DataFrame, weight: float) -> pd.DataFrame:
     return smoothed
 
 
-def merge_shards(shards: list[pd.DataFrame], files: list[Path]) -> pd.DataFrame:
-    """The shards' rows in one submission, files in the order of `files` (sorted), each
-    file's windows in time order."""
+def merge_shards(shards: list[pd.DataFrame]) -> pd.DataFrame:
+    """The shards' rows in one table, recordings in key order, each one's windows in time order."""
     table = pd.concat(shards, ignore_index=True)
-    position = {Path(f).stem: i for i, f in enumerate(files)}
-    order = row_files(table["row_id"]).map(position)
-    return table.assign(_file=order).sort_values("_file", kind="stable").drop(columns="_file").reset_index(drop=True)
+    order = pd.DataFrame({"file": row_files(table["row_id"]), "end": row_ends(table["row_id"])})
+    return table.loc[order.sort_values(["file", "end"], kind="stable").index].reset_index(drop=True)
 
 
 def label_matrix(labels_csv: str | Path, row_ids, classes: list[str]) -> np.ndarray:

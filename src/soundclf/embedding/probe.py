@@ -20,6 +20,7 @@ from ..annotations import StrongLabels
 from ..scoring import fold_metrics, window_table
 from ..folds import multi_hot
 from ..model import probabilities
+from ..prediction_parts import ShardParts
 from ..submission import submission_table
 from ..training import activation_for, per_sample_loss
 from .cache import EmbeddingCache, embed_file
@@ -335,8 +336,9 @@ def evaluate_probe_fold(model_path: str | Path, folds: pd.DataFrame, fold: int, 
 
 @torch.no_grad()
 def predict_probe_folder(files: list[Path], model_paths: list[str | Path], on_bad_audio: str = "skip",
-                         threads: int = 1, parts_dir: str | Path | None = None) -> pd.DataFrame:
-    """Submission table of the fold probes' mean on consecutive evaluation windows."""
+                         threads: int = 1, parts: ShardParts | None = None,
+                         keys: list[str] | None = None) -> pd.DataFrame:
+    """Prediction table of the fold probes' mean on consecutive evaluation windows."""
     probes, metas = zip(*(load_probe(p) for p in model_paths))
     meta, segment = metas[0], metas[0]["segment_seconds"]
     spec = EmbeddingSpec(**meta["embedding"])
@@ -349,4 +351,4 @@ def predict_probe_folder(files: list[Path], model_paths: list[str | Path], on_ba
         p = torch.stack([probabilities(probe(x), activation_for(m["loss"])) for probe, m in zip(probes, metas)])
         return [end for _, end in windows], p.mean(0).numpy()
 
-    return submission_table(files, predict_one, meta["classes"], on_bad_audio, parts_dir)
+    return submission_table(files, predict_one, meta["classes"], on_bad_audio, parts, keys)

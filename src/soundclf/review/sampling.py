@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..indexing import read_classes, read_index
-from ..submission import list_audio
+from ..submission import WINDOW_COLUMNS
 
 SOURCE_COLUMNS = ["file", "path", "site", "start", "end"]  # then one score column per class
 ITEM_COLUMNS = ["item", "file", "start", "end", "label", "score", "bin", "drawn_by", "site", "path"]
@@ -50,24 +50,22 @@ def oof_source(oof: pd.DataFrame, index: pd.DataFrame, classes: list[str]) -> pd
     return pd.concat([frame, oof[classes].reset_index(drop=True)], axis=1)
 
 
-def prediction_source(windows: pd.DataFrame, audio_files: list[Path], audio_dir: str | Path,
-                      classes: list[str]) -> pd.DataFrame:
-    """A prediction's windows (file stem, start, end, classes: predictions/windows.parquet) with
-    each recording's path and site (its folder under the prediction's audio folder)."""
-    by_stem = {Path(f).stem: Path(f) for f in audio_files}
-    missing = sorted(set(windows["file"]) - set(by_stem))
-    if missing:
+def prediction_source(windows: pd.DataFrame, audio_dir: str | Path, classes: list[str]) -> pd.DataFrame:
+    """A prediction's windows (recording key, start, end, classes: predictions/windows.parquet)
+    with each recording's path and site (its folder under the prediction's audio folder)."""
+    paths = windows["file"].drop_duplicates().map(lambda key: Path(audio_dir) / key)
+    missing = paths[~paths.map(Path.is_file)]
+    if len(missing):
         raise ReviewSetError(f"predictions name {len(missing)} recording(s) no longer in {audio_dir} (e.g. "
-                             f"{missing[0]}): predict again (the prediction rules rerun when the folder changes)")
-    relative = {stem: path.relative_to(audio_dir).as_posix() for stem, path in by_stem.items()}
-    frame = pd.DataFrame({"file": windows["file"].map(relative), "path": windows["file"].map(lambda s: str(by_stem[s])),
+                             f"{missing.iloc[0]}): predict again (the prediction rules rerun when the folder changes)")
+    frame = pd.DataFrame({"file": windows["file"].astype(str), "path": windows["file"].map(lambda k: str(Path(audio_dir) / k)),
                           "start": windows["start"].astype(float), "end": windows["end"].astype(float)})
     frame.insert(2, "site", frame["file"].map(site_of))
     return pd.concat([frame, windows[classes].astype(float).reset_index(drop=True)], axis=1)
 
 
 def read_source(kind: str, windows: str, index: str | None = None, classes: str | None = None,
-                audio_dir: str | None = None, extensions: list[str] | None = None) -> tuple[pd.DataFrame, list[str]]:
+                audio_dir: str | None = None) -> tuple[pd.DataFrame, list[str]]:
     """A review set's source table and its classes: an experiment's OOF windows (kind 'oof',
     with the index and classes tables) or its prediction windows (windows.parquet, with the
     prediction's audio folder)."""
@@ -75,8 +73,8 @@ def read_source(kind: str, windows: str, index: str | None = None, classes: str 
         names = read_classes(classes)
         return oof_source(pd.read_csv(windows, dtype={"key": str}), read_index(index), names), names
     frame = pd.read_parquet(windows)
-    names = [c for c in frame.columns if c not in ("file", "start", "end")]
-    return prediction_source(frame, list_audio(audio_dir, extensions), audio_dir, names), names
+    names = [c for c in frame.columns if c not in WINDOW_COLUMNS]
+    return prediction_source(frame, audio_dir, names), names
 
 
 def read_scores(windows: str | Path, labels: list[str]) -> dict[str, np.ndarray]:
