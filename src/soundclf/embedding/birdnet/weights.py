@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import re
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -48,8 +47,10 @@ def module_name(layer: str) -> str:
     return f"stages.{int(stage) - 1}.{int(block) - 1}.{_BLOCK_PARTS[part]}"
 
 
-def tflite_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """The state_dict of ``BirdNetV24`` read from the TFLite file at ``path``."""
+def tflite_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
+    """(the state_dict of ``BirdNetV24``, the front end's frame lengths and steps by tensor
+    name) read from the TFLite file at ``path``. Where the original layer has no bias the file
+    still gives one (a zero tensor shared by all such layers); it is in the dict too."""
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=str(path))
