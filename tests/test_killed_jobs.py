@@ -196,11 +196,11 @@ def test_a_killed_prediction_rerun_after_retraining_keeps_no_window_of_the_old_m
     workdir = tmp_path / "w"
     shutil.copytree(prediction_base, workdir, symlinks=True)
     done_at_kill = kill_prediction(workdir, "config.test.yaml")
-    (workdir / "lr.yaml").write_text(yaml.safe_dump({"train": SMALL["train"] | {"epochs": 1, "lr": 0.01}}))
-    run_snakemake(workdir, PREDICTED, "--configfile", "config.test.yaml", "lr.yaml", "--rerun-incomplete")
+    (workdir / "seed.yaml").write_text(yaml.safe_dump({"train": SMALL["train"] | {"epochs": 1, "seed": 1}}))
+    run_snakemake(workdir, PREDICTED, "--configfile", "config.test.yaml", "seed.yaml", "--rerun-incomplete")
     log = (workdir / "results/logs/predict_shard/base/shard_0.log").read_text()
     assert f"discarded {done_at_kill} recording(s)" in log and "resumed:" not in log
     after_kill = (workdir / PREDICTED).read_bytes()
     shutil.rmtree(workdir / f"{BASE}/predictions")  # a clean prediction with the retrained models
-    run_snakemake(workdir, PREDICTED, "--configfile", "config.test.yaml", "lr.yaml")
+    run_snakemake(workdir, PREDICTED, "--configfile", "config.test.yaml", "seed.yaml")
     assert (workdir / PREDICTED).read_bytes() == after_kill
