@@ -133,3 +133,21 @@ def test_apptainer_without_an_image_or_the_command_says_what_to_set_and_install(
     assert "does not exist" in container_problems(str(tmp_path / "soundclf.sif"), True, installed)[0]
     (tmp_path / "soundclf.sif").write_bytes(b"sif")
     assert container_problems(str(tmp_path / "soundclf.sif"), True, installed) == []
+
+
+def test_gpu_requests_live_in_the_profiles_alone_and_both_name_the_same_rules():
+    """No rule decides a GPU from the host that plans (a login node's /dev says nothing of a
+    compute node's); the SLURM and local profiles list the same GPU rules."""
+    import re
+
+    import yaml
+
+    rules = "".join(p.read_text() for p in (REPO / "rules").glob("*.smk"))
+    assert not re.search(r"^\s*gpu\s*=", rules, re.M) and "/dev/nvidia" not in rules
+    gpu_rules = {}
+    for profile in ("local", "slurm"):
+        settings = yaml.safe_load((REPO / f"profiles/{profile}/config.yaml").read_text())["set-resources"]
+        gpu_rules[profile] = {rule for rule, resources in settings.items() if resources.get("gpu")}
+    assert gpu_rules["local"] == gpu_rules["slurm"] >= {"train_fold", "predict_shard", "teacher_windows", "teacher_scores"}
+    declared = set(re.findall(r"^rule (\w+):", rules, re.M)) | set(re.findall(r"^use rule \w+ as (\w+)", rules, re.M))
+    assert gpu_rules["slurm"] <= declared
