@@ -50,6 +50,7 @@ rule predict_recordings:
     input:
         shards=lambda wc: [f"{EXP_DIR}/{wc.exp}/predictions/shards/shard_{s}.csv" for s in range(PREDICT[wc.exp]["n_shards"])],
         labels=prediction_labels,
+        classes=CLASSES_TABLE,  # the classes heard only as secondary labels stay out of submission.csv
     output:
         submission=f"{PREDICTIONS_DIR}/submission.csv",
         windows=f"{PREDICTIONS_DIR}/windows.parquet",

@@ -19,7 +19,8 @@ SR = 16000
 @dataclass(frozen=True)
 class Case:
     filename: str  # relative to the audio folder, as the metadata row names it
-    expect: str  # "indexed", "rejected" or "dropped label" (row kept, unknown label removed)
+    expect: str  # "indexed", "rejected", "no call" (indexed without a label), "background class" (an unknown
+    # secondary label: a class with data.secondary_classes keep, removed from the row with drop)
     stage: str = ""  # for rejected: "audio" or "metadata"
     reason: str = ""  # a substring of the rejection reason
     label: str = LABEL
@@ -137,11 +138,10 @@ CASES: list[tuple[Case, Callable[[Path], object] | None]] = [
     (Case("odd/copy_b.wav", "indexed"), lambda p: _write(p, _tone(2.0, freq=2100.0))),
     # bad metadata rows
     (Case("odd/ghost.ogg", "rejected", "metadata", "does not exist"), None),
-    (Case("odd/unlabelled.wav", "rejected", "metadata", "empty primary label", label=""),
-     lambda p: _write(p, _tone(2.0))),
+    (Case("odd/unlabelled.wav", "no call", label=""), lambda p: _write(p, _tone(2.0, freq=2300.0))),
     (Case("odd/bad_secondary.wav", "rejected", "metadata", "malformed label list", secondary="['upsweeper"),
      lambda p: _write(p, _tone(2.0))),
-    (Case("odd/unknown_secondary.wav", "dropped label", secondary="['upsweeper', 'nosuchbird']"),
+    (Case("odd/unknown_secondary.wav", "background class", secondary="['upsweeper', 'nosuchbird']"),
      lambda p: _write(p, _tone(2.0, freq=2500.0))),
 ]
 

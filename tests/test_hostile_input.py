@@ -78,10 +78,27 @@ def test_odd_formats_are_indexed_with_their_true_properties(indexed):
     assert index.loc["odd/float32.wav", "clipped_fraction"] == 0
 
 
-def test_unknown_secondary_label_is_dropped_and_known_one_kept(indexed):
-    index, _, _, messages = indexed
-    assert index.loc["odd/unknown_secondary.wav", "secondary_labels"] == ["upsweeper"]
-    assert "nosuchbird" in messages
+def test_a_label_heard_only_as_secondary_is_a_class_and_an_empty_label_a_no_call_recording(indexed):
+    index, classes, _, _ = indexed
+    assert index.loc["odd/unknown_secondary.wav", "secondary_labels"] == ["upsweeper", "nosuchbird"]
+    assert classes.set_index("class").loc["nosuchbird", "secondary_only"]
+    assert (index.loc["odd/unlabelled.wav", ["class_id", "no_call"]] == [-1, "empty label"]).all()
+
+
+def test_with_secondary_classes_drop_an_unknown_secondary_label_is_dropped_and_a_known_one_kept(hostile_dataset):
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logging.getLogger("soundclf").addHandler(handler)
+    try:
+        good = [r for r in list_recordings(data_section(hostile_dataset))
+                if not r.key.startswith("odd/") or r.key == "odd/unknown_secondary.wav"]
+        index, classes, _ = build_index(good, DEMO_COLUMNS, secondary_classes="drop")
+    finally:
+        logging.getLogger("soundclf").removeHandler(handler)
+    assert index.set_index("key").loc["odd/unknown_secondary.wav", "secondary_labels"] == ["upsweeper"]
+    assert "nosuchbird" not in set(classes["class"])
+    assert "nosuchbird" in "\n".join(r.getMessage() for r in records)
 
 
 def test_log_flags_duplicates_clipping_and_each_rejection(indexed):
@@ -103,8 +120,10 @@ def test_fail_policy_stops_listing_every_problem_of_its_stage(hostile_dataset, p
     for case, _ in CASES:
         if case.stage == stage:
             assert case.filename in message
-    if stage == "metadata":
-        assert "nosuchbird" in message  # an unknown class is a metadata error under 'fail'
+    if stage == "metadata":  # with secondary_classes drop, an unknown class is a metadata error under 'fail'
+        with pytest.raises(BadInputError, match="nosuchbird"):
+            build_index(list_recordings(data), DEMO_COLUMNS, min_seconds=DEFAULT_MIN_SECONDS, secondary_classes="drop",
+                        **{policy: "fail"})
 
 
 def test_a_file_listed_twice_keeps_its_first_row(hostile_dataset):

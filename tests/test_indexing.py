@@ -90,13 +90,13 @@ def test_bad_files_are_rejected_with_reasons_and_the_rest_kept(tmp_path):
 
 def test_metadata_rows_with_bad_labels_are_rejected(tiny_dataset, tmp_path):
     meta = pd.read_csv(tiny_dataset / "train_metadata.csv")
-    meta.loc[0, "primary_label"] = None
+    meta.loc[0, "filename"] = "gone/XC0.ogg"
     meta.loc[1, "secondary_labels"] = "['unclosed"
     meta.to_csv(tmp_path / "meta.csv", index=False)
     data = metadata_data(tiny_dataset) | {"metadata_csv": str(tmp_path / "meta.csv")}
     index, _, rejected = build_index(list_recordings(data), COLUMNS)
     assert len(index) == len(meta) - 2
-    assert any("empty primary label" in r for r in rejected["reason"])
+    assert any("names a file that does not exist" in r for r in rejected["reason"])
     assert any("malformed label list" in r for r in rejected["reason"])
 
 

@@ -14,8 +14,9 @@ columns = data["columns"] if data["layout"] != "folders" else {}
 index, classes, rejected = build_index(
     list_recordings(data), columns, on_bad_audio=data["on_bad_audio"], on_bad_metadata=data["on_bad_metadata"],
     min_seconds=data["min_seconds"], min_decoded_fraction=data["min_decoded_fraction"], threads=snakemake.threads,
+    secondary_classes=data["secondary_classes"],
 )
-summary = summarise(index, rejected, snakemake.output.rejected)
+summary = summarise(index, rejected, snakemake.output.rejected, classes)
 error = too_many_rejected(summary, data["max_rejected_fraction"])
 if error:  # the job's outputs are not written: the rejected list goes to its log
     logging.getLogger("soundclf").error("rejected files:\n%s", rejected.to_string(index=False))

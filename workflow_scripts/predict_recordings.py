@@ -6,6 +6,7 @@ import json
 import pandas as pd
 
 from soundclf.atomic import write_csv, write_json, write_parquet
+from soundclf.indexing import secondary_only_classes
 from soundclf.logs import setup_logging
 from soundclf.submission import merge_shards, prediction_metrics, smooth_neighbours, submission_form, windows_table
 
@@ -15,7 +16,13 @@ table = merge_shards([pd.read_csv(f, dtype={"row_id": str}) for f in snakemake.i
 table = smooth_neighbours(table, p.neighbour_weight)
 windows = windows_table(table, p.window_seconds, p.site_level)
 write_parquet(windows.astype({c: p.parquet_dtype for c in table.columns[1:]}), out.windows)
-submission = submission_form(table)
+# a BirdCLEF submission lists the competition's species, the primary labels: not the classes kept
+# from secondary labels alone (data.secondary_classes: keep), which windows.parquet holds
+background = [c for c in secondary_only_classes(snakemake.input.classes) if c in table.columns]
+if background:
+    log.info("submission.csv leaves out %d class(es) heard only as secondary labels (in windows.parquet and the "
+             "detections): %s", len(background), ", ".join(background))
+submission = submission_form(table).drop(columns=background)
 write_csv(submission, out.submission)
 log.info("%d windows of %d recordings (%d with a start time in their name) from %d shard(s) -> %s, %s",
          len(windows), windows["file"].nunique(), windows.loc[windows["datetime"].notna(), "file"].nunique(),

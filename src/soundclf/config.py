@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 DEMO_COLUMNS = {"filename": "filename", "label": "primary_label", "secondary_labels": "secondary_labels",
-                "class_id": None}
+                "labels": None, "class_id": None}
 
 
 class ConfigError(ValueError):
@@ -133,6 +133,27 @@ def container_problems(image: str | None, uses_apptainer: bool, which: Callable[
     return problems
 
 
+def label_column_problems(columns: dict[str, Any], train: dict[str, Any]) -> list[str]:
+    """What a metadata layout's label columns cannot do: no label column at all; a labels column
+    (data.columns.labels: every label a class, with target 1) with class ids given for one
+    label per row, or with train.secondary_weight below 1."""
+    if not columns.get("labels"):
+        return [] if columns.get("label") else [
+            "data.columns.label is null: set it to the column of each row's primary label, or set data.columns.labels "
+            "to the one column holding every label of a row"]
+    problems = []
+    if columns.get("class_id"):
+        problems.append(f"data.columns.class_id ('{columns['class_id']}') numbers one label per row; with "
+                        f"data.columns.labels ('{columns['labels']}') a row has several: set data.columns.class_id: null "
+                        "(classes are numbered by name)")
+    if train["secondary_weight"] != 1:
+        problems.append(f"train.secondary_weight ({train['secondary_weight']}) weighs secondary labels, which "
+                        f"data.columns.labels ('{columns['labels']}') does not have (every label of a row is a label "
+                        "alike): set it to 1, or give primary and secondary labels in two columns (data.columns.label, "
+                        "data.columns.secondary_labels)")
+    return problems
+
+
 def n_segments(train: dict[str, Any]) -> int:
     """Segments per training crop (the recipe's 30 s / 5 s = 6)."""
     return round(train["crop_seconds"] / train["segment_seconds"])
@@ -167,6 +188,8 @@ def check_config(config: dict[str, Any]) -> None:
                             "at the folder of Raven selection tables or set it to null")
         if data["layout"] == "folders" and config["folds"]["group_column"]:
             problems.append("folds.group_column needs a metadata table; a folder tree has no metadata columns (set it to null)")
+        if data["layout"] == "metadata":
+            problems += label_column_problems(data["columns"], config["train"])
     train = config["train"]
     segments = n_segments(train)
     if segments < 1 or abs(segments * train["segment_seconds"] - train["crop_seconds"]) > 1e-9:

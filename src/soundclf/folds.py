@@ -96,7 +96,9 @@ def assign_folds(
         elif multilabel and index["secondary_class_ids"].map(len).any():
             from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
 
-            y = multi_hot(index, int(labels.max()) + 1)
+            # classes kept from secondary labels alone (data.secondary_classes: keep) come after the primary ones
+            n_classes = max([int(labels.max()), *(max(ids) for ids in index["secondary_class_ids"] if len(ids))]) + 1
+            y = multi_hot(index, n_classes)
             splits = MultilabelStratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(dummy, y)
             method = "MultilabelStratifiedKFold (iterative stratification)"
         else:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
@@ -16,16 +15,17 @@ from tqdm import tqdm
 
 from .atomic import write_csv
 from .audio import DEFAULT_MIN_DECODED_FRACTION, SILENCE_DBFS, AudioCheck, AudioDecodeError, check
-from .sources import Recording
+from .multilabel import LabelKind, label_kind
+from .sources import Recording, parse_label_list  # noqa: F401 (parse_label_list: also read from here)
 
 log = logging.getLogger(__name__)
 
 INDEX_COLUMNS = [
     "key", "path", "primary_label", "class_id", "secondary_labels", "secondary_class_ids",
     "frames", "sample_rate", "duration", "channels", "format", "subtype", "peak", "clipped_fraction",
-    "content_hash", "note",
+    "content_hash", "note", "no_call",
 ]
-NO_CLASS = -1  # the class id of a no-call recording (a negative folder)
+NO_CLASS = -1  # the class id of a no-call recording, and of one labelled by secondary labels alone
 REJECTED_COLUMNS = ["key", "path", "label", "stage", "reason", "fix"]
 # A recording with more clipped samples than this is logged (and kept: the call is still there).
 CLIPPED_WARNING = 0.01
@@ -33,22 +33,6 @@ CLIPPED_WARNING = 0.01
 
 class BadInputError(Exception):
     """Raised under `on_bad_audio: fail` / `on_bad_metadata: fail`; lists every problem."""
-
-
-def parse_label_list(text: str) -> list[str]:
-    """BirdCLEF's "['a', 'b']" strings, or space/comma separated labels; '' and '[]' -> []."""
-    text = (text or "").strip()
-    if not text or text == "[]":
-        return []
-    if text.startswith("["):
-        try:
-            value = ast.literal_eval(text)
-        except (ValueError, SyntaxError) as err:
-            raise ValueError(f"malformed label list {text!r}") from err
-        if not isinstance(value, (list, tuple)):
-            raise ValueError(f"malformed label list {text!r}")
-        return [str(v).strip() for v in value if str(v).strip()]
-    return [t for t in text.replace(",", " ").split() if t]
 
 
 @dataclass
@@ -83,9 +67,16 @@ def build_index(
     min_seconds: float = 0.0,
     min_decoded_fraction: float = DEFAULT_MIN_DECODED_FRACTION,
     threads: int = 1,
+    secondary_classes: str = "keep",
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Check every metadata row and decode-check every recording; returns (index, classes,
-    rejected). See docs/data.md, "What happens to bad input", for each rule."""
+    rejected). See docs/data.md, "What happens to bad input", for each rule.
+
+    Classes: every primary label, and with `secondary_classes` 'keep' (data.secondary_classes)
+    or a labels column (data.columns.labels) every secondary label too; 'drop' drops the
+    secondary labels that are no primary label (logged, a metadata problem under
+    on_bad_metadata 'fail'). classes.csv's `secondary_only` marks the kept classes that are
+    no recording's primary label (background species: left out of the BirdCLEF submission)."""
     problems = Problems()
     candidates = _check_metadata(recordings, columns, problems)
     inspect = partial(_inspect, min_decoded_fraction=min_decoded_fraction)
@@ -110,14 +101,14 @@ def build_index(
             "duration": round(info.duration, 4), "channels": info.channels, "format": info.format,
             "subtype": info.subtype, "peak": round(result.peak, 6),
             "clipped_fraction": round(result.clipped_fraction, 6), "content_hash": result.content_hash,
-            "note": result.note,
+            "note": result.note, "no_call": rec.no_call,
         }
         if result.note:
             log.info("kept %s: %s", rec.path, result.note)
         for column, value in rec.row.items():  # other metadata (author, rating...) rides along
             if column not in mapped:  # one that an index column would overwrite is kept as <column>_given
                 row[column if column not in INDEX_COLUMNS else f"{column}_given"] = value
-        if columns.get("class_id"):
+        if columns.get("class_id") and rec.label:
             given_ids[rec.key] = rec.row[columns["class_id"]].strip()
         rows.append(row)
 
@@ -126,21 +117,33 @@ def build_index(
     if not rows:
         raise BadInputError("no usable recordings: every listed file was rejected (see the rejected table)")
     index = pd.DataFrame(rows)
-    classes = (given_class_order(index, given_ids, columns["class_id"]) if given_ids
-               else sorted(set(index["primary_label"]) - {""}))  # "": no-call recordings, no class
+    labelled = index[index["primary_label"] != ""]  # "": no-call recordings (and secondary labels alone), no class
+    classes = (given_class_order(labelled, given_ids, columns["class_id"]) if given_ids
+               else sorted(set(labelled["primary_label"])))
+    primaries = set(classes)
+    every_label_a_class = bool(columns.get("labels")) or secondary_classes == "keep"
+    if every_label_a_class:
+        heard_only = sorted({s for sec in index["secondary_labels"] for s in sec} - primaries)
+        if heard_only:
+            log.info("%d class(es) no recording has as primary label, kept from the secondary labels "
+                     "(data.secondary_classes: keep%s): %s", len(heard_only),
+                     "; after the classes of data.columns.class_id" if given_ids else "", ", ".join(heard_only))
+        classes = classes + heard_only
     class_id = {c: i for i, c in enumerate(classes)}
     unknown = _unknown_secondary_labels(index, class_id)
     if on_bad_metadata == "fail":
         problems.raise_if("metadata", "data.on_bad_metadata", [
-            f"  {key}: secondary label(s) {', '.join(labels)} name no class (no recording has them as primary label)"
-            for key, labels in unknown.items()])
+            f"  {key}: secondary label(s) {', '.join(labels)} name no class (no recording has them as primary label; "
+            "data.secondary_classes: keep makes them classes)" for key, labels in unknown.items()])
     if unknown:
         log.warning("secondary labels that name no class were dropped from %d recording(s) (no recording has them "
-                    "as primary label): %s", len(unknown), "; ".join(f"{k}: {', '.join(v)}" for k, v in unknown.items()))
+                    "as primary label; data.secondary_classes: keep makes them classes): %s", len(unknown),
+                    "; ".join(f"{k}: {', '.join(v)}" for k, v in unknown.items()))
     index["class_id"] = index["primary_label"].map(class_id).fillna(NO_CLASS).astype(int)
-    n_negative = int((index["class_id"] == NO_CLASS).sum())
+    n_negative = int((index["no_call"] != "").sum())
     if n_negative:
-        log.info("%d no-call recordings (data.negative_folders): no label, a 0 target for every class", n_negative)
+        log.info("%d no-call recordings (data.negative_folders, data.negative_labels or an empty label): no label, "
+                 "a 0 target for every class", n_negative)
     index["secondary_labels"] = [[s for s in sec if s in class_id and s != p]
                                  for sec, p in zip(index["secondary_labels"], index["primary_label"])]
     index["secondary_class_ids"] = [[class_id[s] for s in sec] for sec in index["secondary_labels"]]
@@ -154,6 +157,7 @@ def build_index(
         "class": classes,
         "n_recordings": [int(counts.get(c, 0)) for c in classes],
         "n_secondary": [int(secondary_counts.get(c, 0)) for c in classes],
+        "secondary_only": [not columns.get("labels") and c not in primaries for c in classes],
     })
     rejected = problems.table()
     _log_duplicates(index)
@@ -202,11 +206,11 @@ def _check_metadata(recordings: list[Recording], columns: dict[str, str | None],
         secondary: list[str] = []
         if rec.key in seen:
             problem = ("listed twice in the metadata; the first row was kept", "remove the duplicate row")
-        elif not rec.label and not rec.negative:
-            problem = ("empty primary label", "fill in the label column or remove the row")
         elif not Path(rec.path).is_file():
             problem = ("the metadata names a file that does not exist",
                        "correct the file name (relative to data.audio_dir) or remove the row")
+        elif rec.labels is not None:  # data.columns.labels: the first is the primary label, every one a class
+            secondary = list(rec.labels[1:])
         else:
             try:
                 secondary = parse_label_list(rec.row.get(columns.get("secondary_labels") or "", ""))
@@ -265,7 +269,9 @@ class IndexSummary:
     reasons: dict[str, int]  # rejected rows per kind of reason, most frequent first
     lost_classes: list[str]  # labels whose every recording was rejected
     rejected_csv: str
-    no_call: dict[str, int] = field(default_factory=dict)  # kept recordings of each no-call folder
+    no_call: dict[str, int] = field(default_factory=dict)  # kept no-call recordings by source ('noise/', "label 'nocall'")
+    secondary_only: list[str] = field(default_factory=list)  # classes kept from secondary labels alone
+    labels: LabelKind | None = None  # multi-label or not: which metrics lead
 
     @property
     def rejected(self) -> int:
@@ -284,27 +290,54 @@ class IndexSummary:
         if self.rejected:
             lines.append(f"  every rejected file, with its reason and fix: {self.rejected_csv}")
         if self.no_call:
-            lines.append(f"  no-call recordings (no label, 0 for every class): {', '.join(f'{n} in {folder}/' for folder, n in self.no_call.items())}"
-                         "; set data.negative_folders: [] to make those folders classes")
+            sources = ", ".join(f"{n} in {s}" if s.endswith("/") else f"{n} with {'an ' * (s == 'empty label')}{s}"
+                                for s, n in self.no_call.items())
+            fixes = (["set data.negative_folders: [] to make those folders classes"] * any(s.endswith("/") for s in self.no_call)
+                     + ["remove a label from data.negative_labels to make it a class"]
+                     * any(s.startswith("label ") for s in self.no_call))
+            lines.append(f"  no-call recordings (no label, 0 for every class): {sources}" + "".join(f"; {f}" for f in fixes))
+        if self.secondary_only:
+            lines.append(f"  {len(self.secondary_only)} class(es) heard only as secondary labels, kept "
+                         f"(data.secondary_classes: keep; not in submission.csv): {', '.join(self.secondary_only[:10])}"
+                         + (" ..." if len(self.secondary_only) > 10 else ""))
+        if self.labels is not None and self.labels.multilabel:
+            lines.append(f"  {self.labels.text()}")
         return "\n".join(lines)
 
     def as_dict(self) -> dict:
         return {"listed": self.listed, "kept": self.kept, "rejected": self.rejected,
                 "rejected_fraction": self.rejected_fraction, "reasons": self.reasons,
                 "lost_classes": self.lost_classes, "rejected_csv": self.rejected_csv, "no_call": self.no_call,
-                "text": self.text()}
+                "secondary_only": self.secondary_only,
+                "labels": self.labels.as_dict() if self.labels is not None else None, "text": self.text()}
 
 
-def summarise(index: pd.DataFrame, rejected: pd.DataFrame, rejected_csv: str) -> IndexSummary:
-    """The kept/rejected counts, the rejection reasons counted by kind, and the classes left
-    with no recording."""
+def labels_per_recording(index: pd.DataFrame) -> pd.Series:
+    """How many classes label each recording of an index (or folds) table: its primary label
+    (a class id >= 0) and its secondary labels; 0 for a no-call recording."""
+    return (index["class_id"] >= 0).astype(int) + index["secondary_class_ids"].map(len)
+
+
+def summarise(index: pd.DataFrame, rejected: pd.DataFrame, rejected_csv: str,
+              classes: pd.DataFrame | None = None) -> IndexSummary:
+    """The kept/rejected counts, the rejection reasons counted by kind, the classes left
+    with no recording, the no-call recordings by source, the classes kept from secondary
+    labels alone (`classes`' secondary_only) and whether the data are multi-label."""
     kinds = rejected["reason"].map(reason_kind).value_counts()
     kept_labels = set(index["primary_label"]) if len(index) else set()
     lost = sorted(set(rejected["label"]) - kept_labels - {""})
-    no_call = index.loc[index["class_id"] == NO_CLASS, "key"].str.split("/").str[0].value_counts() if len(index) else {}
+    if "no_call" in index:
+        no_call = index.loc[index["no_call"] != "", "no_call"].value_counts() if len(index) else {}
+    else:  # an index written before the column: no-call recordings came from folders
+        no_call = (index.loc[index["class_id"] == NO_CLASS, "key"].str.split("/").str[0] + "/").value_counts() \
+            if len(index) else {}
+    secondary_only = (classes.loc[classes["secondary_only"], "class"].tolist()
+                      if classes is not None and "secondary_only" in classes else [])
     return IndexSummary(listed=len(index) + len(rejected), kept=len(index),
                         reasons={str(k): int(v) for k, v in kinds.items()}, lost_classes=lost,
-                        rejected_csv=rejected_csv, no_call={str(k): int(v) for k, v in dict(no_call).items()})
+                        rejected_csv=rejected_csv, no_call={str(k): int(v) for k, v in dict(no_call).items()},
+                        secondary_only=secondary_only,
+                        labels=label_kind(labels_per_recording(index)) if len(index) else None)
 
 
 def reason_kind(reason: str) -> str:
@@ -331,6 +364,15 @@ def read_classes(path: str | Path) -> list[str]:
     """The class names of classes.csv, as text (labels such as '01' or RFCX's species ids stay
     the names they are, not numbers)."""
     return pd.read_csv(path, dtype={"class": str}, keep_default_na=False)["class"].tolist()
+
+
+def secondary_only_classes(path: str | Path) -> list[str]:
+    """The classes of classes.csv kept from secondary labels alone (data.secondary_classes:
+    keep): species heard only in the background, which a BirdCLEF submission does not list."""
+    classes = pd.read_csv(path, dtype={"class": str}, keep_default_na=False)
+    if "secondary_only" not in classes:
+        return []
+    return classes.loc[classes["secondary_only"].astype(str).str.lower() == "true", "class"].tolist()
 
 
 def read_index(path: str | Path) -> pd.DataFrame:

@@ -6,9 +6,11 @@ job exactly its own audio files as inputs (so adding a recording reruns one shar
 
 from __future__ import annotations
 
+import ast
 import csv
 import hashlib
 import io
+import logging
 import os
 import sys
 from dataclasses import dataclass
@@ -16,6 +18,9 @@ from pathlib import Path
 from typing import Any
 
 AUDIO_EXTENSIONS = ("ogg", "flac", "wav", "mp3", "opus", "aiff", "aif")
+NEGATIVE_LABELS = ("nocall", "noise")  # data.negative_labels' default: a row labelled only so is a no-call recording
+
+log = logging.getLogger(__name__)
 
 
 class DataSourceError(Exception):
@@ -28,7 +33,9 @@ class Recording:
     path: str  # path to open, as configured (relative to the working directory or absolute)
     label: str  # primary label ('' when the metadata row has none)
     row: dict[str, str]  # the metadata row, or {} for a folder tree
-    negative: bool = False  # a no-call recording (data.negative_folders): no label, 0 for every class
+    negative: bool = False  # a no-call recording (negative folder, negative or empty label): 0 for every class
+    labels: tuple[str, ...] | None = None  # data.columns.labels: every label of the row (label = the first)
+    no_call: str = ""  # what made it a no-call recording: 'noise/' (a folder), "label 'nocall'", 'empty label'
 
 
 def shard_path(cache_dir: str | Path, shard: int) -> Path:
@@ -48,7 +55,8 @@ def list_recordings(data: dict[str, Any]) -> list[Recording]:
     if data["layout"] == "folders":
         recordings = _scan_folders(audio_dir, data.get("extensions", AUDIO_EXTENSIONS), data.get("negative_folders", ()))
     else:
-        recordings = _read_metadata(audio_dir, Path(data["metadata_csv"]), data["columns"], data.get("metadata_encoding"))
+        recordings = _read_metadata(audio_dir, Path(data["metadata_csv"]), data["columns"], data.get("metadata_encoding"),
+                                    data.get("negative_labels", NEGATIVE_LABELS), data.get("secondary_classes", "keep"))
     return sorted(recordings, key=lambda r: r.key)
 
 
@@ -69,24 +77,175 @@ def _scan_folders(audio_dir: Path, extensions, negative_folders=()) -> list[Reco
             continue  # files directly under audio_dir have no class folder
         folder = key.split("/", 1)[0]
         negative = folder.lower() in negatives
-        found.append(Recording(key, str(audio_dir / key), "" if negative else folder, {}, negative))
+        found.append(Recording(key, str(audio_dir / key), "" if negative else folder, {}, negative,
+                               no_call=f"{folder}/" if negative else ""))
     return found
 
 
-def _read_metadata(audio_dir: Path, metadata_csv: Path, columns: dict[str, str],
-                   encoding: str | None = None) -> list[Recording]:
+def _read_metadata(audio_dir: Path, metadata_csv: Path, columns: dict[str, str], encoding: str | None = None,
+                   negative_labels=NEGATIVE_LABELS, secondary_classes: str = "keep") -> list[Recording]:
+    """One recording per metadata row. A row whose label is empty or one of `negative_labels`
+    (any case; data.negative_labels) is a no-call recording. With data.columns.labels, the
+    row's labels are that one column's, split by the separator the file uses
+    (label_separator). Stops (DataSourceError, naming the row) where a negative label would be
+    a class: beside other labels of a row, as a kept secondary label, or with a class id."""
     header, rows = read_metadata_table(metadata_csv, encoding)
-    for role in ("filename", "label", "class_id"):
+    labels_column = columns.get("labels")
+    roles = ("filename", "labels" if labels_column else "label", "class_id")
+    for role in roles:
         if columns.get(role) and columns[role] not in header:
             raise DataSourceError(
                 f"data.columns.{role}: column '{columns[role]}' is not in {metadata_csv} "
                 f"(its columns: {', '.join(header)}); set data.columns.{role} to the right name."
             )
+    if not labels_column and not columns.get("label"):
+        raise DataSourceError("data.columns: set label (one label per row, with secondary_labels beside it) or labels "
+                              "(one column holding every label of a row)")
+    negatives = {n.casefold() for n in negative_labels}
+    separator = None
+    if labels_column:
+        separator = label_separator([row[labels_column] for row in rows], metadata_csv, labels_column)
+        log.info("data.columns.labels '%s' of %s: %s", labels_column, metadata_csv, SEPARATOR_NAMES[separator])
     recordings = []
-    for row in rows:
+    for line, row in enumerate(rows, start=2):  # the header is line 1
         path = Path(row[columns["filename"]].strip())
-        recordings.append(Recording(_key(path, audio_dir), str(audio_dir / path), row[columns["label"]].strip(), row))
+        where = f"{metadata_csv}, line {line} ({path})"
+        if labels_column:
+            if row.get(None):  # fields past the header's: an unquoted ',' in a comma-separated table
+                raise DataSourceError(
+                    f"data.columns.labels: {where} has more fields than the header ({', '.join(row[None])!r} left "
+                    "over): quote a labels cell that holds the table's own separator (\"a,b\"), or separate the "
+                    "labels with ';' or spaces")
+            given = split_labels(row[labels_column], separator)
+            extra = []
+        else:
+            primary = row[columns["label"]].strip()
+            given = [primary] if primary else []
+            extra = _lenient_labels(row.get(columns.get("secondary_labels") or "", ""))
+        negative = [g for g in given if g.casefold() in negatives]
+        if negative and (len(given) > len(negative) or extra):
+            others = [g for g in given if g.casefold() not in negatives] + extra
+            raise DataSourceError(
+                f"{where}: label '{negative[0]}' is one of data.negative_labels (a row labelled only so is a no-call "
+                f"recording), but this row also names {', '.join(map(repr, others))}, which would make it a class. "
+                f"Remove '{negative[0]}' from data.negative_labels to train it as a class, or from this row")
+        kept_negative = [e for e in extra if e.casefold() in negatives] if secondary_classes == "keep" else []
+        if kept_negative:
+            raise DataSourceError(
+                f"{where}: secondary label '{kept_negative[0]}' is one of data.negative_labels, and with "
+                "data.secondary_classes: keep every secondary label is a class. Remove it from data.negative_labels "
+                "to train it as a class, or from the row's secondary labels (or set data.secondary_classes: drop)")
+        no_call = (not given or bool(negative)) and not extra  # an empty label beside secondary ones: labelled by those
+        if no_call and columns.get("class_id") and row[columns["class_id"]].strip():
+            named = f"label '{negative[0]}' (data.negative_labels)" if negative else "an empty label"
+            raise DataSourceError(
+                f"{where}: {named} makes a no-call recording, but the row gives it class id "
+                f"{row[columns['class_id']].strip()!r}, a class. Remove the label from data.negative_labels to train "
+                "it as a class, or empty the row's class id")
+        source = (f"label '{negative[0]}'" if negative else "empty label") if no_call else ""
+        label = "" if no_call or not given else given[0]
+        labels = (() if no_call else tuple(given)) if labels_column else None
+        recordings.append(Recording(_key(path, audio_dir), str(audio_dir / path), label, row, no_call, labels, source))
     return recordings
+
+
+# data.columns.labels: how one column holds every label of a row
+SEPARATOR_NAMES = {";": "labels separated by ';'", ",": "labels separated by ','", " ": "labels separated by spaces",
+                   "list": "labels written as Python lists (['a', 'b'])", None: "one label per row"}
+_WRITES = {";": "separates labels with ';'", ",": "separates labels with ','", " ": "separates labels with spaces",
+           "list": "writes labels as a Python list"}
+
+
+def _cell_separator(cell: str) -> str | None:
+    """The separator one labels cell uses: 'list', ';', ',', ' ', or None (a single label or
+    none); ValueError for a cell that mixes them."""
+    text = cell.strip()
+    if text.startswith("["):
+        return "list"
+    found = [s for s in (";", ",") if s in text]
+    if len(found) > 1:
+        raise ValueError(f"mixes ';' and ',' in {text!r}")
+    if found:
+        return found[0]
+    return " " if len(text.split()) > 1 else None
+
+
+def label_separator(cells: list[str], metadata_csv: str | Path, column: str) -> str | None:
+    """The one separator of a labels column's cells (data.columns.labels): ';' or ',' (labels
+    may then hold spaces: 'Turdus merula;Erithacus rubecula'), spaces, or Python lists; None
+    when no row has two labels. A file that mixes them stops, naming the first row that
+    disagrees with the one before it."""
+    first: tuple[str, int] | None = None
+    spaced: int | None = None  # the first line whose cell separates by spaces alone
+    for line, cell in enumerate(cells, start=2):
+        try:
+            kind = _cell_separator(cell)
+        except ValueError as err:
+            raise DataSourceError(f"data.columns.labels: {metadata_csv}, line {line}: column '{column}' {err}; "
+                                  "separate every row's labels with one separator") from None
+        if kind == " ":
+            spaced = spaced or line
+            continue
+        if kind is None:
+            continue
+        if first is None:
+            first = (kind, line)
+        elif kind != first[0]:
+            raise DataSourceError(
+                f"data.columns.labels: {metadata_csv}, line {line}: column '{column}' {_WRITES[kind]} "
+                f"({cell.strip()!r}), but line {first[1]} {_WRITES[first[0]]}; write every row's labels one way")
+    if first is None:
+        return " " if spaced else None
+    # with ';' or ',' a space may belong to a label ('Turdus merula;Erithacus rubecula'); where none
+    # of the separated labels holds one, a row separated by spaces is a mix
+    spaces_in_labels = first[0] != "list" and any(
+        " " in label for cell in cells if first[0] in cell for label in split_labels(cell, first[0]))
+    if spaced and not spaces_in_labels:
+        raise DataSourceError(
+            f"data.columns.labels: {metadata_csv}, line {spaced}: column '{column}' {_WRITES[' ']} "
+            f"({cells[spaced - 2].strip()!r}), but line {first[1]} {_WRITES[first[0]]}; write every row's labels one way")
+    return first[0]
+
+
+def split_labels(cell: str, separator: str | None) -> list[str]:
+    """A labels cell's labels, by the file's separator (label_separator), each stripped, in
+    their order, repeats removed."""
+    text = cell.strip()
+    if not text or text == "[]":
+        return []
+    if separator == "list" or text.startswith("["):
+        labels = parse_label_list(text)
+    elif separator in (";", ","):
+        labels = [t.strip() for t in text.split(separator)]
+    elif separator == " ":
+        labels = text.split()
+    else:
+        labels = [text]
+    return list(dict.fromkeys(label for label in labels if label))
+
+
+def parse_label_list(text: str) -> list[str]:
+    """BirdCLEF's "['a', 'b']" strings, or space/comma separated labels; '' and '[]' -> []."""
+    text = (text or "").strip()
+    if not text or text == "[]":
+        return []
+    if text.startswith("["):
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError) as err:
+            raise ValueError(f"malformed label list {text!r}") from err
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"malformed label list {text!r}")
+        return [str(v).strip() for v in value if str(v).strip()]
+    return [t for t in text.replace(",", " ").split() if t]
+
+
+def _lenient_labels(text: str) -> list[str]:
+    """Secondary labels as the index will read them; a malformed list (the index's to reject) -> []."""
+    try:
+        return parse_label_list(text)
+    except ValueError:
+        return []
 
 
 def relative_key(path: str | Path, folder: str | Path) -> str:
