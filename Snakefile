@@ -22,6 +22,7 @@ from soundclf.config import (ConfigError, check_backbone, check_config, check_sc
                              effective_data, effective_predict)
 from soundclf.experiments import (embedding_digest, experiment_configs, mel_cache_params, mel_digest, noise_digest,
                                   self_training_students, training_params)
+from soundclf.embedding.model import cache_params
 from soundclf.review.sets import check_review_marks, review_sets
 from soundclf.search import archive
 from soundclf.search.queries import read_queries, read_query_table

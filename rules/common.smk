@@ -27,7 +27,9 @@ MEL_CACHES = {MEL_DIGESTS[name]: mel_cache_params(cfg) for name, cfg in EXPERIME
 
 PROBES = [name for name, cfg in EXPERIMENTS.items() if cfg["model"]["kind"] == "embedding_probe"]
 EMBED_DIGESTS = {name: embedding_digest(EXPERIMENTS[name]) for name in PROBES}
-EMBED_CACHES = {EMBED_DIGESTS[name]: EXPERIMENTS[name]["embedding"] for name in PROBES}
+EMBED_CACHES = {EMBED_DIGESTS[name]: cache_params(EXPERIMENTS[name]["embedding"]) for name in PROBES}
+EMBED_BACKENDS = {EMBED_DIGESTS[name]: EXPERIMENTS[name]["embedding"]["backend"] for name in PROBES}
+EMBED_EXPORT_DIR = f"{RESULTS}/embeddings/onnx"  # embedding.backend onnx: BirdNET's export, derived at run time
 
 
 # Background noise (train.noise_dir) of CNN experiments: one cached file per folder beside

@@ -12,6 +12,11 @@ rule embed_shard:
         recordings=lambda wc: [(r.key, r.path) for r in shard_recordings(wc.shard)],
         embedding=lambda wc: EMBED_CACHES[wc.edigest],
         on_bad_audio=DATA["on_bad_audio"],
+        # how the embeddings are computed (embedding.backend), not what they are: a function of
+        # `threads`, so that Snakemake treats it as derived, as it does threads, and a switch of
+        # backend reruns no job (tests/test_embedding.py); where it exports BirdNET as ONNX
+        backend=lambda wc, threads: EMBED_BACKENDS[wc.edigest],
+        export_dir=lambda wc, threads: EMBED_EXPORT_DIR,
     wildcard_constraints:
         shard=r"\d{3}",
         edigest="|".join(EMBED_CACHES) or "none",

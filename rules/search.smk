@@ -9,7 +9,7 @@
 
 SEARCH = config["search"]
 SEARCH_DIR = f"{RESULTS}/search"
-ARCHIVE_EMBEDDING = config["embedding"] | {"hop_seconds": SEARCH["hop_seconds"]}
+ARCHIVE_EMBEDDING = cache_params(config["embedding"]) | {"hop_seconds": SEARCH["hop_seconds"]}
 ARCHIVE_DIGEST = embedding_digest({"embedding": ARCHIVE_EMBEDDING, "cache": {"n_shards": SEARCH["n_shards"]}})
 ARCHIVE_EMBEDDINGS = f"{SEARCH_DIR}/embeddings/{ARCHIVE_DIGEST}"
 ARCHIVE_INDEX = f"{SEARCH_DIR}/index/{ARCHIVE_DIGEST}"
@@ -69,6 +69,8 @@ use rule embed_shard as archive_embed_shard with:
         recordings=lambda wc: archive_shard(wc.shard),
         embedding=ARCHIVE_EMBEDDING,
         on_bad_audio=DATA["on_bad_audio"],
+        backend=lambda wc, threads: config["embedding"]["backend"],  # derived: no rerun (rules/embeddings.smk)
+        export_dir=lambda wc, threads: EMBED_EXPORT_DIR,
     log:
         f"{LOGS}/archive_embed_shard/{ARCHIVE_DIGEST}/{{shard}}.log",
     benchmark:

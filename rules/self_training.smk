@@ -86,6 +86,8 @@ use rule embed_shard as unlabeled_embed_shard with:
         recordings=lambda wc: unlabeled_shard(wc.shard),
         embedding=lambda wc: EMBED_CACHES[wc.edigest],
         on_bad_audio=DATA["on_bad_audio"],
+        backend=lambda wc, threads: EMBED_BACKENDS[wc.edigest],  # derived: no rerun (rules/embeddings.smk)
+        export_dir=lambda wc, threads: EMBED_EXPORT_DIR,
     log:
         f"{LOGS}/unlabeled_embed_shard/{{edigest}}/{{shard}}.log",
     benchmark:

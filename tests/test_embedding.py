@@ -189,6 +189,47 @@ def test_recordings_sharing_batches_get_their_own_embeddings_and_a_bad_one_drops
         embed_file(paths[1], alone)
 
 
+def test_the_backend_is_not_in_the_cache_digest_nor_in_the_training_params():
+    from soundclf.embedding.backends import birdnet_problem
+    from soundclf.experiments import embedding_digest, training_params
+
+    section = {k: v for k, v in EmbeddingSpec().__dict__.items()}
+    configs = [{"embedding": section | backend, "cache": {"n_shards": 4}} for backend in
+               ({}, {"backend": "litert"}, {"backend": "torch"}, {"backend": "onnx"})]
+    assert len({embedding_digest(c) for c in configs}) == 1  # caches of before the key stay valid
+    probe = {"model": {"kind": "embedding_probe"}, "train": {}}
+    assert len({json.dumps(training_params(probe | c)) for c in configs}) == 1
+    assert EmbeddingSpec.from_config(section | {"backend": "torch"}) == EmbeddingSpec()
+    assert birdnet_problem(EmbeddingSpec(model_path="other.tflite"), "litert") is None
+    assert "set embedding.backend: litert" in birdnet_problem(EmbeddingSpec(model_path="other.tflite"), "onnx")
+    assert "set embedding.backend: litert" in birdnet_problem(EmbeddingSpec(output_tensor=-3), "torch")
+
+
+@needs_model
+def test_every_backend_writes_the_same_shard_within_1e_3(tmp_path):
+    import h5py
+
+    from soundclf.embedding.backends import export_name
+    from soundclf.embedding.cache import write_shard
+
+    recordings = [("a", write(tmp_path / "a.wav", tone(5.0, 22050, 2500.0), 22050)),
+                  ("c", write(tmp_path / "c.wav", tone(4.2, 48000, 900.0), 48000))]
+    stored = {}
+    for backend in ("litert", "torch", "onnx"):
+        write_shard(tmp_path / f"{backend}.h5", recordings, EmbeddingSpec(), backend=backend, export_dir=tmp_path / "onnx")
+        with h5py.File(tmp_path / f"{backend}.h5") as h5:
+            assert h5.attrs["backend"] == backend
+            stored[backend] = {key: h5[key][()].astype(np.float32) for key in ("a", "c")}
+    export = tmp_path / "onnx" / export_name(EmbeddingSpec())
+    assert export.is_file()
+    for backend in ("torch", "onnx"):  # pure tones: the worst case seen (7.6e-4; 2 float16 steps at 1-2)
+        for key, litert in stored["litert"].items():
+            np.testing.assert_allclose(stored[backend][key], litert, rtol=5e-3, atol=1e-3, err_msg=f"{backend} {key}")
+    before = export.stat().st_mtime_ns
+    write_shard(tmp_path / "again.h5", recordings[:1], EmbeddingSpec(), backend="onnx", export_dir=tmp_path / "onnx")
+    assert export.stat().st_mtime_ns == before  # the export is made once per run folder
+
+
 @needs_model
 def test_the_embedding_solved_from_the_output_is_the_tensor_before_it():
     from soundclf.embedding.model import Embedder
@@ -230,6 +271,12 @@ def test_a_probe_and_a_cnn_experiment_in_one_comparison(tmp_path, tiny_dataset):
     cnn_pred = pd.read_csv(tmp_path / "results/experiments/cnn/predictions/submission.csv")
     assert probe_pred["row_id"].tolist() == cnn_pred["row_id"].tolist()
     assert (tmp_path / "results/experiments/ensemble/predictions/submission.csv").is_file()
+
+    # the embedding backend computes the same values (below the cache's float16 step on real
+    # audio): switching it reruns no job, neither the embedding shards nor the probes after them
+    for backend in ("litert", "torch"):
+        (tmp_path / "b.yaml").write_text(yaml.safe_dump({"embedding": {"backend": backend}}))
+        assert planned_jobs(run_snakemake(tmp_path, "-n", "--configfile", "c.yaml", "b.yaml")) == {}, backend
 
     # a setting of one kind plans only that kind's training again (experiments.training_params)
     n_folds = len(list((tmp_path / "results/experiments/cnn/models").glob("fold*")))

@@ -9,4 +9,4 @@ torch.set_num_threads(snakemake.threads)  # the resampler: torch's default, ever
 setup_logging(snakemake.log[0])
 p = snakemake.params
 write_shard(snakemake.output[0], p.recordings, EmbeddingSpec.from_config(p.embedding), threads=snakemake.threads,
-            on_bad_audio=p.on_bad_audio)
+            on_bad_audio=p.on_bad_audio, backend=p.backend, export_dir=p.export_dir)

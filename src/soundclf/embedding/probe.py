@@ -24,7 +24,8 @@ from ..prediction_parts import ShardParts
 from ..submission import submission_table
 from ..training import activation_for, per_sample_loss
 from .cache import EmbeddingCache, embed_file
-from .model import EmbeddingSpec, Embedder
+from .backends import DEFAULT_BACKEND, make_embedder
+from .model import EmbeddingSpec
 
 log = logging.getLogger(__name__)
 
@@ -337,12 +338,14 @@ def evaluate_probe_fold(model_path: str | Path, folds: pd.DataFrame, fold: int, 
 @torch.no_grad()
 def predict_probe_folder(files: list[Path], model_paths: list[str | Path], on_bad_audio: str = "skip",
                          threads: int = 1, parts: ShardParts | None = None,
-                         keys: list[str] | None = None) -> pd.DataFrame:
-    """Prediction table of the fold probes' mean on consecutive evaluation windows."""
+                         keys: list[str] | None = None, backend: str = DEFAULT_BACKEND,
+                         export_dir: str | Path | None = None) -> pd.DataFrame:
+    """Prediction table of the fold probes' mean on consecutive evaluation windows, the
+    embeddings computed by `backend` (litert, torch or onnx: backends.make_embedder)."""
     probes, metas = zip(*(load_probe(p) for p in model_paths))
     meta, segment = metas[0], metas[0]["segment_seconds"]
-    spec = EmbeddingSpec(**meta["embedding"])
-    embedder = Embedder(spec, threads=threads)
+    spec = EmbeddingSpec.from_config(meta["embedding"])
+    embedder = make_embedder(spec, backend, threads=threads, export_dir=export_dir)
 
     def predict_one(path):
         embeddings, seconds = embed_file(path, embedder)

@@ -66,7 +66,11 @@ class MelBranch(nn.Module):
         return (n_samples - self.n_fft) // self.hop + 1
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        frames = audio.unfold(-1, self.n_fft, self.hop)  # (batch, frames, n_fft), a view
+        # the frames gathered by index rather than by unfold: the same values, and an ONNX
+        # export that loads (the exported unfold did not, with a dynamic batch); a strided
+        # conv1d instead of the matmul moved the embeddings 5x further from LiteRT's
+        starts = torch.arange(self.n_frames(audio.shape[-1]), device=audio.device) * self.hop
+        frames = audio[:, starts[:, None] + torch.arange(self.n_fft, device=audio.device)]  # (batch, frames, n_fft)
         mel = frames @ self.projection.to(frames.dtype)  # (batch, frames, n_mels)
         compressed = (mel * mel).pow(self.exponent)
         return compressed.flip(-1).transpose(1, 2)  # (batch, n_mels, frames), high bands first

@@ -49,12 +49,14 @@ class ChannelAffine(nn.Module):
 class Conv2dSame(nn.Conv2d):
     """A convolution with TensorFlow's SAME padding: the output is ceil(input / stride), and
     where the padding is odd the extra row or column goes at the bottom / right (unlike
-    torch's symmetric ``padding=``). Computed per call, so any input length works."""
+    torch's symmetric ``padding=``). Computed per call, so any input length works. The ceiling
+    is ``(size + s - 1) // s``, not ``-(-size // s)``: traced for ONNX, a size is a tensor and
+    ONNX's integer division truncates, so the negated form pads wrongly in an export."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pads = []
         for size, k, s in zip(reversed(x.shape[-2:]), reversed(self.kernel_size), reversed(self.stride)):
-            total = max((-(-size // s) - 1) * s + k - size, 0)
+            total = max(((size + s - 1) // s - 1) * s + k - size, 0)
             pads += [total // 2, total - total // 2]
         return super().forward(F.pad(x, pads))
 
