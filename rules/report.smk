@@ -61,8 +61,8 @@ rule plot_oof:
         examples=report(f"{REPORT_DIR}/examples.png", caption="../report/examples.rst", category="3. Examples",
                         subcategory="{exp}"),
     params:
-        sample_rate=lambda wc: EXPERIMENTS[wc.exp]["audio"]["sample_rate"],
-        mel=lambda wc: EXPERIMENTS[wc.exp]["mel"],
+        sample_rate=lambda wc: model_input(EXPERIMENTS[wc.exp])[0],  # 48 kHz audio for BirdNET fine-tuning
+        mel=lambda wc: model_input(EXPERIMENTS[wc.exp])[1],
         segment_seconds=lambda wc: EXPERIMENTS[wc.exp]["train"]["segment_seconds"],
         mel_dir=lambda wc: mel_dir(MEL_DIGESTS[wc.exp]),
         n_shards=N_SHARDS,

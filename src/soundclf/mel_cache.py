@@ -45,6 +45,8 @@ def write_shard(
     """
     recordings = list(recordings)
     logmel = LogMel(params)
+    if params.waveform:  # a chunk of 256 samples would make a 5 s read touch ~1000 chunks
+        chunk_frames = max(chunk_frames, params.sample_rate)
     skipped = []
     with atomic_path(out_path) as tmp, h5py.File(tmp, "w") as h5:
         h5.attrs["mel_params"] = json.dumps(params.cache_key())

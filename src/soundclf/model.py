@@ -1,6 +1,7 @@
 """The recipe's network: a timm backbone applied to 5 s segments of a 30 s crop, segment
 feature maps re-joined along time, then GeM pooling and one linear head, or an SED-style
-attention head over time."""
+attention head over time; saving and loading a fold's model (this one, or BirdNET V2.4
+fine-tuned: embedding/birdnet/classifier.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import json
 import torch
 from torch import nn
 
+from .activations import probabilities
 from .atomic import atomic_path
+from .config import BIRDNET_BACKBONE
 
 
 class GeM(nn.Module):
@@ -121,13 +124,6 @@ class SoundClassifier(nn.Module):
         return probabilities(logits, self.activation)
 
 
-def probabilities(logits: torch.Tensor, activation: str) -> torch.Tensor:
-    """Class probabilities of logits with the activation that matches the training loss:
-    softmax for cross-entropy, sigmoid for BCE and focal (training.activation_for)."""
-    logits = logits.float()
-    return torch.softmax(logits, dim=-1) if activation == "softmax" else torch.sigmoid(logits)
-
-
 def mixup(x: torch.Tensor, weights: torch.Tensor, alpha: float, generator: torch.Generator | None = None):
     """Mix every crop (all its segments together) with a random other crop of the batch, one
     Beta(alpha, alpha) coefficient per crop, applied alike to inputs and loss weights ->
@@ -158,6 +154,11 @@ def load_model(path, device: torch.device | str = "cpu") -> tuple[SoundClassifie
     meta.setdefault("activation", "sigmoid")
     meta.setdefault("short_clip", "pad")
     meta.setdefault("head", "gem")
-    model = SoundClassifier(meta["backbone"], len(meta["classes"]), activation=meta["activation"], head=meta["head"])
+    if meta["backbone"] == BIRDNET_BACKBONE:
+        from .embedding.birdnet.classifier import BirdNetClassifier
+
+        model = BirdNetClassifier(len(meta["classes"]), meta["segment_frames"], activation=meta["activation"])
+    else:
+        model = SoundClassifier(meta["backbone"], len(meta["classes"]), activation=meta["activation"], head=meta["head"])
     model.load_state_dict(state["model"])
     return model.to(device).eval(), meta

@@ -54,14 +54,16 @@ def stream_windows(path: str | Path, logmel: LogMel, window_seconds: float,
         # a window is yielded once frames beyond it exist: only then is it not the last one
         while round(j * step) + n_frames < offset + frames.shape[1]:
             start = round(j * step) - offset
-            yield (j + 1) * window_seconds, window_input(frames[:, start : start + n_frames], n_frames, params.top_db, short_clip)
+            yield (j + 1) * window_seconds, window_input(frames[:, start : start + n_frames], n_frames, params.top_db,
+                                                         short_clip, not params.waveform)
             j += 1
         drop = max(0, min(round(j * step) - offset, frames.shape[1] - n_frames))
         frames, offset = frames[:, drop:], offset + drop
     total = offset + frames.shape[1]
     for _, start, _, end in window_plan(audio.samples / params.sample_rate, window_seconds, params)[j:]:
         start = window_start_frame(start, n_frames, total) - offset
-        yield end, window_input(frames[:, start : start + n_frames], n_frames, params.top_db, short_clip)
+        yield end, window_input(frames[:, start : start + n_frames], n_frames, params.top_db, short_clip,
+                                not params.waveform)
 
 
 class WindowBatches(IterableDataset):

@@ -137,7 +137,9 @@ def train(
     model.to(device)
     if cuda:
         model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # a pretrained backbone may learn slower than its new head (discriminative learning rates)
+    groups = model.parameter_groups(cfg.lr) if hasattr(model, "parameter_groups") else model.parameters()
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = len(loader)
     scheduler = cosine_with_warmup(optimizer, int(cfg.warmup_epochs * steps_per_epoch), cfg.epochs * steps_per_epoch)
     scaler = torch.amp.GradScaler("cuda", enabled=cuda)

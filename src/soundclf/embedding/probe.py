@@ -19,7 +19,7 @@ from ..datasets import window_times
 from ..annotations import StrongLabels
 from ..scoring import fold_metrics, window_table
 from ..folds import multi_hot
-from ..model import probabilities
+from ..activations import probabilities
 from ..prediction_parts import ShardParts
 from ..submission import submission_table
 from ..training import activation_for, per_sample_loss
