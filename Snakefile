@@ -20,8 +20,8 @@ os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, os.environ.get("PYTH
 from soundclf import manifests, sources
 from soundclf.config import (ConfigError, check_backbone, check_config, check_schema, container_problems, demo_dir,
                              effective_data, effective_predict)
-from soundclf.experiments import (embedding_digest, experiment_configs, mel_cache_params, mel_digest, noise_digest,
-                                  self_training_students, training_params)
+from soundclf.experiments import (embedding_digest, experiment_configs, mel_cache_params, mel_digest, model_input,
+                                  noise_digest, self_training_students, training_params)
 from soundclf.embedding.model import cache_params
 from soundclf.review.sets import check_review_marks, review_sets
 from soundclf.search import archive

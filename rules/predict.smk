@@ -31,6 +31,9 @@ rule predict_shard:
         # the detection and truth keys are other rules': changing one predicts nothing again
         predict=lambda wc: {k: v for k, v in PREDICT[wc.exp].items() if k not in PREDICTION_ONLY_ELSEWHERE},
         kind=lambda wc: EXPERIMENTS[wc.exp]["model"]["kind"],
+        # a probe's embeddings: how they are computed, not what they are (derived: no rerun, rules/embeddings.smk)
+        embedding_backend=lambda wc, threads: EXPERIMENTS[wc.exp]["embedding"]["backend"],
+        export_dir=lambda wc, threads: EMBED_EXPORT_DIR,
         on_bad_audio=DATA["on_bad_audio"],
         # each file's rows, committed as they finish: not an output, so a killed job's survive
         parts_dir=lambda wc: f"{EXP_DIR}/{wc.exp}/predictions/shards/shard_{wc.pshard}.parts",

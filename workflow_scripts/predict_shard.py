@@ -23,7 +23,8 @@ parts = ShardParts(p.parts_dir, parts_digest(models + list(inp.onnx), {"predict"
 if p.kind == "embedding_probe":
     from soundclf.embedding.probe import predict_probe_folder
 
-    table = predict_probe_folder(files, models, p.on_bad_audio, threads=snakemake.threads, parts=parts, keys=keys)
+    table = predict_probe_folder(files, models, p.on_bad_audio, threads=snakemake.threads, parts=parts, keys=keys,
+                                 backend=p.embedding_backend, export_dir=p.export_dir)
 else:
     table = predict_folder(files, models, p.predict["batch_size"], p.on_bad_audio, parts=parts,
                            num_workers=p.predict["num_workers"], onnx_paths=list(inp.onnx) or None,

@@ -163,9 +163,13 @@ def example_windows(windows: list[tuple[str, float, np.ndarray, str, list[tuple[
     `windows`: (key, start s, normalised mel (n_mels, t), true labels, [(class, prob)])."""
     fig, axes = plt.subplots(1, len(windows), figsize=(3.6 * len(windows), 3.4), squeeze=False)
     for ax, (key, start, mel, truth, top) in zip(axes[0], windows):
-        ax.imshow(mel, origin="lower", aspect="auto", cmap="magma")
+        if mel.shape[0] == 1:  # a waveform model's input (BirdNET fine-tuned): the samples
+            ax.plot(mel[0], lw=0.3)
+            ax.set(xlabel="sample", ylabel="amplitude")
+        else:
+            ax.imshow(mel, origin="lower", aspect="auto", cmap="magma")
+            ax.set(xlabel="frame", ylabel="mel bin")
         ax.set_title(f"{key} @ {start:g} s\ntrue: {truth}\n" + "\n".join(f"{c} {p:.2f}" for c, p in top), fontsize=7)
-        ax.set(xlabel="frame", ylabel="mel bin")
     save_figure(fig, path)
 
 
@@ -211,7 +215,8 @@ def example_inputs(oof: pd.DataFrame, folds: pd.DataFrame, classes: list[str], c
         mel = cache.window(row["key"], start, n_frames)
         truth = " + ".join([labels.at[row["key"], "primary_label"], *labels.at[row["key"], "secondary_labels"]])
         top = sorted(((c, float(row[c])) for c in classes), key=lambda t: -t[1])[:3]
-        examples.append((row["key"], row["start"], window_input(mel, n_frames, params.top_db), truth, top))
+        examples.append((row["key"], row["start"], window_input(mel, n_frames, params.top_db, scale=not params.waveform),
+                         truth, top))
     return examples
 
 
