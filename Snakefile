@@ -20,6 +20,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, os.environ.get("PYTH
 from soundclf import manifests, sources
 from soundclf.config import (ConfigError, check_backbone, check_config, check_schema, container_problems, demo_dir,
                              effective_data, effective_predict)
+from soundclf.multilabel import headlines, loss_warning
 from soundclf.experiments import (embedding_digest, experiment_configs, mel_cache_params, mel_digest, model_input,
                                   noise_digest, self_training_students, training_params)
 from soundclf.embedding.model import cache_params
@@ -77,6 +78,12 @@ include: "rules/search.smk"
 
 if workflow.is_main_process:
     write_manifests_before_planning()
+    # softmax CE on multi-label data: one warning before any job. Not for the demo (its data do not
+    # exist yet on a first run, and its ablation measured CE above BCE: README, docs/models.md)
+    _loss_warning = DATA["layout"] != "demo" and loss_warning(sources.label_kind_of(existing_recordings(), DATA),
+                                                               EXPERIMENTS)
+    if _loss_warning:
+        print(_loss_warning, file=sys.stderr)
 
 
 wildcard_constraints:
@@ -91,6 +98,10 @@ onsuccess:
     # what the index kept and rejected, where people look: at the end of the run
     if Path(INDEX_SUMMARY).is_file():
         print(f"soundclf input data: {json.loads(Path(INDEX_SUMMARY).read_text())['text']}")
+    # each experiment's CV result, led by the metrics that fit the data (soundclf.multilabel)
+    _lines = headlines({exp: f"{EXP_DIR}/{exp}/oof/cv_metrics.json" for exp in EXP_NAMES})
+    if _lines:
+        print("soundclf cross-validation:\n  " + "\n  ".join(_lines))
 
 
 rule all:

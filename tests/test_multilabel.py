@@ -1,6 +1,7 @@
 """Multi-label datasets as they ship: a labels column (each separator, mixes refused), species
 heard only as secondary labels (kept or dropped, their events accepted), no-call rows of the
 metadata layout (folds, targets, summary), and the metrics that lead on such data."""
+import json
 import logging
 
 import pytest
@@ -10,6 +11,7 @@ from soundclf.annotations import read_annotations
 from soundclf.config import check_config
 from soundclf.folds import assign_folds, multi_hot
 from soundclf.indexing import build_index, read_index, summarise, write_index
+from soundclf.multilabel import headline, label_kind, lead_first, loss_warning
 from soundclf.sources import DataSourceError, list_recordings
 
 # one clip per row: file, its labels in a labels column
@@ -166,3 +168,50 @@ def test_a_labels_column_refuses_class_ids_and_a_secondary_weight(tmp_path):
         check_config(config)
     assert "data.columns.class_id ('id') numbers one label per row" in str(err.value)
     assert "train.secondary_weight (0.5) weighs secondary labels" in str(err.value)
+
+
+def cv(lead, **means):
+    return {"n_folds": 2, "labels": {"lead_metrics": lead}, "mean_std": {"recording": {
+        name: {"mean": value, "std": 0.01} for name, value in means.items()}}}
+
+
+def test_the_lead_metric_switches_with_the_data():
+    single, multi = label_kind([1, 1, 1]), label_kind([1, 2, 0])
+    assert (single.multilabel, single.lead_metrics) == (False, ["recording.accuracy"])
+    assert multi.lead_metrics == ["recording.macro_roc_auc", "recording.padded_cmap"] and single.text() == ""
+    scores = {"accuracy": 0.9, "macro_roc_auc": 0.8, "padded_cmap": 0.7}
+    assert headline("base", cv(multi.lead_metrics, **scores)).startswith(
+        "base: macro ROC-AUC 0.800 ± 0.010, padded cmAP 0.700 ± 0.010 (recording level, mean ± std over 2 folds); "
+        "top-1 accuracy 0.900")
+    assert headline("base", cv(single.lead_metrics, **scores)).startswith("base: top-1 accuracy 0.900 ± 0.010 (")
+    assert lead_first(["recording.accuracy", "recording.lwlrap", "recording.padded_cmap", "recording.macro_roc_auc"],
+                      multi.lead_metrics)[:2] == ["recording.macro_roc_auc", "recording.padded_cmap"]
+
+    from soundclf.comparison import comparison_table
+    from soundclf.plots import cv_metrics_table
+
+    def full(lead):
+        one = cv(lead, **scores) | {"pooled": {"recording": scores}}
+        one["per_fold"] = [{"fold": k, "recording": scores} for k in (0, 1)]
+        return one
+
+    for kind, first in ((multi, ["recording.macro_roc_auc.mean", "recording.macro_roc_auc.std",
+                                 "recording.padded_cmap.mean", "recording.padded_cmap.std"]),
+                        (single, ["recording.accuracy.mean", "recording.accuracy.std", "recording.padded_cmap.mean"])):
+        table = comparison_table({"a": full(kind.lead_metrics), "b": full(kind.lead_metrics)}, {}, "a",
+                                 "recording.padded_cmap")
+        assert table.columns.tolist()[1:1 + len(first)] == first
+        rows = cv_metrics_table(full(kind.lead_metrics))
+        assert (rows["level"] + "." + rows["metric"]).tolist()[:len(kind.lead_metrics)] == kind.lead_metrics
+
+
+def test_multi_label_data_trained_with_ce_get_one_warning_naming_bce():
+    cnn = {"model": {"kind": "cnn"}, "train": {"loss": "ce"}}
+    experiments = {"base": cnn, "bce": {"model": {"kind": "cnn"}, "train": {"loss": "bce"}},
+                   "probe": {"model": {"kind": "embedding_probe"}, "train": {"loss": "ce"}}}
+    warning = loss_warning(label_kind([1, 2, 0, 1]), experiments)
+    assert "experiment(s) base train with train.loss: ce" in warning and "train.loss: bce (or focal)" in warning
+    assert "no-call" in warning and "half each" in warning  # why
+    assert loss_warning(label_kind([1, 1]), experiments) is None
+    assert loss_warning(label_kind([2, 0]), {"bce": experiments["bce"]}) is None
+    assert json.loads(json.dumps(label_kind([2, 0]).as_dict()))["lead_metrics"][0] == "recording.macro_roc_auc"

@@ -2,6 +2,7 @@
 run before any job, naming the file or key and the fix, or is rejected and the rest used; a
 single fold's target on a fresh folder plans that fold alone. Apart from test_workflow.py so
 that the two test workers share these minutes (pytest-xdist hands out whole files)."""
+import ast
 import json
 import shutil
 
@@ -122,3 +123,60 @@ def test_sdm_apptainer_without_apptainer_stops_before_any_job(tmp_path):
                            'container={"image": "docker://example.org/soundclf:1"}', check=False)
     assert result.returncode != 0 and "the apptainer command is not installed here" in result.stderr + result.stdout
     assert not (tmp_path / "results").exists()
+
+
+def labels_column_dataset(tmp_path, tiny_dataset, extra_rows=()):
+    """The tiny dataset with its labels in one ';'-separated column (primary first), and two
+    no-call rows (an empty label, 'nocall') naming copies of two of its files."""
+    shutil.copytree(tiny_dataset, tmp_path / "data")
+    meta = pd.read_csv(tmp_path / "data/train_metadata.csv", keep_default_na=False)
+    birds = [";".join([p, *ast.literal_eval(s)]) for p, s in zip(meta["primary_label"], meta["secondary_labels"])]
+    table = pd.DataFrame({"clip": meta["filename"], "birds": birds, "author": meta["author"]})
+    (tmp_path / "data/train_audio/quiet").mkdir()
+    for i, label in enumerate(["", "nocall"]):
+        source = tmp_path / "data/train_audio" / meta["filename"][i]
+        shutil.copy(source, tmp_path / f"data/train_audio/quiet/clip{i}{source.suffix}")
+        table.loc[len(table)] = [f"quiet/clip{i}{source.suffix}", label, "Recordist 01"]
+    for row in extra_rows:
+        table.loc[len(table)] = row
+    table.to_csv(tmp_path / "data/labels.csv", index=False)
+    return write_config(tmp_path, {"data": {"layout": "metadata", "audio_dir": "data/train_audio",
+                                            "metadata_csv": "data/labels.csv",
+                                            "columns": {"filename": "clip", "labels": "birds"}}})
+
+
+def test_a_labels_column_with_no_call_rows_trains_and_leads_with_multi_label_metrics(tmp_path, tiny_dataset):
+    """Multi-label data (a labels column, no-call rows) through training and the comparison:
+    one plan-time warning against softmax CE, the no-call rows in both folds, and every summary
+    led by macro ROC-AUC and padded cmAP."""
+    config = labels_column_dataset(tmp_path, tiny_dataset)
+    run = run_snakemake(tmp_path, "results/experiments/comparison.csv", "--configfile", config)
+    said = run.stdout + run.stderr
+    assert said.count("train with train.loss: ce") == 1 and "Set train.loss: bce (or focal)" in said
+    results = tmp_path / "results"
+    summary = json.loads((results / "index/summary.json").read_text())
+    assert summary["no_call"] == {"empty label": 1, "label 'nocall'": 1} and summary["labels"]["multilabel"]
+    folds = pd.read_csv(results / "folds/folds.csv", keep_default_na=False)
+    assert sorted(folds.loc[folds["no_call"] != "", "fold"]) == [0, 1]
+    assert "labels separated by ';'" in (results / "logs/index_audio.log").read_text()
+    cv = json.loads((results / "experiments/base/oof/cv_metrics.json").read_text())
+    assert cv["labels"]["lead_metrics"] == ["recording.macro_roc_auc", "recording.padded_cmap"]
+    columns = pd.read_csv(results / "experiments/comparison.csv").columns.tolist()
+    assert columns[1:5] == ["recording.macro_roc_auc.mean", "recording.macro_roc_auc.std",
+                            "recording.padded_cmap.mean", "recording.padded_cmap.std"]
+    assert "soundclf cross-validation:\n  base: macro ROC-AUC " in said  # the end of the run
+    assert "multi-label data (" in said and "results lead with macro ROC-AUC and padded cmAP" in said
+
+
+def test_a_labels_column_mixing_separators_or_a_negative_label_as_class_stops_before_any_job(tmp_path, tiny_dataset):
+    for name, row, message in [
+            ("mixed", ["whistler/XC104057.flac", "whistler,upsweeper", "Recordist 01"],
+             "column 'birds' separates labels with ',' ('whistler,upsweeper'), but line 3 separates labels with ';'"),
+            ("negative", ["whistler/XC104057.flac", "noise;whistler", "Recordist 01"],
+             "label 'noise' is one of data.negative_labels")]:
+        workdir = tmp_path / name
+        config = labels_column_dataset(workdir, tiny_dataset, [row])
+        result = run_snakemake(workdir, "-n", "--configfile", config, check=False)
+        assert result.returncode != 0 and message in result.stdout + result.stderr, name
+        assert "labels.csv, line 16" in result.stdout + result.stderr  # the row: header, 12 + 2 rows, then it
+        assert not (workdir / "results").exists()

@@ -12,6 +12,7 @@ import pandas as pd
 
 from .scoring import recording_scores, recording_truth
 from .metrics import classification_report
+from .multilabel import lead_metrics
 from .oof import METRIC_LEVELS, fold_summary
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,9 @@ def comparison_table(cvs: dict[str, dict], benchmarks: dict[str, list[str]], ref
     """One row per experiment: every CV metric (mean, std over folds, pooled OOF), training
     seconds per fold, and on `metric` the paired per-fold difference against `reference`
     (mean ± std) with the folds where the experiment beats it. A cv dict with no benchmark
-    files (the nested ensemble's) gets no training seconds."""
+    files (the nested ensemble's) gets no training seconds. The first columns are the lead
+    metrics of the data (the reference's cv_metrics.json: macro ROC-AUC and padded cmAP on
+    multi-label data, top-1 accuracy on single-label data), then `metric` and its differences."""
     level, name = split_metric(metric)
     ref_folds = [f["fold"] for f in cvs[reference]["per_fold"]]
     rows = []
@@ -66,7 +69,8 @@ def comparison_table(cvs: dict[str, dict], benchmarks: dict[str, list[str]], ref
         row[f"{metric}.folds_won_vs_{reference}"] = f"{int((diffs > 0).sum())}/{len(diffs)}"
         rows.append(row)
     table = pd.DataFrame(rows)
-    first = ["experiment", f"{level}.{name}.mean", f"{level}.{name}.std", f"{metric}.diff_vs_{reference}.mean",
+    lead = [f"{m}.{stat}" for m in lead_metrics(cvs[reference]) if m != metric for stat in ("mean", "std")]
+    first = ["experiment", *lead, f"{level}.{name}.mean", f"{level}.{name}.std", f"{metric}.diff_vs_{reference}.mean",
              f"{metric}.diff_vs_{reference}.std", f"{metric}.folds_won_vs_{reference}", "train_seconds_per_fold"]
     return table[[c for c in first if c in table] + [c for c in table if c not in first]]
 

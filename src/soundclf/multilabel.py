@@ -11,8 +11,10 @@ a run.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable
 
 MULTI_LABEL_LEAD = ("recording.macro_roc_auc", "recording.padded_cmap")
@@ -95,6 +97,16 @@ def headline(experiment: str, cv: dict[str, Any]) -> str:
     folds = cv.get("n_folds", len(cv.get("per_fold", [])))
     return (f"{experiment}: " + ", ".join(first or ["no metric"]) + f" (recording level, mean ± std over {folds} folds)"
             + (f"; {', '.join(rest)}" if rest else ""))
+
+
+def headlines(cv_files: dict[str, str | Path]) -> list[str]:
+    """The end-of-run summary's lines: headline() of each experiment whose cv_metrics.json
+    exists (`cv_files`: experiment -> its path)."""
+    lines = []
+    for name, path in cv_files.items():
+        if Path(path).is_file():
+            lines.append(headline(name, json.loads(Path(path).read_text())))
+    return lines
 
 
 def loss_warning(kind: LabelKind | None, experiments: dict[str, dict[str, Any]]) -> str | None:

@@ -7,6 +7,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from .indexing import labels_per_recording
+from .multilabel import label_kind
 from .scoring import recording_metrics, recording_scores, recording_truth
 
 
@@ -15,9 +17,11 @@ METRIC_LEVELS = ("recording", "window", "window_weak")
 
 def cv_metrics(fold_metrics: list[dict], oof: pd.DataFrame, folds: pd.DataFrame, classes: list[str],
                nocall_threshold: float) -> dict:
-    """Per-fold metrics as given, their mean and std (over folds where defined) and the metrics
-    of all folds' recording scores pooled."""
+    """Per-fold metrics as given, their mean and std (over folds where defined), the metrics
+    of all folds' recording scores pooled, and the kind of labels the training data have
+    (`labels`: multi-label or not, the metrics that lead: soundclf.multilabel)."""
     return {
+        "labels": label_kind(labels_per_recording(folds)).as_dict(),
         "n_folds": len(fold_metrics),
         "n_recordings": int(oof["key"].nunique()),
         "n_windows": len(oof),

@@ -43,6 +43,10 @@ def input_summary(summary: dict, path: str | Path) -> None:
     for i, (_, n) in enumerate(rows):
         ax.annotate(str(n), (n, i), xytext=(3, 0), textcoords="offset points", va="center", fontsize=8)
     title = summary["text"].splitlines()[0]
+    kind = summary.get("labels") or {}
+    if kind.get("multilabel"):  # what the results lead with, said where the report starts
+        title += (f"\nmulti-label data ({kind['n_multi_label']} with two or more labels, {kind['n_no_call']} no-call): "
+                  "results lead with macro ROC-AUC and padded cmAP")
     if summary["lost_classes"]:
         title += "\nclasses with no recording left: " + ", ".join(summary["lost_classes"][:8]) + (
             " ..." if len(summary["lost_classes"]) > 8 else "")
@@ -52,22 +56,29 @@ def input_summary(summary: dict, path: str | Path) -> None:
 
 
 def experiment_comparison(cvs: dict[str, dict], metric: str, reference: str, path: str | Path) -> None:
-    """Per experiment: the metric's mean ± std over folds (bars) and each fold's value (dots,
-    joined across experiments fold by fold, since the folds are shared)."""
+    """Per experiment and metric: its mean ± std over folds (bars) and each fold's value (dots,
+    joined across experiments fold by fold, since the folds are shared). One panel per metric:
+    the data's lead metrics first (macro ROC-AUC and padded cmAP on multi-label data, top-1 on
+    single-label data: the reference's cv_metrics.json), then `metric` (compare.metric)."""
     from .comparison import metric_of
+    from .multilabel import lead_metrics
 
     names = list(cvs)
     folds = [f["fold"] for f in cvs[reference]["per_fold"]]
-    fig, ax = plt.subplots(figsize=(max(4.5, 1.1 * len(names) + 2), 3.8))
+    metrics = list(dict.fromkeys([*lead_metrics(cvs[reference]), metric]))
+    width = max(4.5, 1.1 * len(names) + 2)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(width * len(metrics), 3.8), squeeze=False)
     x = np.arange(len(names))
-    means = [metric_of(cvs[n], metric) for n in names]
-    stds = [np.nanstd([metric_of(cvs[n], metric, k) for k in folds]) for n in names]
-    ax.bar(x, means, 0.6, yerr=stds, capsize=4, color=["tab:gray" if n == reference else "tab:blue" for n in names])
-    for k in folds:
-        ax.plot(x, [metric_of(cvs[n], metric, k) for n in names], "o-", color="black", alpha=0.35, markersize=3, lw=0.8)
-    ax.set_xticks(x, names, rotation=30, ha="right")
-    ax.set(ylabel=metric, title=f"{metric}: mean ± std over folds (grey: reference {reference});\nlines join each fold")
-    ax.title.set_fontsize(9)
+    for ax, name in zip(axes[0], metrics):
+        means = [metric_of(cvs[n], name) for n in names]
+        stds = [np.nanstd([metric_of(cvs[n], name, k) for k in folds]) for n in names]
+        ax.bar(x, means, 0.6, yerr=stds, capsize=4, color=["tab:gray" if n == reference else "tab:blue" for n in names])
+        for k in folds:
+            ax.plot(x, [metric_of(cvs[n], name, k) for n in names], "o-", color="black", alpha=0.35, markersize=3,
+                    lw=0.8)
+        ax.set_xticks(x, names, rotation=30, ha="right")
+        ax.set(ylabel=name, title=f"{name}: mean ± std over folds (grey: reference {reference});\nlines join each fold")
+        ax.title.set_fontsize(9)
     save_figure(fig, path)
 
 
@@ -90,7 +101,11 @@ def training_curves(histories: dict[int, pd.DataFrame], path: str | Path) -> Non
 
 
 def cv_metrics_table(cv: dict) -> pd.DataFrame:
-    """One row per (level, metric): each fold's value, mean ± std and the pooled value."""
+    """One row per (level, metric): each fold's value, mean ± std and the pooled value; the
+    data's lead metrics first (soundclf.multilabel: macro ROC-AUC and padded cmAP on
+    multi-label data, top-1 accuracy on single-label data)."""
+    from .multilabel import lead_first, lead_metrics
+
     rows = []
     for level, metrics in cv["mean_std"].items():
         for metric, stat in metrics.items():
@@ -98,6 +113,9 @@ def cv_metrics_table(cv: dict) -> pd.DataFrame:
             row.update({f"fold {f['fold']}": f[level][metric] for f in cv["per_fold"]})
             row.update(mean=stat["mean"], std=stat["std"], pooled=cv["pooled"].get(level, {}).get(metric, np.nan))
             rows.append(row)
+    order = lead_first([f"{r['level']}.{r['metric']}" for r in rows], lead_metrics(cv))
+    position = {name: i for i, name in enumerate(order)}
+    rows.sort(key=lambda r: position[f"{r['level']}.{r['metric']}"])
     return pd.DataFrame(rows).round(4)
 
 

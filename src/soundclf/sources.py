@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .multilabel import LabelKind, label_kind
+
 AUDIO_EXTENSIONS = ("ogg", "flac", "wav", "mp3", "opus", "aiff", "aif")
 NEGATIVE_LABELS = ("nocall", "noise")  # data.negative_labels' default: a row labelled only so is a no-call recording
 
@@ -246,6 +248,22 @@ def _lenient_labels(text: str) -> list[str]:
         return parse_label_list(text)
     except ValueError:
         return []
+
+
+def label_kind_of(recordings: list[Recording], data: dict[str, Any]) -> LabelKind:
+    """What the index will find (indexing.labels_per_recording), read off the listing at plan
+    time: how many recordings have two or more labels (a labels column's, or a primary label and
+    the secondary labels that will be classes), and how many none."""
+    if data["layout"] == "folders":
+        return label_kind(0 if r.negative else 1 for r in recordings)
+    column = data["columns"].get("secondary_labels")
+    secondary = {r.key: [] if r.labels is not None or not column else _lenient_labels(r.row.get(column, ""))
+                 for r in recordings}
+    primaries = {r.label for r in recordings if r.label}
+    if data.get("secondary_classes", "keep") == "drop":
+        secondary = {key: [s for s in labels if s in primaries] for key, labels in secondary.items()}
+    return label_kind(len(r.labels) if r.labels is not None else
+                      len({r.label} - {""} | set(secondary[r.key])) for r in recordings)
 
 
 def relative_key(path: str | Path, folder: str | Path) -> str:
