@@ -123,3 +123,18 @@ def test_the_range_model_scores_a_place_and_a_week():
     assert batch[1][rows[1]] >= SF_THRESH  # Berlin in May: Eurasian Blackbird
     with pytest.raises(ValueError, match="week 1-48"):
         occurrence(17.97, -67.05, 49)
+
+
+@needs_model
+def test_priors_from_a_config_section_mask_an_absent_species_and_leave_unmapped_ones():
+    from soundclf.embedding.birdnet.range_prior import priors_from_config
+
+    recordings = pd.DataFrame({"key": ["pr", "berlin"], "latitude": [17.97, 52.5], "longitude": [-67.05, 13.4],
+                               "date": ["2016-06-15", "2016-05-10"]})
+    classes = ["coereba_flaveola", "turdus_merula", "agelaius_xanthomus"]
+    priors = priors_from_config(recordings, classes, {"mode": "mask", "sf_thresh": 0.03})
+    assert priors.loc["pr"].tolist() == [1.0, 0.0, 1.0] and priors.loc["berlin"].tolist() == [0.0, 1.0, 1.0]
+    site = priors_from_config(recordings[["key"]], classes, {"site": {"lat": 52.5, "lon": 13.4, "week": 19}})
+    assert site["turdus_merula"].tolist() == [1.0, 1.0]
+    with pytest.raises(ValueError, match="unknown keys thresh"):
+        priors_from_config(recordings, classes, {"thresh": 0.1})

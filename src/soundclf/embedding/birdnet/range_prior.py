@@ -229,3 +229,28 @@ def apply_range_prior(windows: pd.DataFrame, priors: pd.DataFrame, key: str = "k
     weights = priors[classes].reindex(windows[key].astype(str).to_numpy()).fillna(1.0).to_numpy(np.float64)
     out[classes] = windows[classes].to_numpy(np.float64) * weights
     return out
+
+
+def priors_from_config(recordings: pd.DataFrame, classes: list[str], section: dict, label_map=None,
+                       labels: list[str] | None = None, model: RangeModel | None = None) -> pd.DataFrame:
+    """The prior of a config section (`evaluate.range_prior` / `predict.range_prior`: mode,
+    sf_thresh, floor, year_round, site {lat, lon, week | date}, columns {lat, lon, date},
+    label_map) for the recordings (a `key` column and their metadata) × classes. The classes map
+    to BirdNET's labels as the zero-shot probe maps them (`label_map`: model.zero_shot_label_map
+    unless the section names its own)."""
+    from ..model import EmbeddingSpec
+    from ..zero_shot import match_classes, model_labels
+
+    unknown = sorted(set(section) - {"enabled", "mode", "sf_thresh", "floor", "year_round", "site", "columns",
+                                     "label_map"})
+    if unknown:
+        raise ValueError(f"range_prior: unknown keys {', '.join(unknown)}")
+    rows = match_classes(classes, labels if labels is not None else model_labels(EmbeddingSpec(), None),
+                         section.get("label_map") or label_map)
+    columns = section.get("columns") or {}
+    points = recording_points(recordings, lat=columns.get("lat"), lon=columns.get("lon"), date=columns.get("date"),
+                              site=section.get("site"))
+    if section.get("year_round"):
+        points["week"] = YEAR_ROUND
+    return recording_priors(points, classes, rows, section.get("mode", "mask"), float(section.get("sf_thresh", SF_THRESH)),
+                            float(section.get("floor", 0.0)), model)
