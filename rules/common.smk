@@ -239,23 +239,20 @@ PREDICTION_ONLY_ELSEWHERE = ("threshold", "target_precision", "min_score", "labe
 
 
 def prediction_shards(exp, files):
-    """{shard: its files} of an experiment's prediction (a hash of the path under predict.audio_dir)."""
-    predict = PREDICT[exp]
-    return by_shard(files, predict["n_shards"], key=lambda f: sources.relative_key(f, predict["audio_dir"]))
-
-
-def prediction_shard_audio(wildcards):
-    """The recordings of one prediction shard."""
-    return prediction_shards(wildcards.exp, predicted_files(wildcards.exp))[int(wildcards.pshard)]
+    """{shard: (key, path) of its recordings} of an experiment's prediction (key: the path under
+    predict.audio_dir, whose hash is the shard), computed once per listing of the folder: every
+    shard's input function reads it (100 shards of 100 000 files: bench/archive_scale.py)."""
+    cached = _listing.get(("predict_shards", exp))
+    if cached is None or cached[0] is not files:
+        audio_dir = PREDICT[exp]["audio_dir"]
+        recordings = [(sources.relative_key(f, audio_dir), f) for f in files]
+        cached = (files, by_shard(recordings, PREDICT[exp]["n_shards"], key=lambda r: r[0]))
+        _listing[("predict_shards", exp)] = cached
+    return cached[1]
 
 
 def prediction_manifest_path(exp, shard):
     return f"{MANIFESTS}/predict/{exp}/shard_{shard}.tsv"
-
-
-def prediction_recordings(exp, files):
-    """(key, path) of recordings of an experiment's predict.audio_dir (key: the path under it)."""
-    return [(sources.relative_key(f, PREDICT[exp]["audio_dir"]), f) for f in files]
 
 
 def prediction_manifest(wildcards):
@@ -265,8 +262,8 @@ def prediction_manifest(wildcards):
     path = prediction_manifest_path(wildcards.exp, wildcards.pshard)
     if not workflow.is_main_process:
         return path
-    files = prediction_shard_audio(wildcards)
-    return manifests.write_manifest(path, prediction_recordings(wildcards.exp, files))
+    shard = prediction_shards(wildcards.exp, predicted_files(wildcards.exp))[int(wildcards.pshard)]
+    return manifests.write_manifest(path, shard)
 
 
 def write_manifests_before_planning():
@@ -289,7 +286,7 @@ def write_manifests_before_planning():
             if not made_by_demo(audio_dir):
                 _listing[prediction_listing(exp)] = files
             for s, shard in prediction_shards(exp, files).items():
-                manifests.write_manifest(prediction_manifest_path(exp, s), prediction_recordings(exp, shard))
+                manifests.write_manifest(prediction_manifest_path(exp, s), shard)
     if STUDENTS and Path(SELF_TRAINING["audio_dir"]).is_dir():
         grouped = by_shard(list_unlabeled(), N_SHARDS, key=lambda item: item[0])
         if not made_by_demo(SELF_TRAINING["audio_dir"]):
