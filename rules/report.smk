@@ -8,6 +8,7 @@ localrules:
     plot_training,
     plot_oof,
     plot_predictions,
+    plot_detections,
 
 
 rule plot_index:

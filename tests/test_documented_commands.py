@@ -134,7 +134,7 @@ def copy_of_the_repository(dest: Path) -> Path:
     working tree's versions), links kept as links, and .venv a link to the venv running the tests."""
     listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
                             capture_output=True, check=True).stdout.decode().split("\0")
-    for name in filter(None, listed):
+    for name in filter(lambda name: name and name != ".venv", listed):  # a .venv link is not ignored by .venv/
         source = REPO / name
         if source.is_symlink() or source.is_file():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)

@@ -257,8 +257,8 @@ def test_a_probe_and_a_cnn_experiment_in_one_comparison(tmp_path, tiny_dataset):
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
     (tmp_path / "map.csv").write_text("class,label\nwhistler,Turdus merula_Eurasian Blackbird\n")
     # what the assertions read: no figures, thresholds or detections (the workflow tests run those)
-    run_snakemake(tmp_path, "results/experiments/comparison.csv", "results/experiments/ensemble/predictions/submission.csv",
-                  "--configfile", "c.yaml")
+    targets = ["results/experiments/comparison.csv", "results/experiments/ensemble/predictions/submission.csv"]
+    run_snakemake(tmp_path, *targets, "--configfile", "c.yaml")
     table = pd.read_csv(tmp_path / "results/experiments/comparison.csv").set_index("experiment")
     assert set(table.index) == {"cnn", "probe", "zero", "ensemble (nested)"}  # zero-shot, probe and CNN members
     assert table["recording.padded_cmap.mean"].notna().all()
@@ -276,7 +276,7 @@ def test_a_probe_and_a_cnn_experiment_in_one_comparison(tmp_path, tiny_dataset):
     # audio): switching it reruns no job, neither the embedding shards nor the probes after them
     for backend in ("litert", "torch"):
         (tmp_path / "b.yaml").write_text(yaml.safe_dump({"embedding": {"backend": backend}}))
-        assert planned_jobs(run_snakemake(tmp_path, "-n", "--configfile", "c.yaml", "b.yaml")) == {}, backend
+        assert planned_jobs(run_snakemake(tmp_path, "-n", *targets, "--configfile", "c.yaml", "b.yaml")) == {}, backend
 
     # a setting of one kind plans only that kind's training again (experiments.training_params)
     n_folds = len(list((tmp_path / "results/experiments/cnn/models").glob("fold*")))

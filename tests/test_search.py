@@ -218,8 +218,9 @@ def test_search_finds_the_planted_call_first_and_rounds_learn_from_the_page_mark
     assert calibration["n_marks"].iloc[0] == len(round1_items) and calibration["status"].eq("ok").all()
     assert detections["probability"].ge(0.95).all()  # search.target_probability
     raven = tmp_path / "results/search/chirp/round1/raven"
-    assert len(pd.read_csv(raven / "site_a/chorus.wav.Table.1.selections.txt", sep="\t")) == len(detections)
-    assert pd.read_csv(raven / "noise.wav.Table.1.selections.txt", sep="\t").empty
+    # a table per recording, named by its path without the extension (sub-folders kept)
+    assert len(pd.read_csv(raven / "site_a/chorus.Table.1.selections.txt", sep="\t")) == len(detections)
+    assert pd.read_csv(raven / "noise.Table.1.selections.txt", sep="\t").empty
 
     # the probe's L2 strength: round 1 again (probe, scores, next draw), nothing before it
     (tmp_path / "l2.yaml").write_text(yaml.safe_dump({"search": {"round": {"c": 10.0}}}))

@@ -209,7 +209,8 @@ def test_model_stage_outputs(built_workdir):
     assert thresholds["class"].tolist() == classes and (thresholds["support"] > 0).all()
     assert thresholds["f1_threshold"].between(0, 1).all()
     detections = pd.read_csv(results / "predictions/detections.csv")
-    assert list(detections.columns) == ["file", "label", "start", "end", "score", "n_windows", "threshold"]
+    assert list(detections.columns) == ["file", "site", "datetime", "label", "start", "end", "score", "n_windows",
+                                        "threshold"]
     assert (detections["score"] >= detections["threshold"]).all()
     assert (results / "predictions/raven/soundscape_00.Table.1.selections.txt").is_file()
     # Parquet: the window scores (file, start, end, a float32 column per class) and the detections
