@@ -14,6 +14,9 @@ Rows (recording-level top-1 accuracy, mean ± std over folds, wall time):
   L2 pull towards it, its strength chosen inside each fold's training folds (`model.probe: anchored`);
 - soundclf `birdnet_probe_bags`, `birdnet_anchored_bags`: those probes trained on each
   recording's windows as a bag (`model.probe_examples: bags`);
+- soundclf `birdnet_finetuned`: BirdNET V2.4 itself trained per fold (`model.backbone: birdnet_v24`,
+  docs/models.md) on 48 kHz waveforms, its head started from BirdNET's classifier (FINETUNED;
+  `--finetune KEY=VALUE` overrides its train/model keys, e.g. train.epochs=1);
 - soundclf `cnn_distilled`: the default CNN distilled (`train.teacher`) from the anchored
   probe where the classes are BirdNET species, else from the probe;
 - soundclf `ensemble`: the experiments' calibrated scores averaged, each fold's members,
@@ -26,7 +29,14 @@ Rows (recording-level top-1 accuracy, mean ± std over folds, wall time):
 - CNN baseline (bench/cnn_baseline.py): timm resnet18 on 64-mel log-mels of a fixed-length
   clip, softmax CE, mixup 0.2, light SpecAugment, AdamW + one-cycle, 10 epochs. It runs on
   the features this script writes (`--features-only`), here or on a GPU machine.
-Writes results/bench/quality/<name>/quality.json and its figures in bench/results.json (flat())."""
+Writes results/bench/quality/<name>/quality.json and its figures in bench/results.json (flat()).
+
+A partial run (`--rows` some experiments, `--folds` some folds: Snakemake builds only those
+folds' results/experiments/<exp>/oof/fold<k>/metrics.json) skips the ensemble and the bench
+rows and writes quality_partial.json and per-fold figures (partial_figures()):
+
+    python bench/quality.py xenocanto /work/data/xenocanto --rows birdnet_finetuned birdnet_anchored \
+        --folds 0 --threads 2 --finetune train.epochs=1 train.crop_seconds=10"""
 from __future__ import annotations
 
 import argparse
@@ -60,29 +70,119 @@ ZERO_SHOT = {"birdnet_zero_shot": {"model": {"kind": "embedding_probe", "probe":
              "birdnet_anchored": {"model": {"kind": "embedding_probe", "probe": "anchored"}},
              "birdnet_anchored_bags": {"model": {"kind": "embedding_probe", "probe": "anchored",
                                                  "probe_examples": "bags"}}}
+# the fine-tuned network (docs/models.md: BirdNET fine-tuned): the documented starting point;
+# log-mel augmentations are refused for its waveform input
+FINETUNED = {"birdnet_finetuned": {
+    "model": {"backbone": "birdnet_v24", "backbone_lr_scale": 0.1},
+    "train": {"crop_seconds": 15, "segment_seconds": 5, "loss": "bce", "epochs": 10, "lr": 0.001, "batch_size": 8}}}
 PROBES = {"birdnet_probe", "birdnet_probe_bags", *ZERO_SHOT}
 LABELS = {"cnn": "CNN (default config)", "cnn_augmented": "CNN + SpecAugment, time shift, gain",
           "birdnet_probe": "BirdNET probe experiment", "birdnet_probe_bags": "BirdNET probe on bags of windows",
           "birdnet_zero_shot": "BirdNET zero-shot (its species scores, nothing trained)",
           "birdnet_anchored": "BirdNET classifier anchored and refitted",
           "birdnet_anchored_bags": "BirdNET classifier anchored, refitted on bags of windows",
+          "birdnet_finetuned": "BirdNET V2.4 fine-tuned per fold (waveform, head from its classifier)",
           "cnn_distilled": "CNN distilled from the anchored (or plain) probe"}
 
 
 def experiments(name: str) -> dict:
     zero_shot = DATASETS[name].get("zero_shot")
     teacher = "birdnet_anchored" if zero_shot else "birdnet_probe"
-    return EXPERIMENTS | (ZERO_SHOT if zero_shot else {}) | {"cnn_distilled": {"train": {"teacher": teacher}}}
+    return EXPERIMENTS | (ZERO_SHOT if zero_shot else {}) | FINETUNED | {"cnn_distilled": {"train": {"teacher": teacher}}}
 
 
-def run_soundclf(name: str, data_dir: Path, work: Path) -> dict:
+def with_overrides(experiment: dict | None, overrides: list[str]) -> dict:
+    """An experiment's sections with SECTION.KEY=VALUE overrides (VALUE read as YAML)."""
+    out = {section: dict(keys) for section, keys in (experiment or {}).items()}
+    for item in overrides:
+        dotted, value = item.split("=", 1)
+        section, key = dotted.split(".", 1)
+        out.setdefault(section, {})[key] = yaml.safe_load(value)
+    return out
+
+
+def config_for(name: str, data_dir: Path, work: Path, chosen: dict, threads: int | None = None) -> dict:
     spec = DATASETS[name]
     data = dict(spec["data"], audio_dir=str(data_dir / spec["data"]["audio_dir"]),
                 metadata_csv=str(data_dir / spec["data"]["metadata_csv"]))
+    reference = "cnn" if "cnn" in chosen else next(iter(chosen))
     config = {"results_dir": str(work / "results"), "data": data, "folds": spec["folds"],
-              "predict": {"audio_dir": None}, "experiments": experiments(name),
-              "compare": {"reference": "cnn", "metric": "recording.accuracy"},
+              "predict": {"audio_dir": None}, "experiments": chosen,
+              "compare": {"reference": reference, "metric": "recording.accuracy"},
               "ensemble": {"metric": "recording.accuracy"}}
+    if threads:  # one training / evaluation job uses them all (folds one after the other)
+        config["threads"] = {"train": threads, "evaluate": threads, "predict": threads}
+    return config
+
+
+def run_partial(name: str, data_dir: Path, work: Path, rows: list[str], folds: list[int] | None,
+                overrides: list[str], threads: int | None, nolock: bool = False) -> dict:
+    """Only `rows`, only `folds` (all when None): each fold's oof metrics.json as Snakemake's
+    targeted output; per fold its recording accuracy and its jobs' seconds."""
+    every = experiments(name)
+    unknown = sorted(set(rows) - set(every))
+    if unknown:
+        raise SystemExit(f"unknown rows {unknown}; this set has {sorted(every)}")
+    chosen = {exp: (with_overrides(every[exp], overrides) if exp in FINETUNED else every[exp]) for exp in rows}
+    config = config_for(name, data_dir, work, chosen, threads)
+    configfile = work / f"config_{'_'.join(rows)}.yaml"  # its own: partial runs may share the folder
+    configfile.write_text(yaml.safe_dump(config))
+    snakemake = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(work), "--cores", "2",
+                 *(["--nolock"] if nolock else []), "--configfile", str(configfile), "--"]  # targets after "--" (--configfile takes several)
+    if folds is None:  # the folds table says how many
+        with open(work / "workflow.log", "a") as log:
+            subprocess.run([*snakemake, str(work / "results/folds/folds.csv")], check=True, stdout=log,
+                           stderr=subprocess.STDOUT)
+        folds = sorted(int(k) for k in pd.read_csv(work / "results/folds/folds.csv")["fold"].unique())
+    out = {"experiments": chosen, "folds": folds, "threads": threads, "runs": []}
+    for exp in rows:  # one row after the other, so that each row's wall time is its own
+        targets = [str(work / f"results/experiments/{exp}/oof/fold{k}/metrics.json") for k in folds]
+        start = time.perf_counter()
+        with open(work / "workflow.log", "a") as log:
+            subprocess.run([*snakemake, *targets], check=True, stdout=log, stderr=subprocess.STDOUT)
+        row = {"wall_seconds": time.perf_counter() - start, "per_fold": {}}
+        for k in folds:
+            metrics = json.loads((work / f"results/experiments/{exp}/oof/fold{k}/metrics.json").read_text())
+            jobs = {rule: float(pd.read_csv(p, sep="\t")["s"].iloc[0])
+                    for rule in ("train_fold", "evaluate_fold")
+                    for p in [work / f"results/benchmarks/{rule}/{exp}/fold{k}.tsv"] if p.exists()}
+            fold_row = {"accuracy": float(metrics["recording"]["accuracy"]), "job_seconds": jobs}
+            history = work / f"results/experiments/{exp}/models/fold{k}/history.csv"
+            if history.exists():
+                fold_row["history"] = pd.read_csv(history).to_dict(orient="records")
+            if exp in FINETUNED and "train_fold" in jobs:
+                epochs = chosen[exp]["train"]["epochs"]
+                # the training job (loading, every epoch's training and held-out validation) per epoch
+                fold_row["cost_seconds_per_epoch_per_fold"] = jobs["train_fold"] / epochs
+            row["per_fold"][k] = fold_row
+        accuracies = [row["per_fold"][k]["accuracy"] for k in folds]
+        row |= fold_stats(accuracies)
+        out[exp] = row
+    return out
+
+
+def partial_figures(name: str, result: dict) -> dict:
+    """quality.<set>.<row>.fold<k>.accuracy (and the cost per epoch of a fine-tuned fold);
+    .mean/.std only where every fold ran."""
+    names = {"birdnet_zero_shot": "soundclf_zero_shot", "birdnet_probe": "soundclf_probe", "cnn": "soundclf"}
+    out = {}
+    n_folds = DATASETS[name]["folds"].get("n_folds")
+    for exp, row in result.items():
+        if not isinstance(row, dict) or "per_fold" not in row:
+            continue
+        key = f"quality.{name}.{names.get(exp, exp if exp.startswith('birdnet_anchored') else f'soundclf_{exp}')}"
+        for k, f in row["per_fold"].items():
+            out[f"{key}.fold{k}.accuracy"] = round(f["accuracy"], 4)
+            if "cost_seconds_per_epoch_per_fold" in f:
+                out[f"{key}.fold{k}.cost_seconds_per_epoch_per_fold"] = round(f["cost_seconds_per_epoch_per_fold"], 1)
+        if n_folds and len(row["per_fold"]) == n_folds:
+            out[f"{key}.mean"], out[f"{key}.std"] = round(row["mean"], 4), round(row["std"], 4)
+    return out
+
+
+def run_soundclf(name: str, data_dir: Path, work: Path, overrides: list[str] = ()) -> dict:
+    chosen = {exp: (with_overrides(e, overrides) if exp in FINETUNED else e) for exp, e in experiments(name).items()}
+    config = config_for(name, data_dir, work, chosen)
     (work / "config.yaml").write_text(yaml.safe_dump(config))
     start = time.perf_counter()
     with open(work / "workflow.log", "w") as log:  # Snakemake's and the jobs' progress
@@ -255,10 +355,28 @@ def main() -> None:
     parser.add_argument("--cnn-baseline", type=Path, help="a JSON written by bench/cnn_baseline.py on these features")
     parser.add_argument("--baseline-here", action="store_true",
                         help="train the CNN baseline in this run, on this machine (its wall time then compares)")
+    parser.add_argument("--rows", nargs="+", help="only these experiments (a partial run: no ensemble, no bench rows)")
+    parser.add_argument("--folds", nargs="+", type=int, help="only these folds (a partial run)")
+    parser.add_argument("--threads", type=int, help="threads of each training / evaluation job (partial run)")
+    parser.add_argument("--finetune", nargs="+", default=[], metavar="SECTION.KEY=VALUE",
+                        help="overrides of the birdnet_finetuned row, e.g. train.epochs=1 train.crop_seconds=10")
+    parser.add_argument("--nolock", action="store_true",
+                        help="beside another partial run in the same folder (other rows: other targets)")
     args = parser.parse_args()
     work = WORK / "quality" / args.name
     work.mkdir(parents=True, exist_ok=True)
-    result = {"dataset": args.name, "metric": "accuracy", "soundclf": run_soundclf(args.name, args.data_dir, work)}
+    if args.rows or args.folds is not None:
+        rows = args.rows or list(experiments(args.name))
+        partial = run_partial(args.name, args.data_dir, work, rows, args.folds, args.finetune, args.threads, args.nolock)
+        partial["dataset"] = args.name
+        tag = "_".join(rows) + "_folds" + "".join(str(k) for k in partial["folds"])
+        (work / f"quality_partial_{tag}.json").write_text(json.dumps(partial, indent=2))
+        figures = partial_figures(args.name, partial)
+        record_figures(figures)
+        print(json.dumps(figures, indent=1))
+        return
+    result = {"dataset": args.name, "metric": "accuracy",
+              "soundclf": run_soundclf(args.name, args.data_dir, work, args.finetune)}
     listed = recordings(work)
     result["n_recordings"], result["n_classes"] = len(listed), int(listed["class_id"].nunique())
     result["plain_probe"] = plain_probe(listed)
