@@ -208,18 +208,22 @@ def test_model_stage_outputs(built_workdir):
     thresholds = pd.read_csv(results / "oof/thresholds.csv")
     assert thresholds["class"].tolist() == classes and (thresholds["support"] > 0).all()
     assert thresholds["f1_threshold"].between(0, 1).all()
-    detections = pd.read_csv(results / "predictions/detections.csv")
+    detections = pd.read_csv(results / "predictions/detections.csv", parse_dates=["datetime"])
     assert list(detections.columns) == ["file", "site", "datetime", "label", "start", "end", "score", "n_windows",
                                         "threshold"]
     assert (detections["score"] >= detections["threshold"]).all()
     assert (results / "predictions/raven/soundscape_00.Table.1.selections.txt").is_file()
-    # Parquet: the window scores (file, start, end, a float32 column per class) and the detections
+    # Parquet: the window scores (file: the recording's path under predict.audio_dir, site,
+    # datetime, start, end, a float32 column per class) and the detections
     windows = pd.read_parquet(results / "predictions/windows.parquet")
-    assert list(windows.columns) == ["file", "start", "end", *classes]
-    assert windows[["file", "start", "end"]].values.tolist() == [["soundscape_00", 0.0, 5.0], ["soundscape_00", 5.0, 10.0]]
+    assert list(windows.columns) == ["file", "site", "datetime", "start", "end", *classes]
+    assert windows[["file", "site", "start", "end"]].values.tolist() == [["soundscape_00.ogg", "", 0.0, 5.0],
+                                                                         ["soundscape_00.ogg", "", 5.0, 10.0]]
+    assert windows["datetime"].isna().all()  # a name without a start time: no date-time, never a guessed one
     assert (windows[classes].dtypes == "float32").all()
     np.testing.assert_allclose(windows[classes].to_numpy(), submission[classes].to_numpy(), atol=1e-6)
-    pd.testing.assert_frame_equal(pd.read_parquet(results / "predictions/detections.parquet"), detections)
+    # (the CSV's empty datetime reads back in seconds, the Parquet's in nanoseconds)
+    pd.testing.assert_frame_equal(pd.read_parquet(results / "predictions/detections.parquet"), detections, check_dtype=False)
     assert (results / "predictions/audacity/soundscape_00.txt").is_file()
 
 
