@@ -3,6 +3,7 @@ indexing (rejected with a reason and a fix, or indexed), and the two policies st
 listing every problem."""
 import logging
 import shutil
+from contextlib import contextmanager
 
 import pytest
 import soundfile as sf
@@ -28,17 +29,24 @@ def data_section(dataset, **policies):
             "metadata_csv": str(dataset / "train_metadata.csv"), "columns": DEMO_COLUMNS} | policies
 
 
-@pytest.fixture(scope="module")
-def indexed(hostile_dataset):
+@contextmanager
+def soundclf_log():
+    """The records the soundclf loggers emit inside the block, as a list filled while it runs."""
     records = []
     handler = logging.Handler()
     handler.emit = records.append
     logging.getLogger("soundclf").addHandler(handler)
     try:
-        index, classes, rejected = build_index(list_recordings(data_section(hostile_dataset)), DEMO_COLUMNS,
-                                               min_seconds=DEFAULT_MIN_SECONDS, threads=2)
+        yield records
     finally:
         logging.getLogger("soundclf").removeHandler(handler)
+
+
+@pytest.fixture(scope="module")
+def indexed(hostile_dataset):
+    with soundclf_log() as records:
+        index, classes, rejected = build_index(list_recordings(data_section(hostile_dataset)), DEMO_COLUMNS,
+                                               min_seconds=DEFAULT_MIN_SECONDS, threads=2)
     return index.set_index("key"), classes, rejected.set_index("key"), "\n".join(r.getMessage() for r in records)
 
 
@@ -86,16 +94,10 @@ def test_a_label_heard_only_as_secondary_is_a_class_and_an_empty_label_a_no_call
 
 
 def test_with_secondary_classes_drop_an_unknown_secondary_label_is_dropped_and_a_known_one_kept(hostile_dataset):
-    records = []
-    handler = logging.Handler()
-    handler.emit = records.append
-    logging.getLogger("soundclf").addHandler(handler)
-    try:
+    with soundclf_log() as records:
         good = [r for r in list_recordings(data_section(hostile_dataset))
                 if not r.key.startswith("odd/") or r.key == "odd/unknown_secondary.wav"]
         index, classes, _ = build_index(good, DEMO_COLUMNS, secondary_classes="drop")
-    finally:
-        logging.getLogger("soundclf").removeHandler(handler)
     assert index.set_index("key").loc["odd/unknown_secondary.wav", "secondary_labels"] == ["upsweeper"]
     assert "nosuchbird" not in set(classes["class"])
     assert "nosuchbird" in "\n".join(r.getMessage() for r in records)
