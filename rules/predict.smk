@@ -96,7 +96,6 @@ rule detect_events:
         threshold=lambda wc: PREDICT[wc.exp]["threshold"],
         target_probability=lambda wc: PREDICT[wc.exp]["target_probability"],
         min_score=lambda wc: PREDICT[wc.exp]["min_score"],
-        site_level=lambda wc: PREDICT[wc.exp]["site_level"],
     conda:
         CONDA_ENV
     log:

@@ -8,7 +8,6 @@ import pandas as pd
 from soundclf.detections import calibrated_thresholds, detect, thresholds_for, with_probability, write_detections
 from soundclf.atomic import write_parquet
 from soundclf.logs import setup_logging
-from soundclf.deployment import deployment_columns
 from soundclf.submission import WINDOW_COLUMNS
 
 log = setup_logging(snakemake.log[0])
@@ -24,7 +23,9 @@ if calibrated:
 events = detect(windows, thresholds)
 if calibrated:
     events = with_probability(events, fits)
-where = deployment_columns(events["file"], events["start"], p.site_level)
+# an event starts at its first window: its site and date-time are that window's (windows.parquet)
+where = windows.set_index(["file", "start"])[["site", "datetime"]]
+where = where.reindex(pd.MultiIndex.from_frame(events[["file", "start"]]))
 events.insert(1, "site", where["site"].to_numpy())
 events.insert(2, "datetime", where["datetime"].to_numpy())
 write_detections(events, windows["file"].unique().tolist(), out.raven, out.audacity, out.detections)
